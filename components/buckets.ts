@@ -1,0 +1,234 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface SecureBucketArgs {
+  kmsKeyArn: pulumi.Input<string>;
+  versioned: boolean;
+  forceDestroy: boolean;
+  /** Lifecycle rules in addition to aborting stale multipart uploads. */
+  lifecycle?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
+  provider?: pulumi.ProviderResource;
+}
+
+/**
+ * A private bucket: public access blocked, owner-enforced objects, SSE-KMS with the
+ * environment's key, a policy that refuses anything but TLS, and a lifecycle.
+ */
+export class SecureBucket extends pulumi.ComponentResource {
+  readonly bucket: aws.s3.Bucket;
+  readonly name: pulumi.Output<string>;
+  readonly arn: pulumi.Output<string>;
+  readonly versioning?: aws.s3.BucketVersioning;
+
+  constructor(name: string, args: SecureBucketArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("greenlight:buckets:SecureBucket", name, {}, opts);
+    const o = { parent: this, provider: args.provider };
+    this.bucket = new aws.s3.Bucket(name, { forceDestroy: args.forceDestroy }, o);
+    this.name = this.bucket.bucket;
+    this.arn = this.bucket.arn;
+    const bucket = this.bucket.id;
+
+    const pab = new aws.s3.BucketPublicAccessBlock(
+      `${name}-public-access`,
+      { bucket, blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true },
+      o,
+    );
+    new aws.s3.BucketOwnershipControls(
+      `${name}-ownership`,
+      { bucket, rule: { objectOwnership: "BucketOwnerEnforced" } },
+      o,
+    );
+    new aws.s3.BucketServerSideEncryptionConfiguration(
+      `${name}-sse`,
+      {
+        bucket,
+        rules: [
+          {
+            applyServerSideEncryptionByDefault: { sseAlgorithm: "aws:kms", kmsMasterKeyId: args.kmsKeyArn },
+            bucketKeyEnabled: true,
+          },
+        ],
+      },
+      o,
+    );
+    if (args.versioned) {
+      this.versioning = new aws.s3.BucketVersioning(
+        `${name}-versioning`,
+        { bucket, versioningConfiguration: { status: "Enabled" } },
+        o,
+      );
+    }
+    new aws.s3.BucketLifecycleConfiguration(
+      `${name}-lifecycle`,
+      {
+        bucket,
+        rules: [
+          {
+            id: "abort-stale-uploads",
+            status: "Enabled",
+            filter: {},
+            abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
+          },
+          ...(args.lifecycle ?? []),
+        ],
+      },
+      { ...o, dependsOn: this.versioning ? [this.versioning] : [] },
+    );
+    new aws.s3.BucketPolicy(
+      `${name}-tls-only`,
+      {
+        bucket,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "DenyInsecureTransport",
+              Effect: "Deny",
+              Principal: "*",
+              Action: "s3:*",
+              Resource: [this.bucket.arn, pulumi.interpolate`${this.bucket.arn}/*`],
+              Condition: { Bool: { "aws:SecureTransport": "false" } },
+            },
+          ],
+        }),
+      },
+      // S3 rejects a policy while public access settings are being applied.
+      { ...o, dependsOn: [pab] },
+    );
+
+    this.registerOutputs({ name: this.name, arn: this.arn });
+  }
+}
+
+export interface BucketsArgs {
+  kmsKeyArn: pulumi.Input<string>;
+  backupRetentionDays: number;
+  /** Keep buckets with objects on destroy (prod). */
+  protect: boolean;
+  replicaRegion?: string;
+}
+
+/**
+ * Artifacts (content-addressed release archives) and backups (versioned, expiring), with an
+ * optional replica of the backups in another region.
+ */
+export class Buckets extends pulumi.ComponentResource {
+  readonly artifacts: SecureBucket;
+  readonly backups: SecureBucket;
+  readonly replica?: SecureBucket;
+
+  constructor(name: string, args: BucketsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("greenlight:buckets:Buckets", name, {}, opts);
+    const parent = { parent: this };
+    this.artifacts = new SecureBucket(
+      `${name}-artifacts`,
+      { kmsKeyArn: args.kmsKeyArn, versioned: false, forceDestroy: !args.protect },
+      parent,
+    );
+    const days = args.backupRetentionDays;
+    this.backups = new SecureBucket(
+      `${name}-backups`,
+      {
+        kmsKeyArn: args.kmsKeyArn,
+        versioned: true,
+        forceDestroy: !args.protect,
+        lifecycle: [
+          {
+            id: "expire-backups",
+            status: "Enabled",
+            filter: {},
+            expiration: { days },
+            noncurrentVersionExpiration: { noncurrentDays: 7 },
+          },
+        ],
+      },
+      parent,
+    );
+
+    if (args.replicaRegion) {
+      const provider = new aws.Provider(`${name}-replica-region`, { region: args.replicaRegion as aws.Region }, parent);
+      const replicaKey = new aws.kms.Key(
+        `${name}-replica-key`,
+        { description: "greenlight backup replica", enableKeyRotation: true, deletionWindowInDays: 30 },
+        { parent: this, provider },
+      );
+      this.replica = new SecureBucket(
+        `${name}-backups-replica`,
+        {
+          kmsKeyArn: replicaKey.arn,
+          versioned: true,
+          forceDestroy: !args.protect,
+          lifecycle: [{ id: "expire-backups", status: "Enabled", filter: {}, expiration: { days } }],
+          provider,
+        },
+        parent,
+      );
+      const role = new aws.iam.Role(
+        `${name}-replication`,
+        {
+          assumeRolePolicy: JSON.stringify({
+            Version: "2012-10-17",
+            Statement: [{ Effect: "Allow", Principal: { Service: "s3.amazonaws.com" }, Action: "sts:AssumeRole" }],
+          }),
+        },
+        parent,
+      );
+      new aws.iam.RolePolicy(
+        `${name}-replication`,
+        {
+          role: role.id,
+          policy: pulumi.jsonStringify({
+            Version: "2012-10-17",
+            Statement: [
+              {
+                Effect: "Allow",
+                Action: ["s3:GetReplicationConfiguration", "s3:ListBucket"],
+                Resource: this.backups.arn,
+              },
+              {
+                Effect: "Allow",
+                Action: ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
+                Resource: pulumi.interpolate`${this.backups.arn}/*`,
+              },
+              {
+                Effect: "Allow",
+                Action: ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
+                Resource: pulumi.interpolate`${this.replica.arn}/*`,
+              },
+              { Effect: "Allow", Action: ["kms:Decrypt"], Resource: args.kmsKeyArn },
+              { Effect: "Allow", Action: ["kms:Encrypt", "kms:GenerateDataKey"], Resource: replicaKey.arn },
+            ],
+          }),
+        },
+        parent,
+      );
+      new aws.s3.BucketReplicationConfig(
+        `${name}-backups-replication`,
+        {
+          bucket: this.backups.bucket.id,
+          role: role.arn,
+          rules: [
+            {
+              id: "replicate-backups",
+              status: "Enabled",
+              filter: {},
+              deleteMarkerReplication: { status: "Disabled" },
+              sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: "Enabled" } },
+              destination: {
+                bucket: this.replica.arn,
+                encryptionConfiguration: { replicaKmsKeyId: replicaKey.arn },
+              },
+            },
+          ],
+        },
+        { parent: this, dependsOn: [this.backups.versioning!, this.replica.versioning!] },
+      );
+    }
+
+    this.registerOutputs({
+      artifactBucket: this.artifacts.name,
+      backupBucket: this.backups.name,
+      replicaBucket: this.replica?.name,
+    });
+  }
+}

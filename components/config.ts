@@ -1,0 +1,522 @@
+// The one place greenlight's configuration is read and validated.
+//
+// `CONFIG_SCHEMA` declares every key of the `greenlight:` namespace: its type, default,
+// description and what it allows. Pulumi.yaml's project-level `config:` block is generated
+// from it (`npm run gen:pulumi-yaml`, checked by a unit test), so the CLI, the docs and the
+// program agree. `parseConfig` is pure (raw strings in, typed config or a ConfigError out)
+// and unit-tested without Pulumi; `readConfig` feeds it from the Pulumi runtime.
+//
+// Pulumi.yaml can type config only as string, integer, boolean or array, so the two
+// release slots are flat keys (`blueRelease`, `blueArtifact`, `blueSha256`, ...) rather
+// than the `slots:` object sketched in DESIGN.md: `pulumi config set greenRelease r42`
+// then works as users expect, and every key is declared and typed.
+import * as pulumi from "@pulumi/pulumi";
+
+export const PROJECT = "greenlight";
+export const COLOURS = ["blue", "green"] as const;
+export type Colour = (typeof COLOURS)[number];
+/** Each colour runs on every host as its own slot, behind nginx on its own port. */
+export const SLOT_PORTS: Record<Colour, number> = { blue: 8001, green: 8002 };
+export const otherColour = (c: Colour): Colour => (c === "blue" ? "green" : "blue");
+
+export const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const SHA256 = /^[0-9a-f]{64}$/;
+export const ARTIFACT_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
+/** Generated secrets, named as they appear in SSM and in the hosts' shared/.env. */
+export const GENERATED_SECRETS = ["DB_PASSWORD", "DATABASE_URL", "SECRET_KEY", "ADMIN_PATH"] as const;
+/** Plain (non-secret) settings the program publishes next to the secrets. */
+export const PLAIN_SETTINGS = ["DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "ALLOWED_HOSTS", "HTTPS"] as const;
+
+export class ConfigError extends pulumi.RunError {
+  constructor(readonly problems: string[]) {
+    super(
+      problems.length === 1
+        ? `greenlight configuration: ${problems[0]}`
+        : `greenlight configuration has ${problems.length} problems:\n  - ${problems.join("\n  - ")}`,
+    );
+    this.name = "ConfigError";
+  }
+}
+
+type Kind = "string" | "integer" | "boolean" | "array";
+type Json = string | number | boolean | string[];
+
+interface KeySpec<T extends Json> {
+  type: Kind;
+  default: T;
+  description: string;
+  /** Human text for "allowed: ...". */
+  allowed: string;
+  /** Returns the typed value or a reason (string wrapped in {problem}). */
+  parse(raw: string): T | { problem: string };
+}
+
+function str(
+  description: string,
+  def: string,
+  allowed: string,
+  ok: (v: string) => boolean = () => true,
+): KeySpec<string> {
+  return {
+    type: "string",
+    default: def,
+    description,
+    allowed,
+    parse: (raw) => (ok(raw) ? raw : { problem: "not allowed" }),
+  };
+}
+
+function optionalStr(description: string, allowed: string, ok: (v: string) => boolean): KeySpec<string> {
+  return str(description, "", `"" (off) or ${allowed}`, (v) => v === "" || ok(v));
+}
+
+function int(description: string, def: number, min: number, max: number): KeySpec<number> {
+  return {
+    type: "integer",
+    default: def,
+    description,
+    allowed: `an integer from ${min} to ${max}`,
+    parse: (raw) => {
+      if (!/^-?\d+$/.test(raw.trim())) return { problem: "not an integer" };
+      const n = Number(raw.trim());
+      return n >= min && n <= max ? n : { problem: "out of range" };
+    },
+  };
+}
+
+function bool(description: string, def: boolean): KeySpec<boolean> {
+  return {
+    type: "boolean",
+    default: def,
+    description,
+    allowed: "true or false",
+    parse: (raw) => (raw === "true" ? true : raw === "false" ? false : { problem: "not a boolean" }),
+  };
+}
+
+function oneOf<T extends string>(description: string, def: T, values: readonly T[]): KeySpec<string> {
+  return str(description, def, values.map((v) => `"${v}"`).join(" or "), (v) => values.includes(v as T));
+}
+
+/** Parses a dotted-quad IPv4 CIDR; returns [address as uint32, prefix] or undefined. */
+export function parseCidr(cidr: string): [number, number] | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (!m) return undefined;
+  const octets = m.slice(1, 5).map(Number);
+  const prefix = Number(m[5]);
+  if (octets.some((o) => o > 255) || prefix > 32) return undefined;
+  const addr = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  if ((addr & ~mask) >>> 0 !== 0) return undefined; // host bits set: 10.0.0.1/16 is a typo
+  return [addr, prefix];
+}
+
+const PRIVATE_RANGES: [number, number][] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].map((c) => parseCidr(c)!);
+function isPrivateCidr(c: [number, number]): boolean {
+  return PRIVATE_RANGES.some(([net, p]) => {
+    const mask = (0xffffffff << (32 - p)) >>> 0;
+    return c[1] >= p && (c[0] & mask) >>> 0 === net;
+  });
+}
+
+const FQDN = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
+const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
+const X86_FAMILIES = ["t3", "t3a", "m5", "m5a", "m6i", "m6a", "m7i", "m7a", "c5", "c6i", "c6a", "c7i", "r6i", "r7i"];
+const INSTANCE_TYPE = new RegExp(`^(${X86_FAMILIES.join("|")})\\.(nano|micro|small|medium|large|\\d*xlarge)$`);
+const INSTANCE_ALLOWED = `an x86_64 type such as t3.small (families ${X86_FAMILIES.join(", ")}): artifacts carry x86_64 wheels`;
+
+const cidrList: KeySpec<string[]> = {
+  type: "array",
+  default: [],
+  description:
+    "IPv4 CIDRs allowed to reach SSH (hosts, or the bastion when privateHosts) and the test listener. " +
+    "Your office or VPN, and the machine that runs `pulumi up`.",
+  allowed: "a list of IPv4 CIDRs of /16 or narrower, e.g. [203.0.113.10/32]; 0.0.0.0/0 is refused",
+  parse: (raw) => {
+    let list: unknown;
+    try {
+      list = JSON.parse(raw);
+    } catch {
+      return { problem: "not a list" };
+    }
+    if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) return { problem: "not a list of strings" };
+    for (const c of list as string[]) {
+      const parsed = parseCidr(c);
+      if (!parsed) return { problem: `"${c}" is not an IPv4 CIDR` };
+      if (parsed[1] === 0) return { problem: `"${c}" opens SSH to the whole internet` };
+      if (parsed[1] < 16) return { problem: `"${c}" is broader than /16` };
+    }
+    return list as string[];
+  },
+};
+
+export const CONFIG_SCHEMA = {
+  app: str(
+    "Name of the site on the hosts: /srv/<app>, supervisor programs <app>-blue and <app>-green.",
+    "site",
+    "2-16 lowercase letters and digits, starting with a letter",
+    (v) => /^[a-z][a-z0-9]{1,15}$/.test(v),
+  ),
+  hostCount: int("Number of EC2 hosts; each runs both colours.", 1, 1, 4),
+  instanceType: str("EC2 instance type of the hosts.", "t3.small", INSTANCE_ALLOWED, (v) => INSTANCE_TYPE.test(v)),
+  amiId: optionalStr(
+    'AMI of the hosts. "" looks up the newest Debian 12 image once and keeps it for existing hosts; ' +
+      "set an id to replace hosts deliberately.",
+    "an AMI id such as ami-0123456789abcdef0",
+    (v) => /^ami-[0-9a-f]{8,17}$/.test(v),
+  ),
+  azCount: int("Availability zones to spread subnets (and hosts) over.", 2, 2, 3),
+  vpcCidr: str(
+    "IPv4 range of the VPC; subnets are carved from it.",
+    "10.40.0.0/16",
+    "a private IPv4 CIDR (10/8, 172.16/12, 192.168/16) from /16 to /20",
+    (v) => {
+      const c = parseCidr(v);
+      return !!c && c[1] >= 16 && c[1] <= 20 && isPrivateCidr(c);
+    },
+  ),
+  privateHosts: bool("Put hosts in private subnets behind a NAT gateway, reached over SSH through a bastion.", false),
+  operatorCidrs: cidrList,
+  bastionInstanceType: str("EC2 instance type of the bastion (privateHosts only).", "t3.nano", INSTANCE_ALLOWED, (v) =>
+    INSTANCE_TYPE.test(v),
+  ),
+  domain: optionalStr(
+    "Public name of the site. Set it to get an ACM certificate, HTTPS and a Route 53 alias.",
+    "a lowercase DNS name such as www.example.com",
+    (v) => FQDN.test(v),
+  ),
+  hostedZone: optionalStr(
+    "Route 53 public hosted zone that holds `domain` (required with domain).",
+    "a lowercase DNS zone name such as example.com",
+    (v) => FQDN.test(v),
+  ),
+  testListener: bool(
+    "Open an ALB listener to the idle colour for smoke tests, reachable from operatorCidrs only.",
+    false,
+  ),
+  testListenerPort: int("Port of the test listener.", 8443, 1024, 65535),
+  healthPath: str(
+    "Path the ALB and the release health gate request on each slot; it must answer the release id.",
+    "/healthz",
+    "an absolute path of letters, digits, / . _ -",
+    (v) => /^\/[A-Za-z0-9/._-]{0,100}$/.test(v),
+  ),
+  workers: int("Gunicorn workers per slot.", 2, 1, 16),
+  dbInstanceClass: str("RDS instance class.", "db.t4g.micro", "an RDS class such as db.t4g.micro", (v) =>
+    /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(v),
+  ),
+  dbAllocatedStorage: int("RDS storage in GiB (gp3).", 20, 20, 1000),
+  dbEngineVersion: oneOf(
+    "PostgreSQL major version. Debian 12's pg_dump is 15, and pg_dump must be at least the server's major version.",
+    "15",
+    ["14", "15"],
+  ),
+  dbMultiAz: bool("Run RDS Multi-AZ (a standby in a second zone).", false),
+  dbBackupRetentionDays: int("Days RDS keeps automated backups.", 1, 1, 35),
+  dbFinalSnapshot: bool("Take a final RDS snapshot when the database is destroyed.", false),
+  deletionProtection: bool(
+    "Protect the database and load balancer from deletion and keep non-empty buckets on destroy.",
+    false,
+  ),
+  backupRetentionDays: int("Days the backup bucket keeps each pre-migration backup.", 30, 1, 3650),
+  backupReplicaRegion: optionalStr(
+    "Replicate the backup bucket to this region.",
+    "an AWS region other than aws:region, such as eu-central-1",
+    (v) => REGION.test(v),
+  ),
+  keepReleases: int("Releases kept on each host by cleanup (a slot's release is always kept).", 5, 2, 50),
+  commandTimeoutMinutes: int("Time limit of each remote release step.", 20, 2, 120),
+  live: oneOf("Colour the load balancer sends traffic to. Flip it to roll back.", "blue", COLOURS),
+  blueRelease: optionalStr("Release id in the blue slot.", "a release id: letters, digits, . _ -", (v) =>
+    RELEASE_ID.test(v),
+  ),
+  blueArtifact: optionalStr("Artifact key (artifact bucket) of the blue release.", "an S3 key", (v) =>
+    ARTIFACT_KEY.test(v),
+  ),
+  blueSha256: optionalStr("sha256 of the blue artifact.", "64 lowercase hex digits", (v) => SHA256.test(v)),
+  greenRelease: optionalStr("Release id in the green slot.", "a release id: letters, digits, . _ -", (v) =>
+    RELEASE_ID.test(v),
+  ),
+  greenArtifact: optionalStr("Artifact key (artifact bucket) of the green release.", "an S3 key", (v) =>
+    ARTIFACT_KEY.test(v),
+  ),
+  greenSha256: optionalStr("sha256 of the green artifact.", "64 lowercase hex digits", (v) => SHA256.test(v)),
+  restoreBackup: optionalStr(
+    "Backup key to restore into the database (runs once per key; takes a safety backup first).",
+    "a key in the backup bucket",
+    (v) => ARTIFACT_KEY.test(v),
+  ),
+} as const;
+
+export type ConfigKey = keyof typeof CONFIG_SCHEMA;
+type Parsed = { [K in ConfigKey]: (typeof CONFIG_SCHEMA)[K]["default"] };
+
+export interface SlotRelease {
+  release: string;
+  artifact: string;
+  sha256: string;
+}
+
+export interface UserSecret {
+  /** Config key, e.g. sentryDsn. */
+  key: string;
+  /** Name in SSM and in shared/.env, e.g. SENTRY_DSN. */
+  name: string;
+}
+
+export interface EnvConfig {
+  project: string;
+  stack: string;
+  region: string;
+  app: string;
+  hostCount: number;
+  instanceType: string;
+  amiId?: string;
+  azCount: number;
+  vpcCidr: string;
+  privateHosts: boolean;
+  operatorCidrs: string[];
+  bastionInstanceType: string;
+  domain?: { name: string; zone: string };
+  testListener?: { port: number };
+  healthPath: string;
+  workers: number;
+  db: {
+    instanceClass: string;
+    allocatedStorage: number;
+    engineVersion: string;
+    multiAz: boolean;
+    backupRetentionDays: number;
+    finalSnapshot: boolean;
+  };
+  deletionProtection: boolean;
+  backups: { retentionDays: number; replicaRegion?: string };
+  keepReleases: number;
+  commandTimeoutMinutes: number;
+  live: Colour;
+  idle: Colour;
+  slots: Record<Colour, SlotRelease | undefined>;
+  restoreBackup?: string;
+  userSecrets: UserSecret[];
+  /** SSM path of this environment, with a trailing slash: /greenlight/qa/ */
+  parameterPath: string;
+}
+
+/** sentryDsn -> SENTRY_DSN */
+export function envName(key: string): string {
+  return key.replace(/([a-z0-9])([A-Z])/g, "$1_$2").toUpperCase();
+}
+
+function levenshtein(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+function suggest(key: string): string {
+  const best = Object.keys(CONFIG_SCHEMA)
+    .map((k) => [k, levenshtein(key.toLowerCase(), k.toLowerCase())] as const)
+    .sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= 3 ? ` Did you mean greenlight:${best[0]}?` : "";
+}
+
+/**
+ * Validates raw config. `raw` maps full keys ("greenlight:hostCount", "aws:region") to the
+ * strings Pulumi hands the program (arrays as JSON). `secretKeys` lists the full keys set with
+ * `--secret`: their values never appear in an error, and unknown secret keys become user secrets.
+ */
+export function parseConfig(
+  raw: Record<string, string>,
+  secretKeys: ReadonlySet<string>,
+  ctx: { stack: string; project?: string },
+): EnvConfig {
+  const project = ctx.project ?? PROJECT;
+  const problems: string[] = [];
+  const show = (full: string, v: string) => (secretKeys.has(full) ? "[secret]" : JSON.stringify(v));
+  const values: Partial<Record<ConfigKey, Json>> = {};
+
+  if (!/^[a-z][a-z0-9-]{0,11}$/.test(ctx.stack)) {
+    problems.push(
+      `stack name ${JSON.stringify(ctx.stack)} is not allowed; allowed: up to 12 lowercase letters, digits and - (AWS caps load balancer names at 32 characters)`,
+    );
+  }
+
+  for (const [k, spec] of Object.entries(CONFIG_SCHEMA) as [ConfigKey, KeySpec<Json>][]) {
+    const full = `${project}:${k}`;
+    const v = raw[full];
+    if (v === undefined) {
+      values[k] = spec.default;
+      continue;
+    }
+    const r = spec.parse(v);
+    if (typeof r === "object" && r !== null && !Array.isArray(r)) {
+      problems.push(`${full} = ${show(full, v)} is not allowed (${r.problem}); allowed: ${spec.allowed}`);
+    } else {
+      values[k] = r;
+    }
+  }
+
+  const region = raw["aws:region"];
+  if (region === undefined) {
+    problems.push(`aws:region is not set; allowed: an AWS region such as eu-west-1 (pulumi config set aws:region ...)`);
+  } else if (!REGION.test(region)) {
+    problems.push(`aws:region = ${JSON.stringify(region)} is not allowed; allowed: an AWS region such as eu-west-1`);
+  }
+
+  const userSecrets: UserSecret[] = [];
+  const reserved = new Set<string>([...GENERATED_SECRETS, ...PLAIN_SETTINGS]);
+  for (const full of Object.keys(raw).sort()) {
+    if (!full.startsWith(`${project}:`)) continue;
+    const key = full.slice(project.length + 1);
+    if (key in CONFIG_SCHEMA) continue;
+    if (!secretKeys.has(full)) {
+      problems.push(
+        `${full} is not a greenlight setting.${suggest(key)} ` +
+          `Set app secrets with --secret (they go to SSM); allowed keys: ${Object.keys(CONFIG_SCHEMA).join(", ")}`,
+      );
+      continue;
+    }
+    const name = envName(key);
+    if (!/^[a-z][a-zA-Z0-9]{1,62}$/.test(key)) {
+      problems.push(`${full} (secret) is not allowed as an app secret name; allowed: camelCase letters and digits`);
+    } else if (reserved.has(name)) {
+      problems.push(`${full} (secret) would overwrite the generated ${name}; allowed: any other name`);
+    } else if (/[\r\n\0]/.test(raw[full])) {
+      problems.push(`${full} = [secret] is not allowed (contains a line break); allowed: a single-line value`);
+    } else {
+      userSecrets.push({ key, name });
+    }
+  }
+
+  if (problems.length) throw new ConfigError(problems);
+  const p = values as Parsed;
+
+  // Cross-key rules.
+  const slots = {} as Record<Colour, SlotRelease | undefined>;
+  for (const c of COLOURS) {
+    const release = p[`${c}Release`];
+    const artifact = p[`${c}Artifact`];
+    const sha256 = p[`${c}Sha256`];
+    if (release === "") {
+      if (artifact !== "" || sha256 !== "") {
+        problems.push(
+          `${project}:${c}Release is empty but ${c}Artifact/${c}Sha256 are set; allowed: set all three or none ` +
+            `(npm run release writes them together)`,
+        );
+      }
+      slots[c] = undefined;
+    } else if (artifact === "" || sha256 === "") {
+      problems.push(
+        `${project}:${c}Release = ${JSON.stringify(release)} needs ${c}Artifact and ${c}Sha256; ` +
+          `allowed: all three set (npm run release writes them together)`,
+      );
+    } else {
+      slots[c] = { release, artifact, sha256 };
+    }
+  }
+  const live = p.live as Colour;
+  const idle = otherColour(live);
+  if (!slots[live] && slots[idle]) {
+    problems.push(
+      `${project}:live = "${live}" names an empty slot (${project}:${live}Release is not set); ` +
+        `allowed: "${idle}", the slot that holds release ${JSON.stringify(slots[idle]!.release)}`,
+    );
+  }
+  if ((p.domain === "") !== (p.hostedZone === "")) {
+    problems.push(
+      p.domain === ""
+        ? `${project}:hostedZone = ${JSON.stringify(p.hostedZone)} is set without ${project}:domain; allowed: both or neither`
+        : `${project}:domain = ${JSON.stringify(p.domain)} needs ${project}:hostedZone; allowed: the Route 53 zone that holds it`,
+    );
+  } else if (p.domain !== "" && p.domain !== p.hostedZone && !p.domain.endsWith(`.${p.hostedZone}`)) {
+    problems.push(
+      `${project}:domain = ${JSON.stringify(p.domain)} is not in ${project}:hostedZone = ${JSON.stringify(p.hostedZone)}; ` +
+        `allowed: a name that ends with .${p.hostedZone}`,
+    );
+  }
+  if (p.backupReplicaRegion !== "" && p.backupReplicaRegion === region) {
+    problems.push(
+      `${project}:backupReplicaRegion = ${JSON.stringify(p.backupReplicaRegion)} equals aws:region; allowed: another region`,
+    );
+  }
+  if (p.testListener && [80, 443].includes(p.testListenerPort)) {
+    problems.push(`${project}:testListenerPort = ${p.testListenerPort} is taken by the public listeners`);
+  }
+  if (p.operatorCidrs.length === 0) {
+    problems.push(
+      `${project}:operatorCidrs = [] leaves no way to reach the hosts over SSH, which every release needs; ` +
+        `allowed: at least one CIDR, e.g. the public address of the machine that runs pulumi up (x.y.z.w/32)`,
+    );
+  }
+  if (problems.length) throw new ConfigError(problems);
+
+  return {
+    project,
+    stack: ctx.stack,
+    region: region!,
+    app: p.app,
+    hostCount: p.hostCount,
+    instanceType: p.instanceType,
+    amiId: p.amiId || undefined,
+    azCount: p.azCount,
+    vpcCidr: p.vpcCidr,
+    privateHosts: p.privateHosts,
+    operatorCidrs: p.operatorCidrs,
+    bastionInstanceType: p.bastionInstanceType,
+    domain: p.domain ? { name: p.domain, zone: p.hostedZone } : undefined,
+    testListener: p.testListener ? { port: p.testListenerPort } : undefined,
+    healthPath: p.healthPath,
+    workers: p.workers,
+    db: {
+      instanceClass: p.dbInstanceClass,
+      allocatedStorage: p.dbAllocatedStorage,
+      engineVersion: p.dbEngineVersion,
+      multiAz: p.dbMultiAz,
+      backupRetentionDays: p.dbBackupRetentionDays,
+      finalSnapshot: p.dbFinalSnapshot,
+    },
+    deletionProtection: p.deletionProtection,
+    backups: { retentionDays: p.backupRetentionDays, replicaRegion: p.backupReplicaRegion || undefined },
+    keepReleases: p.keepReleases,
+    commandTimeoutMinutes: p.commandTimeoutMinutes,
+    live,
+    idle,
+    slots,
+    restoreBackup: p.restoreBackup || undefined,
+    userSecrets,
+    parameterPath: `/${project}/${ctx.stack}/`,
+  };
+}
+
+/** Reads the stack's config from the Pulumi runtime and validates it. */
+export function readConfig(): EnvConfig {
+  const raw = pulumi.runtime.allConfig();
+  // isConfigSecret is exported by the SDK's runtime (the SDK's own Config uses it) but marked
+  // @internal, so it is missing from the typings.
+  const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+  if (!isSecret) throw new pulumi.RunError("this @pulumi/pulumi has no runtime.isConfigSecret; use 3.x");
+  const secretKeys = new Set(Object.keys(raw).filter((k) => isSecret(k)));
+  return parseConfig(raw, secretKeys, { stack: pulumi.getStack(), project: pulumi.getProject() });
+}
+
+/** A user secret's value, as a Pulumi secret. */
+export function userSecretValue(s: UserSecret): pulumi.Output<string> {
+  return new pulumi.Config().requireSecret(s.key);
+}
+
+/** The project-level `config:` block of Pulumi.yaml, generated from CONFIG_SCHEMA. */
+export function projectConfigBlock(): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [k, spec] of Object.entries(CONFIG_SCHEMA) as [string, KeySpec<Json>][]) {
+    out[k] = {
+      type: spec.type,
+      description: `${spec.description} Allowed: ${spec.allowed}.`,
+      ...(spec.type === "array" ? { items: { type: "string" } } : {}),
+      default: spec.default,
+    };
+  }
+  return out;
+}

@@ -1,0 +1,201 @@
+import * as pulumi from "@pulumi/pulumi";
+import { Buckets } from "./buckets";
+import { COLOURS, EnvConfig, userSecretValue } from "./config";
+import { Database } from "./database";
+import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
+import { LoadBalancer } from "./loadBalancer";
+import { Network } from "./network";
+import { AppSettings, Secrets } from "./secrets";
+import { SecurityGroups } from "./securityGroups";
+
+export interface EnvironmentArgs {
+  config: EnvConfig;
+}
+
+export interface HostOutput {
+  id: string;
+  address: string;
+  ssh: string;
+}
+
+/**
+ * One whole environment (a stack): network, security groups, secrets, buckets, database,
+ * hosts and the load balancer, wired as DESIGN.md describes. `index.ts` builds one of these
+ * and exports `outputs`.
+ */
+export class Environment extends pulumi.ComponentResource {
+  readonly network: Network;
+  readonly securityGroups: SecurityGroups;
+  readonly secrets: Secrets;
+  readonly buckets: Buckets;
+  readonly database: Database;
+  readonly hosts: Hosts;
+  readonly loadBalancer: LoadBalancer;
+  readonly outputs: Record<string, pulumi.Input<unknown>>;
+
+  constructor(name: string, args: EnvironmentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("greenlight:environment:Environment", name, {}, opts);
+    const cfg = args.config;
+    const parent = { parent: this };
+
+    this.network = new Network(
+      `${name}-net`,
+      { cidr: cfg.vpcCidr, azCount: cfg.azCount, nat: cfg.privateHosts, region: cfg.region },
+      parent,
+    );
+    this.securityGroups = new SecurityGroups(
+      `${name}-sg`,
+      {
+        vpcId: this.network.vpcId,
+        operatorCidrs: cfg.operatorCidrs,
+        privateHosts: cfg.privateHosts,
+        https: cfg.domain !== undefined,
+        testListenerPort: cfg.testListener?.port,
+      },
+      parent,
+    );
+    this.secrets = new Secrets(
+      `${name}-secrets`,
+      {
+        parameterPath: cfg.parameterPath,
+        userSecrets: cfg.userSecrets.map((s) => ({ name: s.name, value: userSecretValue(s) })),
+        deletionProtection: cfg.deletionProtection,
+      },
+      parent,
+    );
+    const kmsKeyArn = this.secrets.kmsKey.arn;
+    this.buckets = new Buckets(
+      `${name}-buckets`,
+      {
+        kmsKeyArn,
+        backupRetentionDays: cfg.backups.retentionDays,
+        protect: cfg.deletionProtection,
+        replicaRegion: cfg.backups.replicaRegion,
+      },
+      parent,
+    );
+    this.database = new Database(
+      `${name}-db`,
+      {
+        subnetIds: this.network.privateSubnetIds,
+        securityGroupId: this.securityGroups.db.id,
+        kmsKeyArn,
+        password: this.secrets.dbPassword,
+        dbName: cfg.app,
+        instanceClass: cfg.db.instanceClass,
+        allocatedStorage: cfg.db.allocatedStorage,
+        engineVersion: cfg.db.engineVersion,
+        multiAz: cfg.db.multiAz,
+        backupRetentionDays: cfg.db.backupRetentionDays,
+        deletionProtection: cfg.deletionProtection,
+        finalSnapshot: cfg.db.finalSnapshot,
+      },
+      parent,
+    );
+    const db = this.database;
+    new AppSettings(
+      `${name}-settings`,
+      {
+        parameterPath: cfg.parameterPath,
+        kmsKeyArn,
+        plain: {
+          DB_HOST: db.address,
+          DB_PORT: db.port.apply(String),
+          DB_NAME: cfg.app,
+          DB_USER: cfg.app,
+          // Django checks the Host header; without a domain the site answers on the ALB's name.
+          ALLOWED_HOSTS: cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`,
+          HTTPS: cfg.domain ? "on" : "off",
+        },
+        secure: {
+          DATABASE_URL: pulumi.interpolate`postgres://${cfg.app}:${this.secrets.dbPassword}@${db.address}:${db.port}/${cfg.app}?sslmode=require`,
+        },
+      },
+      parent,
+    );
+
+    this.hosts = new Hosts(
+      `${name}-host`,
+      {
+        hostCount: cfg.hostCount,
+        instanceType: cfg.instanceType,
+        amiId: cfg.amiId,
+        subnetIds: cfg.privateHosts ? this.network.privateSubnetIds : this.network.publicSubnetIds,
+        securityGroupId: this.securityGroups.hosts.id,
+        publicAddress: !cfg.privateHosts,
+        bastion: this.securityGroups.bastion
+          ? {
+              subnetId: this.network.publicSubnetIds[0],
+              securityGroupId: this.securityGroups.bastion.id,
+              instanceType: cfg.bastionInstanceType,
+            }
+          : undefined,
+        region: cfg.region,
+        parameterPath: cfg.parameterPath,
+        kmsKeyArn,
+        artifactBucketArn: this.buckets.artifacts.arn,
+        backupBucketArn: this.buckets.backups.arn,
+        dialErrorLimit: 60,
+      },
+      parent,
+    );
+
+    this.loadBalancer = new LoadBalancer(
+      `${name}-alb`,
+      {
+        vpcId: this.network.vpcId,
+        subnetIds: this.network.publicSubnetIds,
+        securityGroupId: this.securityGroups.alb.id,
+        instanceIds: this.hosts.hosts.map((h) => h.instance.id),
+        live: cfg.live,
+        healthPath: cfg.healthPath,
+        domain: cfg.domain,
+        testListenerPort: cfg.testListener?.port,
+        deletionProtection: cfg.deletionProtection,
+        cutoverAfter: [],
+        testAfter: [],
+      },
+      parent,
+    );
+
+    const bastion = this.hosts.bastion;
+    const keyFile = `greenlight-${cfg.stack}.key`;
+    const knownHostsFile = `greenlight-${cfg.stack}.known_hosts`;
+    const sshLine = (address: string, bastionAddress?: string) =>
+      `ssh -i ${keyFile} -o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes` +
+      (bastionAddress ? ` -J ${ADMIN_USER}@${bastionAddress}` : "") +
+      ` ${DEPLOY_USER}@${address}`;
+    const hostsOut: pulumi.Output<HostOutput[]> = pulumi.all(
+      this.hosts.hosts.map((h) =>
+        pulumi
+          .all([h.instance.id, h.address, bastion?.address ?? ""])
+          .apply(([id, address, b]) => ({ id, address, ssh: sshLine(address, b || undefined) })),
+      ),
+    );
+    const knownHosts = pulumi
+      .all([
+        ...this.hosts.hosts.map((h) => pulumi.interpolate`${h.address} ${h.hostKey}`),
+        ...(bastion ? [pulumi.interpolate`${bastion.address} ${bastion.hostKey}`] : []),
+      ])
+      .apply((lines) => lines.join("\n") + "\n");
+
+    const releases = Object.fromEntries(COLOURS.map((c) => [c, cfg.slots[c] ?? null]));
+    this.outputs = {
+      url: this.loadBalancer.url,
+      liveColour: cfg.live,
+      idleColour: cfg.idle,
+      liveRelease: cfg.slots[cfg.live]?.release ?? null,
+      releases,
+      hosts: hostsOut,
+      bastion: bastion?.address,
+      knownHosts,
+      sshPrivateKey: pulumi.secret(this.hosts.deployKey.privateKeyOpenssh),
+      dbEndpoint: db.endpoint,
+      parameterPath: cfg.parameterPath,
+      artifactBucket: this.buckets.artifacts.name,
+      backupBucket: this.buckets.backups.name,
+      region: cfg.region,
+    };
+    this.registerOutputs(this.outputs);
+  }
+}

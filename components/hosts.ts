@@ -1,0 +1,273 @@
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { stringify } from "yaml";
+import type * as command from "@pulumi/command";
+
+/** Debian's AWS account: the publisher of the official Debian 12 AMIs. */
+export const DEBIAN_AMI_OWNER = "136693071363";
+/** The user cloud-init creates on Debian images; it has sudo and runs the bootstrap. */
+export const ADMIN_USER = "admin";
+/** The user the bootstrap creates; it owns /srv/<app> and runs every release step. */
+export const DEPLOY_USER = "deploy";
+
+export interface HostsArgs {
+  hostCount: number;
+  instanceType: string;
+  /** Pinned AMI; when unset the newest Debian 12 image is looked up and kept (ignoreChanges). */
+  amiId?: string;
+  subnetIds: pulumi.Input<string>[];
+  securityGroupId: pulumi.Input<string>;
+  /** Public subnets and a public address (qa) or private subnets behind a bastion (prod). */
+  publicAddress: boolean;
+  bastion?: { subnetId: pulumi.Input<string>; securityGroupId: pulumi.Input<string>; instanceType: string };
+  region: string;
+  /** /<project>/<stack>/ : the only SSM path the hosts may read. */
+  parameterPath: string;
+  kmsKeyArn: pulumi.Input<string>;
+  artifactBucketArn: pulumi.Input<string>;
+  backupBucketArn: pulumi.Input<string>;
+  dialErrorLimit: number;
+}
+
+export interface Host {
+  index: number;
+  instance: aws.ec2.Instance;
+  /** What SSH dials: the public IP, or the private IP through the bastion. */
+  address: pulumi.Output<string>;
+  /** Public half of the host's generated SSH host key, as in known_hosts ("ssh-ed25519 AAAA..."). */
+  hostKey: pulumi.Output<string>;
+}
+
+/** The AMI lookup: official Debian 12, x86_64, HVM, EBS-backed, newest. */
+export function debianAmi(parent: pulumi.Resource): pulumi.Output<string> {
+  return aws.ec2.getAmiOutput(
+    {
+      mostRecent: true,
+      owners: [DEBIAN_AMI_OWNER],
+      filters: [
+        { name: "name", values: ["debian-12-amd64-*"] },
+        { name: "architecture", values: ["x86_64"] },
+        { name: "virtualization-type", values: ["hvm"] },
+        { name: "root-device-type", values: ["ebs"] },
+      ],
+    },
+    { parent },
+  ).id;
+}
+
+/**
+ * cloud-init user data. It only installs the generated host key (and removes every other
+ * host key, so the pinned one is the only one sshd can offer) and authorises the deploy key
+ * for the admin user. Nothing else goes here: on an existing instance a user-data change
+ * means a stop and start, so it must stay stable; the bootstrap does the rest over SSH.
+ */
+export function userData(hostPrivateKey: string, hostPublicKey: string, deployPublicKey: string): string {
+  return (
+    "#cloud-config\n" +
+    stringify({
+      ssh_deletekeys: true,
+      ssh_genkeytypes: [],
+      ssh_keys: { ed25519_private: hostPrivateKey, ed25519_public: hostPublicKey.trim() },
+      ssh_authorized_keys: [deployPublicKey.trim()],
+      ssh_pwauth: false,
+      disable_root: true,
+    })
+  );
+}
+
+/**
+ * The EC2 hosts (and the bastion): Debian 12, IMDSv2 only, encrypted roots, a role that may
+ * read only this environment's SSM path, the artifacts and the backups. SSH host keys and the
+ * deploy key are generated here and pinned in every connection.
+ */
+export class Hosts extends pulumi.ComponentResource {
+  readonly hosts: Host[] = [];
+  readonly deployKey: tls.PrivateKey;
+  readonly bastion?: { instance: aws.ec2.Instance; address: pulumi.Output<string>; hostKey: pulumi.Output<string> };
+  readonly role: aws.iam.Role;
+  readonly policy: aws.iam.RolePolicy;
+  private readonly args: HostsArgs;
+
+  constructor(name: string, args: HostsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("greenlight:hosts:Hosts", name, {}, opts);
+    this.args = args;
+    const parent = { parent: this };
+
+    this.deployKey = new tls.PrivateKey(`${name}-deploy-key`, { algorithm: "ED25519" }, parent);
+
+    const partition = aws.getPartitionOutput({}, parent).partition;
+    const account = aws.getCallerIdentityOutput({}, parent).accountId;
+    const path = args.parameterPath.replace(/\/$/, "");
+    this.role = new aws.iam.Role(
+      `${name}-role`,
+      {
+        description: `greenlight hosts of ${args.parameterPath}`,
+        assumeRolePolicy: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+        }),
+      },
+      parent,
+    );
+    this.policy = new aws.iam.RolePolicy(
+      `${name}-policy`,
+      {
+        role: this.role.id,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Sid: "ReadThisEnvironmentsParameters",
+              Effect: "Allow",
+              Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+              Resource: [
+                pulumi.interpolate`arn:${partition}:ssm:${args.region}:${account}:parameter${path}`,
+                pulumi.interpolate`arn:${partition}:ssm:${args.region}:${account}:parameter${path}/*`,
+              ],
+            },
+            {
+              Sid: "DecryptThroughSsmAndS3Only",
+              Effect: "Allow",
+              Action: ["kms:Decrypt"],
+              Resource: args.kmsKeyArn,
+              Condition: {
+                StringEquals: {
+                  "kms:ViaService": [`ssm.${args.region}.amazonaws.com`, `s3.${args.region}.amazonaws.com`],
+                },
+              },
+            },
+            {
+              Sid: "EncryptBackupsThroughS3Only",
+              Effect: "Allow",
+              Action: ["kms:GenerateDataKey"],
+              Resource: args.kmsKeyArn,
+              Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
+            },
+            {
+              Sid: "ReadArtifacts",
+              Effect: "Allow",
+              Action: ["s3:GetObject"],
+              Resource: pulumi.interpolate`${args.artifactBucketArn}/*`,
+            },
+            {
+              Sid: "WriteAndRestoreBackups",
+              Effect: "Allow",
+              Action: ["s3:PutObject", "s3:GetObject"],
+              Resource: pulumi.interpolate`${args.backupBucketArn}/*`,
+            },
+          ],
+        }),
+      },
+      parent,
+    );
+    const profile = new aws.iam.InstanceProfile(`${name}-profile`, { role: this.role.name }, parent);
+
+    const ami = args.amiId ?? debianAmi(this);
+    // Without a pinned id, the id looked up when a host was created stays with it: a newer
+    // Debian image never replaces hosts by surprise. Setting greenlight:amiId replaces them.
+    const amiOpts: pulumi.CustomResourceOptions = args.amiId ? {} : { ignoreChanges: ["ami"] };
+
+    const machine = (
+      id: string,
+      instanceType: string,
+      subnetId: pulumi.Input<string>,
+      sg: pulumi.Input<string>,
+      publicIp: boolean,
+      withRole: boolean,
+      more: pulumi.CustomResourceOptions,
+    ) => {
+      const hostKey = new tls.PrivateKey(`${id}-host-key`, { algorithm: "ED25519" }, parent);
+      const instance = new aws.ec2.Instance(
+        id,
+        {
+          ami,
+          instanceType,
+          subnetId,
+          vpcSecurityGroupIds: [sg],
+          associatePublicIpAddress: publicIp,
+          iamInstanceProfile: withRole ? profile.name : undefined,
+          metadataOptions: { httpTokens: "required", httpEndpoint: "enabled", httpPutResponseHopLimit: 1 },
+          rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true },
+          userData: pulumi.secret(
+            pulumi
+              .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh, this.deployKey.publicKeyOpenssh])
+              .apply(([priv, pub, deploy]) => userData(priv, pub, deploy)),
+          ),
+          userDataReplaceOnChange: false,
+          tags: { Name: id },
+        },
+        { parent: this, ...amiOpts, ...more },
+      );
+      return {
+        instance,
+        address: publicIp ? instance.publicIp : instance.privateIp,
+        hostKey: hostKey.publicKeyOpenssh.apply((k) => k.trim()),
+      };
+    };
+
+    if (args.bastion) {
+      this.bastion = machine(
+        `${name}-bastion`,
+        args.bastion.instanceType,
+        args.bastion.subnetId,
+        args.bastion.securityGroupId,
+        true,
+        false,
+        {},
+      );
+    }
+    for (let i = 0; i < args.hostCount; i++) {
+      const m = machine(
+        `${name}-${i}`,
+        args.instanceType,
+        args.subnetIds[i % args.subnetIds.length],
+        args.securityGroupId,
+        args.publicAddress,
+        true,
+        // One host after another: a replacement (new AMI) never takes all hosts at once.
+        i > 0 ? { dependsOn: [this.hosts[i - 1].instance] } : {},
+      );
+      this.hosts.push({ index: i, ...m });
+    }
+
+    this.registerOutputs({
+      hosts: this.hosts.map((h) => ({ id: h.instance.id, address: h.address })),
+      bastion: this.bastion?.address,
+    });
+  }
+
+  /**
+   * How `@pulumi/command` reaches host `i` as `user`: pinned host key, the deploy key, the
+   * bastion as proxy for private hosts, and dial limits (fresh instances refuse SSH for a while).
+   */
+  connection(i: number, user: string): pulumi.Output<command.types.input.remote.ConnectionArgs> {
+    const h = this.hosts[i];
+    const limits = { dialErrorLimit: this.args.dialErrorLimit, perDialTimeout: 15 };
+    const b = this.bastion;
+    return pulumi.secret(
+      pulumi
+        .all([h.address, h.hostKey, this.deployKey.privateKeyOpenssh, b?.address ?? "", b?.hostKey ?? ""])
+        .apply(([host, hostKey, privateKey, bastionHost, bastionKey]) => ({
+          host,
+          port: 22,
+          user,
+          privateKey,
+          hostKey,
+          ...limits,
+          ...(b
+            ? {
+                proxy: {
+                  host: bastionHost,
+                  port: 22,
+                  user: ADMIN_USER,
+                  privateKey,
+                  hostKey: bastionKey,
+                  ...limits,
+                },
+              }
+            : {}),
+        })),
+    );
+  }
+}

@@ -1,0 +1,25 @@
+// greenlight: one environment per stack (`pulumi up --stack qa`). Everything lives in
+// components/; this file only reads the validated config, builds the environment and exports
+// its outputs (`pulumi stack output`).
+import { readConfig } from "./components/config";
+import { Environment } from "./components/environment";
+
+const config = readConfig();
+const environment = new Environment(config.stack, { config });
+
+export const {
+  url,
+  liveColour,
+  idleColour,
+  liveRelease,
+  releases,
+  hosts,
+  bastion,
+  knownHosts,
+  sshPrivateKey,
+  dbEndpoint,
+  parameterPath,
+  artifactBucket,
+  backupBucket,
+  region,
+} = environment.outputs;

@@ -1,0 +1,214 @@
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { CONFIG_SCHEMA, ConfigError, envName, parseConfig } from "../../components/config";
+import { planSubnets } from "../../components/network";
+import { pulumiYaml } from "../../scripts/cli/gen-pulumi-yaml";
+import { Override, ROOT, stackConfig } from "../rig/stackConfig";
+
+function parse(stack: string, overrides: Record<string, Override> = {}) {
+  const c = stackConfig(stack, overrides);
+  return parseConfig(c.values, new Set(c.secretKeys), { stack });
+}
+
+function rejects(stack: string, overrides: Record<string, Override>, ...expected: (string | RegExp)[]): ConfigError {
+  try {
+    parse(stack, overrides);
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, `expected a ConfigError, got ${e}`);
+    for (const x of expected) {
+      if (typeof x === "string") assert.ok(e.message.includes(x), `error should mention ${x}:\n${e.message}`);
+      else assert.match(e.message, x);
+    }
+    return e;
+  }
+  assert.fail(`config ${JSON.stringify(overrides)} was accepted`);
+}
+
+describe("config", () => {
+  it("reads the qa stack file: one public host, small DB, no domain", () => {
+    const c = parse("qa");
+    assert.equal(c.hostCount, 1);
+    assert.equal(c.privateHosts, false);
+    assert.equal(c.domain, undefined);
+    assert.equal(c.db.backupRetentionDays, 1);
+    assert.equal(c.deletionProtection, false);
+    assert.equal(c.db.multiAz, false);
+    assert.equal(c.parameterPath, "/greenlight/qa/");
+    assert.deepEqual(c.slots, { blue: undefined, green: undefined });
+  });
+
+  it("reads the prod stack file: two private hosts, Multi-AZ DB, 14-day backups, protection, HTTPS", () => {
+    const c = parse("prod");
+    assert.equal(c.hostCount, 2);
+    assert.equal(c.azCount, 2);
+    assert.equal(c.privateHosts, true);
+    assert.equal(c.db.multiAz, true);
+    assert.equal(c.db.backupRetentionDays, 14);
+    assert.equal(c.deletionProtection, true);
+    assert.equal(c.db.finalSnapshot, true);
+    assert.deepEqual(c.domain, { name: "www.example.com", zone: "example.com" });
+  });
+
+  it("applies the schema's defaults to keys a stack file leaves out", () => {
+    const c = parse("qa", { app: undefined, workers: undefined, keepReleases: undefined });
+    assert.equal(c.app, CONFIG_SCHEMA.app.default);
+    assert.equal(c.workers, CONFIG_SCHEMA.workers.default);
+    assert.equal(c.keepReleases, CONFIG_SCHEMA.keepReleases.default);
+  });
+
+  describe("rejects bad values, naming the key, the value and what is allowed", () => {
+    const cases: [string, Record<string, Override>, ...(string | RegExp)[]][] = [
+      ["hostCount 0", { hostCount: 0 }, "greenlight:hostCount", '"0"', "from 1 to 4"],
+      ["hostCount not a number", { hostCount: "two" }, "greenlight:hostCount", '"two"', "an integer"],
+      ["azCount 5", { azCount: 5 }, "greenlight:azCount", '"5"', "from 2 to 3"],
+      ["privateHosts yes", { privateHosts: "yes" }, "greenlight:privateHosts", '"yes"', "true or false"],
+      [
+        "operatorCidrs open to the world",
+        { operatorCidrs: ["0.0.0.0/0"] },
+        "greenlight:operatorCidrs",
+        "0.0.0.0/0",
+        "refused",
+      ],
+      ["operatorCidrs broader than /16", { operatorCidrs: ["10.0.0.0/8"] }, "greenlight:operatorCidrs", "10.0.0.0/8"],
+      ["operatorCidrs not a CIDR", { operatorCidrs: ["my office"] }, "greenlight:operatorCidrs", "my office"],
+      ["operatorCidrs empty", { operatorCidrs: [] }, "greenlight:operatorCidrs", "at least one CIDR"],
+      ["vpcCidr public", { vpcCidr: "8.8.0.0/16" }, "greenlight:vpcCidr", '"8.8.0.0/16"', "private IPv4 CIDR"],
+      ["vpcCidr host bits", { vpcCidr: "10.1.2.3/16" }, "greenlight:vpcCidr", '"10.1.2.3/16"'],
+      ["instanceType arm", { instanceType: "t4g.small" }, "greenlight:instanceType", '"t4g.small"', "x86_64"],
+      ["live purple", { live: "purple" }, "greenlight:live", '"purple"', '"blue" or "green"'],
+      ["release id with a space", { blueRelease: "r 1" }, "greenlight:blueRelease", '"r 1"', "release id"],
+      ["release id with $(...)", { blueRelease: "$(reboot)" }, "greenlight:blueRelease", "release id"],
+      [
+        "sha256 uppercase",
+        { ...{ blueRelease: "r1", blueArtifact: "a.tgz" }, blueSha256: "ABC" },
+        "greenlight:blueSha256",
+        '"ABC"',
+      ],
+      ["release without artifact", { blueRelease: "r1" }, "greenlight:blueRelease", "blueArtifact"],
+      ["dbEngineVersion 17", { dbEngineVersion: "17" }, "greenlight:dbEngineVersion", '"17"', '"14" or "15"'],
+      ["dbBackupRetentionDays 0", { dbBackupRetentionDays: 0 }, "greenlight:dbBackupRetentionDays", "from 1 to 35"],
+      ["domain without zone", { domain: "www.example.org", hostedZone: "" }, "greenlight:domain", "hostedZone"],
+      [
+        "domain outside zone",
+        { domain: "www.example.org", hostedZone: "example.com" },
+        "greenlight:domain",
+        "example.com",
+      ],
+      [
+        "domain uppercase",
+        { domain: "WWW.example.com", hostedZone: "example.com" },
+        "greenlight:domain",
+        '"WWW.example.com"',
+      ],
+      ["healthPath relative", { healthPath: "healthz" }, "greenlight:healthPath", '"healthz"', "absolute path"],
+      ["app name with dash", { app: "my-site" }, "greenlight:app", '"my-site"', "lowercase letters and digits"],
+      ["keepReleases 1", { keepReleases: 1 }, "greenlight:keepReleases", "from 2 to 50"],
+      [
+        "replica region = region",
+        { backupReplicaRegion: "eu-west-1" },
+        "greenlight:backupReplicaRegion",
+        "equals aws:region",
+      ],
+      ["region missing", { "aws:region": undefined }, "aws:region"],
+      ["typo in a key", { hostcount: 2 }, "greenlight:hostcount", "Did you mean greenlight:hostCount?"],
+      ["amiId not an AMI", { amiId: "debian" }, "greenlight:amiId", '"debian"'],
+    ];
+    for (const [what, overrides, ...expected] of cases) {
+      it(what, () => {
+        rejects("qa", overrides, ...expected);
+      });
+    }
+
+    it("lists every problem at once", () => {
+      const e = rejects("qa", { hostCount: 0, live: "purple" });
+      assert.equal(e.problems.length, 2);
+    });
+
+    it("is a RunError, so the preview prints the message without a stack trace", () => {
+      const e = rejects("qa", { hostCount: 9 });
+      assert.equal((e as unknown as { __pulumiRunError: boolean }).__pulumiRunError, true);
+    });
+
+    it("never prints a secret value in an error", () => {
+      const e = rejects("qa", { sentryDsn: { secret: "line1\nhunter2" } }, "greenlight:sentryDsn", "[secret]");
+      assert.ok(!e.message.includes("hunter2"));
+    });
+  });
+
+  describe("live and the slots", () => {
+    it("refuses live naming an empty slot while the other holds a release", () => {
+      rejects(
+        "qa",
+        { live: "green", blueRelease: "r1", blueArtifact: "releases/x.tar.gz", blueSha256: "a".repeat(64) },
+        "greenlight:live",
+        '"green"',
+        "empty slot",
+        'allowed: "blue"',
+      );
+    });
+
+    it("accepts live on either colour before the first release", () => {
+      assert.equal(parse("qa", { live: "green" }).live, "green");
+    });
+
+    it("reads a slot as release, artifact and checksum together", () => {
+      const c = parse("qa", {
+        greenRelease: "r2",
+        greenArtifact: "releases/y.tar.gz",
+        greenSha256: "b".repeat(64),
+        live: "green",
+      });
+      assert.deepEqual(c.slots.green, { release: "r2", artifact: "releases/y.tar.gz", sha256: "b".repeat(64) });
+      assert.equal(c.idle, "blue");
+    });
+  });
+
+  describe("user secrets", () => {
+    it("turns every unknown --secret key into an app secret named for .env", () => {
+      const c = parse("qa", {
+        sentryDsn: { secret: "https://k@o.ingest.sentry.io/1" },
+        emailHostPassword: { secret: "x" },
+      });
+      assert.deepEqual(c.userSecrets.map((s) => s.name).sort(), ["EMAIL_HOST_PASSWORD", "SENTRY_DSN"]);
+    });
+
+    it("refuses a user secret that would overwrite a generated one", () => {
+      rejects("qa", { secretKey: { secret: "mine" } }, "greenlight:secretKey", "SECRET_KEY");
+    });
+
+    it("maps camelCase keys to UPPER_SNAKE names", () => {
+      assert.equal(envName("sentryDsn"), "SENTRY_DSN");
+      assert.equal(envName("awsSesKey2"), "AWS_SES_KEY2");
+    });
+  });
+
+  it("Pulumi.yaml declares every key with its type, description and default (npm run gen:pulumi-yaml)", () => {
+    const onDisk = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+    assert.equal(onDisk, pulumiYaml(), "Pulumi.yaml is stale: run npm run gen:pulumi-yaml");
+  });
+
+  it("stack files set only declared keys", () => {
+    for (const stack of ["qa", "prod"]) {
+      for (const k of Object.keys(stackConfig(stack).values)) {
+        if (k.startsWith("greenlight:")) assert.ok(k.slice(11) in CONFIG_SCHEMA, `${stack}: ${k}`);
+      }
+    }
+  });
+});
+
+describe("subnet plan", () => {
+  it("carves public and private subnets that never overlap, in stable blocks", () => {
+    assert.deepEqual(planSubnets("10.40.0.0/16", 2), {
+      public: ["10.40.0.0/20", "10.40.16.0/20"],
+      private: ["10.40.128.0/20", "10.40.144.0/20"],
+    });
+    const three = planSubnets("10.40.0.0/16", 3);
+    assert.deepEqual(
+      three.public.slice(0, 2),
+      planSubnets("10.40.0.0/16", 2).public,
+      "adding a zone renumbers nothing",
+    );
+    assert.deepEqual(planSubnets("192.168.16.0/20", 2).private, ["192.168.24.0/24", "192.168.25.0/24"]);
+  });
+});
