@@ -22,4 +22,8 @@ export const {
   artifactBucket,
   backupBucket,
   region,
+  lastBackup,
+  backups,
+  migrations,
+  sshIngressSecurityGroupId,
 } = environment.outputs;

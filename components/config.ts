@@ -25,7 +25,15 @@ export const ARTIFACT_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
 /** Generated secrets, named as they appear in SSM and in the hosts' shared/.env. */
 export const GENERATED_SECRETS = ["DB_PASSWORD", "DATABASE_URL", "SECRET_KEY", "ADMIN_PATH"] as const;
 /** Plain (non-secret) settings the program publishes next to the secrets. */
-export const PLAIN_SETTINGS = ["DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "ALLOWED_HOSTS", "HTTPS"] as const;
+export const PLAIN_SETTINGS = [
+  "DB_HOST",
+  "DB_PORT",
+  "DB_NAME",
+  "DB_USER",
+  "ALLOWED_HOSTS",
+  "HTTPS",
+  "HEALTH_PATH",
+] as const;
 
 export class ConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {

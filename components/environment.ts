@@ -5,6 +5,7 @@ import { Database } from "./database";
 import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
 import { LoadBalancer } from "./loadBalancer";
 import { Network } from "./network";
+import { Release } from "./release";
 import { AppSettings, Secrets } from "./secrets";
 import { SecurityGroups } from "./securityGroups";
 
@@ -30,6 +31,7 @@ export class Environment extends pulumi.ComponentResource {
   readonly buckets: Buckets;
   readonly database: Database;
   readonly hosts: Hosts;
+  readonly release: Release;
   readonly loadBalancer: LoadBalancer;
   readonly outputs: Record<string, pulumi.Input<unknown>>;
 
@@ -93,7 +95,7 @@ export class Environment extends pulumi.ComponentResource {
       parent,
     );
     const db = this.database;
-    new AppSettings(
+    const settings = new AppSettings(
       `${name}-settings`,
       {
         parameterPath: cfg.parameterPath,
@@ -106,6 +108,7 @@ export class Environment extends pulumi.ComponentResource {
           // Django checks the Host header; without a domain the site answers on the ALB's name.
           ALLOWED_HOSTS: cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`,
           HTTPS: cfg.domain ? "on" : "off",
+          HEALTH_PATH: cfg.healthPath,
         },
         secure: {
           DATABASE_URL: pulumi.interpolate`postgres://${cfg.app}:${this.secrets.dbPassword}@${db.address}:${db.port}/${cfg.app}?sslmode=require`,
@@ -140,6 +143,19 @@ export class Environment extends pulumi.ComponentResource {
       parent,
     );
 
+    this.release = new Release(
+      `${name}-release`,
+      {
+        config: cfg,
+        hosts: this.hosts,
+        artifactBucket: this.buckets.artifacts.name,
+        backupBucket: this.buckets.backups.name,
+        vpcCidr: cfg.vpcCidr,
+        ready: [db.instance, ...this.secrets.parameters, ...settings.parameters],
+      },
+      parent,
+    );
+
     this.loadBalancer = new LoadBalancer(
       `${name}-alb`,
       {
@@ -152,8 +168,8 @@ export class Environment extends pulumi.ComponentResource {
         domain: cfg.domain,
         testListenerPort: cfg.testListener?.port,
         deletionProtection: cfg.deletionProtection,
-        cutoverAfter: [],
-        testAfter: [],
+        cutoverAfter: this.release.activations(cfg.live),
+        testAfter: this.release.activations(cfg.idle),
       },
       parent,
     );
@@ -195,6 +211,10 @@ export class Environment extends pulumi.ComponentResource {
       artifactBucket: this.buckets.artifacts.name,
       backupBucket: this.buckets.backups.name,
       region: cfg.region,
+      lastBackup: this.release.lastBackup,
+      backups: this.release.backups,
+      migrations: this.release.migrations,
+      sshIngressSecurityGroupId: (this.securityGroups.bastion ?? this.securityGroups.hosts).id,
     };
     this.registerOutputs(this.outputs);
   }

@@ -156,6 +156,11 @@ export async function runProgram(stack: string, config: RawConfig, engine: MockE
     if (!failures.some((f) => msg.includes(f.name))) failures.push({ name: "?", type: "?", error: msg });
   };
   process.on("unhandledRejection", unhandled);
+  // The SDK records a source position (a captured stack) for every resource and promise;
+  // under ts-node's source-map support that is most of the evaluation time. Tests do not
+  // need them, and errors keep their messages.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     delete require.cache[require.resolve(INDEX)];
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -179,6 +184,7 @@ export async function runProgram(stack: string, config: RawConfig, engine: MockE
     for (const [k, v] of Object.entries(outputs)) outputs[k] = await resolveDeep(v);
     return { resources, outputs, secretOutputs, invokes, failures };
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     process.off("unhandledRejection", unhandled);
   }
 }

@@ -345,7 +345,7 @@ describe("environment under mocks", function () {
       const params = ofType(run, T.ssm);
       const byParamName = Object.fromEntries(params.map((p) => [inputs(p).name, p]));
       const secure = ["ADMIN_PATH", "DATABASE_URL", "DB_PASSWORD", "SECRET_KEY", "SENTRY_DSN"];
-      const plain = ["ALLOWED_HOSTS", "DB_HOST", "DB_NAME", "DB_PORT", "DB_USER", "HTTPS"];
+      const plain = ["ALLOWED_HOSTS", "DB_HOST", "DB_NAME", "DB_PORT", "DB_USER", "HEALTH_PATH", "HTTPS"];
       assert.deepEqual(Object.keys(byParamName).sort(), [...secure, ...plain].map((n) => `/greenlight/qa/${n}`).sort());
       for (const n of secure) {
         const p = byParamName[`/greenlight/qa/${n}`];

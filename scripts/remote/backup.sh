@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# greenlight backup: before release GL_RELEASE migrates, a pg_dump (custom format) of the
+# whole database goes to the backup bucket, verified with pg_restore --list first. Prints
+# {"key","size","sha256",...}: the program turns it into the lastBackup stack output.
+#
+# Values: GL_APP GL_RELEASE GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
+GL_STEP=backup
+
+require GL_APP GL_RELEASE GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
+check_app
+check_release
+check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
+check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
+app_paths
+lock
+
+take_backup "before-$GL_RELEASE"

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# greenlight bootstrap: prepares a Debian 12 host for both slots of one app. Runs as root
+# (the admin user through sudo), host after host, again whenever this script or its values
+# change. Idempotent: it installs only missing packages, rewrites a file only when its
+# content changes, and reloads (never restarts) what serves traffic.
+#
+# Values: GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
+GL_STEP=bootstrap
+
+require GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID
+check_app
+check GL_DEPLOY_KEY '^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [[:print:]]*)?$' "an ssh-ed25519 public key"
+check GL_VPC_CIDR '^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$' "an IPv4 CIDR"
+check GL_BLUE_PORT '^[0-9]{4,5}$' "a port"
+check GL_GREEN_PORT '^[0-9]{4,5}$' "a port"
+check GL_PG_MAJOR '^[0-9]{2}$' "a PostgreSQL major version"
+check GL_BOOTSTRAP_ID '^[A-Za-z0-9]{8,64}$' "a script id"
+[[ $(id -u) -eq 0 ]] || die "the bootstrap must run as root"
+
+APP=$GL_APP
+ROOT=/srv/$APP
+
+# --- packages -----------------------------------------------------------------------------
+packages=(nginx supervisor python3 python3-venv postgresql-client awscli curl sudo
+  unattended-upgrades logrotate ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then missing+=("$p"); fi
+done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+else
+  log "packages present"
+fi
+pg_dump_major=$(pg_dump --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
+((pg_dump_major >= GL_PG_MAJOR)) ||
+  die "pg_dump $pg_dump_major is older than the database (PostgreSQL $GL_PG_MAJOR): backups would fail"
+
+# --- users ----------------------------------------------------------------------------------
+# app: runs gunicorn, owns uploads and the .env; no login. deploy: owns the code, runs every
+# release step over SSH, may act as app and restart its own slots, nothing else.
+getent group app >/dev/null || groupadd --system app
+getent passwd app >/dev/null ||
+  useradd --system --gid app --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
+getent passwd deploy >/dev/null || useradd --create-home --user-group --shell /bin/bash deploy
+usermod -a -G app deploy
+install -d -o deploy -g deploy -m 0700 /home/deploy/.ssh
+
+# write_file DEST MODE OWNER:GROUP < content: replaces DEST only when the content differs.
+# Returns 0 when it wrote, 1 when DEST was already up to date.
+write_file() {
+  local dest=$1 mode=$2 owner=$3 tmp
+  tmp=$(mktemp "$dest.XXXXXX")
+  cat >"$tmp"
+  if [[ -f $dest ]] && cmp -s "$tmp" "$dest" && [[ $(stat -c '%a %U:%G' "$dest") == "${mode#0} $owner" ]]; then
+    rm -f "$tmp"
+    return 1
+  fi
+  chmod "$mode" "$tmp"
+  chown "$owner" "$tmp"
+  mv -f "$tmp" "$dest"
+  log "wrote $dest"
+}
+
+printf '%s\n' "$GL_DEPLOY_KEY" | write_file /home/deploy/.ssh/authorized_keys 0600 deploy:deploy || true
+
+# --- directories ----------------------------------------------------------------------------
+install -d -o deploy -g deploy -m 0755 "$ROOT" "$ROOT/releases" "$ROOT/shared" "$ROOT/shared/venvs" \
+  "$ROOT/shared/pip-cache"
+install -d -o app -g app -m 0755 "$ROOT/shared/media"
+# gunicorn (app) creates its sockets here; nginx (www-data) connects: setgid keeps the group.
+install -d -o app -g www-data -m 2750 "$ROOT/run"
+install -d -o app -g app -m 0750 "/var/log/$APP"
+[[ -e $ROOT/.lock ]] || install -o deploy -g deploy -m 0640 /dev/null "$ROOT/.lock"
+
+# --- sudo: exactly what the release steps need ------------------------------------------------
+slots_cmds=""
+for slot in blue green; do
+  for verb in start stop restart status; do
+    slots_cmds+="${slots_cmds:+, }/usr/bin/supervisorctl $verb $APP-$slot"
+  done
+done
+sudoers=$(mktemp)
+cat >"$sudoers" <<EOF
+# greenlight ($APP): the deploy user restarts its own slots, writes the app's .env and runs
+# the app's commands (migrate, collectstatic) as the app user with a release's python.
+deploy ALL=(root) NOPASSWD: $slots_cmds
+deploy ALL=(app) NOPASSWD: /usr/bin/install -m 0600 /dev/stdin $ROOT/shared/.env.new, $ROOT/releases/*/venv/bin/python
+EOF
+visudo -cqf "$sudoers" || die "generated sudoers does not parse"
+write_file "/etc/sudoers.d/greenlight-$APP" 0440 root:root <"$sudoers" || true
+rm -f "$sudoers"
+
+# --- services ---------------------------------------------------------------------------------
+# systemd on EC2; SysV scripts where there is no systemd (containers, the local test hosts).
+service_do() {
+  if [[ -d /run/systemd/system ]]; then systemctl "$2" "$1"; else service "$1" "$2" >&2; fi
+}
+ensure_running() {
+  if [[ -d /run/systemd/system ]]; then
+    systemctl enable --now "$1" >&2
+  elif ! service "$1" status >/dev/null 2>&1; then
+    service "$1" start >&2
+  fi
+}
+
+# --- supervisor: one gunicorn per slot. The program lines never change with a release (the
+# release's own gunicorn.conf.py carries its settings), so a re-run restarts nothing.
+supervisor_conf() {
+  local slot
+  for slot in blue green; do
+    cat <<EOF
+[program:$APP-$slot]
+command=$ROOT/$slot/venv/bin/gunicorn --config $ROOT/$slot/gunicorn.conf.py --bind unix:$ROOT/run/$slot.sock
+directory=$ROOT/$slot
+user=app
+umask=0007
+autostart=true
+autorestart=true
+startsecs=2
+startretries=3
+stopwaitsecs=30
+stopasgroup=true
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=/var/log/$APP/$slot.log
+stdout_logfile_maxbytes=0
+environment=PYTHONDONTWRITEBYTECODE="1",HOME="/nonexistent"
+
+EOF
+  done
+}
+ensure_running supervisor
+supervisor_conf | write_file "/etc/supervisor/conf.d/greenlight-$APP.conf" 0644 root:root || true
+supervisorctl reread >&2
+supervisorctl update >&2
+
+# --- nginx: one server per slot port, static from the slot's release, media from shared/.
+# X-Forwarded-Proto is passed on only from the VPC (the ALB) and loopback.
+nginx_conf() {
+  cat <<EOF
+# greenlight ($APP): the ALB forwards each colour to its slot port.
+geo \$greenlight_${APP}_trusted {
+    default 0;
+    127.0.0.1/32 1;
+    $GL_VPC_CIDR 1;
+}
+map "\$greenlight_${APP}_trusted:\$http_x_forwarded_proto" \$greenlight_${APP}_proto {
+    default \$scheme;
+    "~^1:(?<proto>https?)\$" \$proto;
+}
+EOF
+  local slot port
+  for slot in blue green; do
+    port=$GL_BLUE_PORT
+    [[ $slot == green ]] && port=$GL_GREEN_PORT
+    cat <<EOF
+
+upstream ${APP}_$slot {
+    server unix:$ROOT/run/$slot.sock fail_timeout=0;
+}
+server {
+    listen $port;
+    server_name _;
+    client_max_body_size 25m;
+    access_log /var/log/nginx/$APP-$slot.access.log;
+    location /static/ {
+        alias $ROOT/$slot/static/;
+        expires 7d;
+    }
+    location /media/ {
+        alias $ROOT/shared/media/;
+    }
+    location / {
+        proxy_pass http://${APP}_$slot;
+        proxy_set_header Host \$host;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto \$greenlight_${APP}_proto;
+        proxy_redirect off;
+        proxy_read_timeout 60s;
+    }
+}
+EOF
+  done
+}
+nginx_changed=0
+nginx_conf | write_file "/etc/nginx/sites-available/greenlight-$APP.conf" 0644 root:root && nginx_changed=1
+ln -sfn "/etc/nginx/sites-available/greenlight-$APP.conf" "/etc/nginx/sites-enabled/greenlight-$APP.conf"
+if [[ -e /etc/nginx/sites-enabled/default ]]; then
+  rm -f /etc/nginx/sites-enabled/default
+  nginx_changed=1
+fi
+nginx -t -q || die "nginx rejects its configuration"
+ensure_running nginx
+if ((nginx_changed)); then service_do nginx reload; fi
+
+# --- sshd: keys only, and only the host key Pulumi generated (the one every connection pins).
+sshd_conf() {
+  cat <<'EOF'
+# greenlight: key-only SSH with the generated host key that deploy connections pin.
+HostKey /etc/ssh/ssh_host_ed25519_key
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+PubkeyAuthentication yes
+X11Forwarding no
+EOF
+}
+[[ -s /etc/ssh/ssh_host_ed25519_key ]] || die "/etc/ssh/ssh_host_ed25519_key is missing: user data installs it"
+if sshd_conf | write_file /etc/ssh/sshd_config.d/10-greenlight.conf 0644 root:root; then
+  sshd -t || die "sshd rejects its configuration"
+  service_do ssh reload
+fi
+
+# --- unattended security upgrades and log rotation ------------------------------------------
+write_file /etc/apt/apt.conf.d/20auto-upgrades 0644 root:root <<'EOF' || true
+APT::Periodic::Update-Package-Lists "1";
+APT::Periodic::Unattended-Upgrade "1";
+EOF
+write_file "/etc/logrotate.d/greenlight-$APP" 0644 root:root <<EOF || true
+/var/log/$APP/*.log {
+    daily
+    rotate 14
+    compress
+    delaycompress
+    missingok
+    notifempty
+    copytruncate
+    su app app
+}
+EOF
+
+printf '%s\n' "$GL_BOOTSTRAP_ID" | write_file "$ROOT/.bootstrap" 0644 root:root || true
+log "host ready for $APP (bootstrap $GL_BOOTSTRAP_ID)"
+printf '{"host":"%s","app":"%s","bootstrap":"%s"}\n' "$(hostname)" "$APP" "$GL_BOOTSTRAP_ID"

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# greenlight fetch: puts release GL_RELEASE on this host, complete or not at all: download
+# the artifact, check its sha256, unpack, build (or reuse) the venv from the artifact's own
+# wheelhouse without any index, link the shared dirs, render shared/.env from SSM, run
+# collectstatic, then rename the finished tree into releases/<id>. Safe to re-run.
+#
+# Values: GL_APP GL_SLOT GL_RELEASE GL_ARTIFACT_BUCKET GL_ARTIFACT_KEY GL_SHA256
+#         GL_PARAMETER_PATH GL_REGION GL_WORKERS
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
+GL_STEP=fetch
+
+require GL_APP GL_SLOT GL_RELEASE GL_ARTIFACT_BUCKET GL_ARTIFACT_KEY GL_SHA256 GL_PARAMETER_PATH GL_REGION GL_WORKERS
+check_app
+check_slot
+check_release
+check_key GL_ARTIFACT_KEY
+check GL_ARTIFACT_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
+check GL_SHA256 '^[0-9a-f]{64}$' "a sha256"
+check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
+check GL_WORKERS '^[0-9]{1,2}$' "a worker count"
+app_paths
+lock
+
+release=$RELEASES/$GL_RELEASE
+
+# The environment's settings may have changed (a rotated secret): render .env on every run.
+render_env() {
+  parameters_as_env | sudo -n -u app /usr/bin/install -m 0600 /dev/stdin "$SHARED/.env.new"
+  mv -f "$SHARED/.env.new" "$SHARED/.env"
+  log "rendered shared/.env from $GL_PARAMETER_PATH"
+}
+
+if [[ -d $release ]]; then
+  [[ -f $release/.artifact-sha256 ]] || die "$release exists but is not a finished release"
+  have=$(<"$release/.artifact-sha256")
+  [[ $have == "$GL_SHA256" ]] ||
+    die "release $GL_RELEASE is already on this host with another artifact ($have): release ids are immutable, pick a new one"
+  render_env
+  log "release $GL_RELEASE already fetched"
+  printf '{"release":"%s","venv":"present","fetched":false}\n' "$GL_RELEASE"
+  exit 0
+fi
+
+# Leftovers of an interrupted fetch of this release (we hold the lock: nobody else is at it).
+stage=$RELEASES/.new-$GL_RELEASE
+rm -rf -- "$stage"
+# Work next to the releases, so the finished tree is renamed into place, never copied.
+work=""
+tmp_dir work fetch "$RELEASES"
+
+log "downloading s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
+aws_cli s3 cp --only-show-errors "s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY" "$work/artifact.tar.gz" >&2
+actual=$(sha256sum "$work/artifact.tar.gz" | cut -d' ' -f1)
+[[ $actual == "$GL_SHA256" ]] ||
+  die "checksum mismatch for $GL_ARTIFACT_KEY: expected $GL_SHA256, got $actual (corrupt or replaced artifact)"
+
+# Refuse archives that would write outside the release: absolute paths, .. and links.
+if tar -tvzf "$work/artifact.tar.gz" | awk '{print substr($1,1,1), $NF}' | grep -Eq '^[lh] |^. /|(^. |/)\.\.(/|$)'; then
+  die "the artifact contains absolute paths, .. or links"
+fi
+mkdir "$work/a"
+tar -xzf "$work/artifact.tar.gz" -C "$work/a" --no-same-owner --no-same-permissions
+for f in manifest.json requirements.lock wheelhouse app; do
+  [[ -e $work/a/$f ]] || die "the artifact has no $f (build it with npm run package-site)"
+done
+
+lock_hash=$(manifest lockHash "$work/a")
+check lock_hash '^[0-9a-f]{64}$' "a lock hash"
+[[ $(sha256sum "$work/a/requirements.lock" | cut -d' ' -f1) == "$lock_hash" ]] ||
+  die "requirements.lock does not match the manifest's lockHash"
+wsgi=$(manifest wsgi "$work/a")
+check wsgi '^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$' "a WSGI path (module:callable)"
+
+# Release trees and venvs are world-readable: the app user runs them, nginx serves their
+# static files. Secrets live in shared/.env only (0600, app).
+umask 022
+
+# The venv depends only on the lock: releases with the same lock share one, built once.
+venv=$SHARED/venvs/$lock_hash
+if [[ -f $venv/.complete ]]; then
+  venv_state=reused
+  log "venv $lock_hash reused"
+else
+  venv_state=built
+  log "building venv $lock_hash from the artifact's wheelhouse"
+  rm -rf -- "$venv"
+  python3 -m venv "$venv" >&2
+  PIP_CACHE_DIR=$SHARED/pip-cache "$venv/bin/pip" install --quiet --disable-pip-version-check \
+    --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 ||
+    die "the venv could not be built from the wheelhouse (see pip's output above)"
+  touch "$venv/.complete"
+fi
+
+mv "$work/a/app" "$stage"
+cp "$work/a/manifest.json" "$work/a/requirements.lock" "$stage/"
+ln -sfn "$venv" "$stage/venv"
+ln -sfn "$SHARED/media" "$stage/media"
+ln -sfn "$SHARED/.env" "$stage/.env"
+printf '%s\n' "$GL_RELEASE" >"$stage/REVISION"
+cat >"$stage/gunicorn.conf.py" <<EOF
+# Written by greenlight fetch for release $GL_RELEASE.
+wsgi_app = "$wsgi"
+workers = $GL_WORKERS
+accesslog = "-"
+forwarded_allow_ips = "*"
+graceful_timeout = 25
+EOF
+install -d -g app -m 2775 "$stage/static"
+
+render_env
+log "collectstatic"
+mapfile -d '' collect < <(manifest collectstatic "$stage")
+as_app "$stage" "${collect[@]}" >&2 || die "collectstatic failed"
+
+printf '%s\n' "$GL_SHA256" >"$stage/.artifact-sha256"
+mv -T "$stage" "$release"
+log "release $GL_RELEASE ready ($venv_state venv)"
+printf '{"release":"%s","venv":"%s","lockHash":"%s","fetched":true}\n' "$GL_RELEASE" "$venv_state" "$lock_hash"

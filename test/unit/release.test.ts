@@ -1,0 +1,228 @@
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import { scriptText } from "../../components/remote";
+import { ProgramRun, Registered, isSecretValue, reveal } from "../rig/program";
+import { byName, evaluate, ofType, slot } from "./fakeEngine";
+
+const COMMAND = "command:remote:Command";
+type Inputs = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+const inputs = (r: Registered) => reveal<Inputs>(r.inputs);
+const commands = (run: ProgramRun) => ofType(run, COMMAND);
+const names = (run: ProgramRun) => commands(run).map((c) => c.name.replace(/^(qa|prod)-release-/, ""));
+const dependsOn = (run: ProgramRun, a: string, b: string) =>
+  byName(run, a).options.dependencies.includes(byName(run, b).urn);
+
+/** The values a command hands its script, read back through a real shell. */
+function values(create: string): Record<string, string> {
+  const out = execFileSync(
+    "/bin/bash",
+    ["-c", `bash() { env -0 | grep -z "^GL_"; }; ${create.replace(/^sudo -n /, "")}`],
+    {
+      env: { PATH: "/usr/bin:/bin" },
+    },
+  ).toString();
+  return Object.fromEntries(
+    out
+      .split("\0")
+      .filter(Boolean)
+      .map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)]),
+  );
+}
+
+const both: Record<string, string> = { ...slot("blue", "r1"), ...slot("green", "r2"), live: "green" };
+
+describe("release graph", () => {
+  let qaEmpty: ProgramRun;
+  let qa: ProgramRun;
+  let prod: ProgramRun;
+  before(async () => {
+    qaEmpty = await evaluate("qa");
+    qa = await evaluate("qa", slot("blue", "r1"));
+    prod = await evaluate("prod", both);
+  });
+
+  it("a stack without releases only bootstraps its hosts", () => {
+    assert.deepEqual(names(qaEmpty), ["bootstrap-0"]);
+  });
+
+  it("reads as a plan: step names say the colour and the step", () => {
+    assert.deepEqual(names(qa), [
+      "bootstrap-0",
+      "blue-fetch-0",
+      "blue-backup",
+      "blue-migrate",
+      "blue-activate-0",
+      "cleanup-0",
+    ]);
+    assert.deepEqual(names(prod).sort(), [
+      "blue-activate-0",
+      "blue-activate-1",
+      "blue-backup",
+      "blue-fetch-0",
+      "blue-fetch-1",
+      "blue-migrate",
+      "bootstrap-0",
+      "bootstrap-1",
+      "cleanup-0",
+      "cleanup-1",
+      "green-activate-0",
+      "green-activate-1",
+      "green-backup",
+      "green-fetch-0",
+      "green-fetch-1",
+      "green-migrate",
+    ]);
+  });
+
+  it("bootstraps host after host, as admin through sudo; every other step runs as deploy", () => {
+    assert.ok(dependsOn(prod, "prod-release-bootstrap-1", "prod-release-bootstrap-0"));
+    for (const c of commands(prod)) {
+      const i = inputs(c);
+      if (c.name.includes("bootstrap")) {
+        assert.equal(i.connection.user, "admin");
+        assert.match(i.create, /^sudo -n GL_APP='site' /);
+      } else {
+        assert.equal(i.connection.user, "deploy");
+        assert.doesNotMatch(i.create, /^sudo/);
+      }
+    }
+  });
+
+  it("orders each colour: fetch everywhere -> backup -> migrate (first host) -> activate everywhere", () => {
+    const p = (s: string) => `prod-release-${s}`;
+    for (const c of ["blue", "green"]) {
+      for (const i of [0, 1]) {
+        assert.ok(dependsOn(prod, p(`${c}-fetch-${i}`), p(`bootstrap-${i}`)));
+        assert.ok(dependsOn(prod, p(`${c}-backup`), p(`${c}-fetch-${i}`)), "backup after every fetch");
+        assert.ok(dependsOn(prod, p(`${c}-activate-${i}`), p(`${c}-migrate`)), "activate after migrate");
+        assert.ok(dependsOn(prod, p(`cleanup-${i}`), p(`${c}-activate-${i}`)));
+      }
+      assert.ok(dependsOn(prod, p(`${c}-migrate`), p(`${c}-backup`)), "migrate after the backup");
+    }
+  });
+
+  it("backs up and migrates on the first host only; fetches and activates on every host", () => {
+    const host = (name: string) => inputs(byName(prod, `prod-release-${name}`)).connection.host;
+    const h0 = host("bootstrap-0");
+    const h1 = host("bootstrap-1");
+    assert.notEqual(h0, h1);
+    assert.equal(host("green-backup"), h0);
+    assert.equal(host("green-migrate"), h0);
+    assert.equal(host("green-fetch-1"), h1);
+    assert.equal(host("green-activate-1"), h1);
+  });
+
+  it("runs each step once per release: triggers are the release id, the sha256 and the host", () => {
+    const sha = both.greenSha256;
+    for (const n of ["green-fetch-1", "green-activate-1"]) {
+      assert.deepEqual(inputs(byName(prod, `prod-release-${n}`)).triggers, ["r2", sha, "prod-host-1-id"]);
+    }
+    for (const n of ["green-backup", "green-migrate"]) {
+      assert.deepEqual(inputs(byName(prod, `prod-release-${n}`)).triggers, ["r2", sha, "prod-host-0-id"]);
+    }
+    // An input change that is not a new release (a new greenlight script, a new bastion
+    // address) must not repeat a backup, a migration or a restart.
+    for (const n of ["green-fetch-0", "green-backup", "green-migrate", "green-activate-0"]) {
+      assert.match(inputs(byName(prod, `prod-release-${n}`)).update, /^true # /);
+    }
+  });
+
+  it("the cutover waits for every activation of the live colour; the test listener for the idle one", async () => {
+    const listener = byName(prod, "prod-alb-https");
+    for (const i of [0, 1]) {
+      assert.ok(listener.options.dependencies.includes(byName(prod, `prod-release-green-activate-${i}`).urn));
+      assert.ok(!listener.options.dependencies.includes(byName(prod, `prod-release-blue-activate-${i}`).urn));
+    }
+    const withTest = await evaluate("qa", { ...both, testListener: true });
+    const test = byName(withTest, "qa-alb-test");
+    assert.ok(test.options.dependencies.includes(byName(withTest, "qa-release-blue-activate-0").urn));
+  });
+
+  it("rolling back moves the cutover's dependencies to the other colour and changes no command", async () => {
+    const back = await evaluate("prod", { ...both, live: "blue" });
+    const listener = byName(back, "prod-alb-https");
+    assert.ok(listener.options.dependencies.includes(byName(back, "prod-release-blue-activate-0").urn));
+    for (const c of commands(prod)) {
+      assert.deepEqual(reveal(byName(back, c.name).inputs), reveal(c.inputs), `${c.name} unchanged`);
+    }
+  });
+
+  it("connections pin the generated host key, use the deploy key, and go through the bastion in prod", () => {
+    for (const c of commands(prod)) {
+      assert.ok(isSecretValue(c.inputs.connection), "the connection (with its private key) is secret");
+      const conn = inputs(c).connection;
+      assert.match(conn.hostKey, /^ssh-ed25519 \S+$/);
+      assert.match(conn.privateKey, /BEGIN OPENSSH PRIVATE KEY/);
+      assert.equal(conn.dialErrorLimit, 60);
+      assert.equal(conn.perDialTimeout, 15);
+      assert.match(conn.proxy.hostKey, /^ssh-ed25519 \S+$/);
+      assert.notEqual(conn.proxy.hostKey, conn.hostKey);
+      assert.equal(conn.proxy.user, "admin");
+      assert.deepEqual(c.options.customTimeouts, { create: "20m", update: "20m", delete: "20m" });
+    }
+    const userData = inputs(byName(prod, "prod-host-0")).userData as string;
+    const pinned = inputs(byName(prod, "prod-release-bootstrap-0")).connection.hostKey;
+    assert.ok(userData.includes(`ed25519_public: ${pinned}`), "the pinned key is the one user data installs");
+    for (const c of commands(qa)) assert.equal(inputs(c).connection.proxy, undefined);
+  });
+
+  it("no secret in a command's text or environment; output that app code writes is kept out of the logs", () => {
+    const secrets = prod.resources
+      .filter((r) => r.type.startsWith("random:") || r.type.startsWith("tls:"))
+      .flatMap((r) => Object.entries(r.state ?? {}))
+      .filter(([k]) => ["result", "privateKeyOpenssh", "privateKeyPem"].includes(k))
+      .map(([, v]) => String(v));
+    assert.ok(secrets.length >= 4);
+    for (const c of commands(prod)) {
+      const i = inputs(c);
+      assert.equal(i.environment, undefined, `${c.name} uses no environment map`);
+      assert.equal(i.addPreviousOutputInEnv, false);
+      for (const s of secrets) assert.ok(!i.create.includes(s), `${c.name} carries a secret`);
+    }
+    const migrate = byName(prod, "prod-release-green-migrate");
+    assert.equal(inputs(migrate).logging, "stdout");
+    assert.ok(migrate.options.additionalSecretOutputs.includes("stderr"));
+  });
+
+  it("hands each script the values of its slot and host, and the script itself byte for byte", () => {
+    const fetch = inputs(byName(prod, "prod-release-green-fetch-1")).create as string;
+    assert.deepEqual(values(fetch), {
+      GL_APP: "site",
+      GL_PARAMETER_PATH: "/greenlight/prod/",
+      GL_REGION: "eu-west-1",
+      GL_RELEASE: "r2",
+      GL_SLOT: "green",
+      GL_ARTIFACT_BUCKET: ofType(prod, "aws:s3/bucket:Bucket").find((b) => b.name === "prod-buckets-artifacts")!.state!
+        .bucket,
+      GL_ARTIFACT_KEY: both.greenArtifact,
+      GL_SHA256: both.greenSha256,
+      GL_WORKERS: "2",
+    });
+    assert.ok(fetch.includes(scriptText("fetch").split("\n").slice(-3)[0].replace(/'/g, `'\\''`)));
+    const activate = values(inputs(byName(prod, "prod-release-blue-activate-0")).create);
+    assert.equal(activate.GL_PORT, "8001");
+    assert.equal(activate.GL_HEALTH_PATH, "/healthz");
+    const boot = values(inputs(byName(prod, "prod-release-bootstrap-0")).create);
+    assert.equal(boot.GL_VPC_CIDR, "10.40.0.0/16");
+    assert.match(boot.GL_DEPLOY_KEY, /^ssh-ed25519 /);
+    assert.equal(boot.GL_PG_MAJOR, "15");
+  });
+
+  it("restoreBackup restores once per key, before any backup or migration of the same update", async () => {
+    const run = await evaluate("qa", { ...slot("blue", "r1"), restoreBackup: "db/20261101T000000Z-before-r1.dump" });
+    const restore = byName(run, "qa-release-restore");
+    assert.deepEqual(inputs(restore).triggers, ["db/20261101T000000Z-before-r1.dump"]);
+    assert.equal(values(inputs(restore).create).GL_BACKUP_KEY, "db/20261101T000000Z-before-r1.dump");
+    assert.ok(dependsOn(run, "qa-release-blue-backup", "qa-release-restore"));
+    assert.equal(inputs(restore).logging, "stdout");
+  });
+
+  it("exports the release outputs users query", () => {
+    assert.deepEqual(prod.outputs.releases, {
+      blue: { release: "r1", artifact: both.blueArtifact, sha256: both.blueSha256 },
+      green: { release: "r2", artifact: both.greenArtifact, sha256: both.greenSha256 },
+    });
+    assert.equal(prod.outputs.liveRelease, "r2");
+    assert.ok("lastBackup" in prod.outputs && "migrations" in prod.outputs);
+  });
+});
