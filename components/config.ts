@@ -12,16 +12,10 @@
 // then works as users expect, and every key is declared and typed.
 import * as pulumi from "@pulumi/pulumi";
 
-export const PROJECT = "greenlight";
-export const COLOURS = ["blue", "green"] as const;
-export type Colour = (typeof COLOURS)[number];
-/** Each colour runs on every host as its own slot, behind nginx on its own port. */
-export const SLOT_PORTS: Record<Colour, number> = { blue: 8001, green: 8002 };
-export const otherColour = (c: Colour): Colour => (c === "blue" ? "green" : "blue");
+export { PROJECT, COLOURS, SLOT_PORTS, otherColour, RELEASE_ID, SHA256, ARTIFACT_KEY } from "./constants";
+export type { Colour } from "./constants";
+import { PROJECT, COLOURS, Colour, otherColour, RELEASE_ID, SHA256, ARTIFACT_KEY } from "./constants";
 
-export const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-export const SHA256 = /^[0-9a-f]{64}$/;
-export const ARTIFACT_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
 /** Generated secrets, named as they appear in SSM and in the hosts' shared/.env. */
 export const GENERATED_SECRETS = ["DB_PASSWORD", "DATABASE_URL", "SECRET_KEY", "ADMIN_PATH"] as const;
 /** Plain (non-secret) settings the program publishes next to the secrets. */

@@ -1,0 +1,127 @@
+// Reading and writing a stack's release slots in Pulumi.<stack>.yaml. Pure (text in, text
+// out) so the release and rollback commands are unit-tested without Pulumi or AWS. The `yaml`
+// package edits the document in place, so the user's comments and key order survive.
+import * as fs from "fs";
+import * as path from "path";
+import { isMap, parseDocument } from "yaml";
+import { ARTIFACT_KEY, COLOURS, Colour, RELEASE_ID, SHA256, otherColour } from "../../../components/constants";
+
+/** An error for the user: printed as one line, no stack trace. */
+export class CliError extends Error {}
+
+export interface Slot {
+  release: string;
+  artifact: string;
+  sha256: string;
+}
+
+export interface StackState {
+  live: Colour;
+  slots: Record<Colour, Slot | undefined>;
+}
+
+export function stackFile(stack: string, dir: string): string {
+  if (!/^[a-z][a-z0-9-]{0,11}$/.test(stack)) throw new CliError(`"${stack}" is not a stack name`);
+  const file = path.join(dir, `Pulumi.${stack}.yaml`);
+  if (!fs.existsSync(file)) {
+    const known = fs
+      .readdirSync(dir)
+      .map((f) => /^Pulumi\.([a-z][a-z0-9-]*)\.yaml$/.exec(f)?.[1])
+      .filter(Boolean);
+    throw new CliError(
+      `unknown stack "${stack}": there is no ${path.basename(file)} (known stacks: ${known.join(", ") || "none"})`,
+    );
+  }
+  return file;
+}
+
+function config(text: string) {
+  const doc = parseDocument(text);
+  if (doc.errors.length) throw new CliError(`the stack file does not parse: ${doc.errors[0].message}`);
+  return doc;
+}
+
+const key = (k: string) => `greenlight:${k}`;
+
+export function readState(text: string): StackState {
+  const doc = config(text);
+  const get = (k: string) => {
+    const v = doc.getIn(["config", key(k)]);
+    return v === undefined || v === null ? "" : String(v);
+  };
+  const live = (get("live") || "blue") as Colour;
+  if (!COLOURS.includes(live)) throw new CliError(`greenlight:live is "${live}"; allowed: blue or green`);
+  const slots = {} as Record<Colour, Slot | undefined>;
+  for (const c of COLOURS) {
+    const release = get(`${c}Release`);
+    slots[c] = release ? { release, artifact: get(`${c}Artifact`), sha256: get(`${c}Sha256`) } : undefined;
+  }
+  return { live, slots };
+}
+
+/** Sets greenlight:<key> values, keeping everything else (comments included) as it was. */
+export function writeConfig(text: string, values: Record<string, string>): string {
+  const doc = config(text);
+  if (!isMap(doc.get("config"))) doc.set("config", doc.createNode({}));
+  for (const [k, v] of Object.entries(values)) doc.setIn(["config", key(k)], v);
+  return doc.toString();
+}
+
+export interface ReleasePlan {
+  slot: Colour;
+  previousLive?: { colour: Colour; release: string };
+  replaces?: string;
+  values: Record<string, string>;
+}
+
+/**
+ * Where a new release goes: into the idle slot, which becomes live. The very first release
+ * goes into the live slot (both are empty). Refuses to re-release what is already live.
+ */
+export function planRelease(state: StackState, next: Slot): ReleasePlan {
+  if (!RELEASE_ID.test(next.release)) {
+    throw new CliError(`release id "${next.release}" is not allowed; allowed: letters, digits, . _ - (up to 64)`);
+  }
+  if (!SHA256.test(next.sha256)) throw new CliError(`"${next.sha256}" is not a sha256`);
+  if (!ARTIFACT_KEY.test(next.artifact)) throw new CliError(`"${next.artifact}" is not an artifact key`);
+  const live = state.slots[state.live];
+  if (live && live.release === next.release) {
+    if (live.sha256 !== next.sha256) {
+      throw new CliError(`release id "${next.release}" is live with another artifact; release ids are immutable`);
+    }
+    throw new CliError(`release "${next.release}" is already live in ${state.live}`);
+  }
+  const slot = live ? otherColour(state.live) : state.live;
+  const replaced = state.slots[slot];
+  return {
+    slot,
+    previousLive: live ? { colour: state.live, release: live.release } : undefined,
+    replaces: replaced?.release,
+    values: {
+      [`${slot}Release`]: next.release,
+      [`${slot}Artifact`]: next.artifact,
+      [`${slot}Sha256`]: next.sha256,
+      live: slot,
+    },
+  };
+}
+
+/** Rollback: the other slot becomes live. It must hold a release. */
+export function planRollback(state: StackState): {
+  from: Colour;
+  to: Colour;
+  release: string;
+  values: Record<string, string>;
+} {
+  const to = otherColour(state.live);
+  const target = state.slots[to];
+  if (!target) {
+    throw new CliError(`slot ${to} is empty: there is no earlier release to roll back to`);
+  }
+  return { from: state.live, to, release: target.release, values: { live: to } };
+}
+
+/** Artifacts are content-addressed: the key is the archive's sha256. */
+export function artifactKey(sha256: string): string {
+  return `releases/${sha256}.tar.gz`;
+}

@@ -1,0 +1,76 @@
+// npm run release -- --stack qa --artifact dist/site.tar.gz [--id r42] [--bucket NAME]
+//
+// Uploads the artifact to the stack's artifact bucket (content-addressed: releases/<sha256>.tar.gz),
+// writes it into the idle slot of Pulumi.<stack>.yaml and makes that slot live. Nothing changes
+// on AWS until `pulumi up --stack <stack>`, which fetches, backs up, migrates, activates and
+// only then moves the listener.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { parseArgs } from "util";
+import { runCli } from "./lib/main";
+import { CliError, artifactKey, planRelease, readState, stackFile, writeConfig } from "./lib/stack";
+
+const ROOT = path.resolve(__dirname, "..", "..");
+
+/** A stack output, through the Pulumi CLI. */
+export function stackOutput(stack: string, name: string): string {
+  try {
+    return execFileSync("pulumi", ["stack", "output", name, "--stack", stack], { encoding: "utf8" }).trim();
+  } catch (e) {
+    const err = e as { code?: string; stderr?: string };
+    if (err.code === "ENOENT") {
+      throw new CliError(`the Pulumi CLI is not installed: install it, or pass --bucket with the ${name} output`);
+    }
+    throw new CliError(`pulumi stack output ${name} --stack ${stack} failed: ${String(err.stderr ?? "").trim()}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      stack: { type: "string" },
+      artifact: { type: "string" },
+      id: { type: "string" },
+      bucket: { type: "string" },
+      dir: { type: "string" },
+    },
+  });
+  if (!values.stack || !values.artifact) {
+    throw new CliError("usage: npm run release -- --stack STACK --artifact FILE [--id ID] [--bucket NAME]");
+  }
+  const dir = values.dir ?? ROOT;
+  const file = stackFile(values.stack, dir);
+  const artifact = path.resolve(values.artifact);
+  if (!fs.existsSync(artifact) || !fs.statSync(artifact).isFile()) {
+    throw new CliError(`artifact ${values.artifact} does not exist (build one with npm run package-site -- DIR)`);
+  }
+  const text = fs.readFileSync(file, "utf8");
+  // The AWS SDK takes a while to load: only once the arguments are known to be good.
+  const { s3Client, sha256File, uploadArtifact } = await import("./lib/upload");
+  const sha256 = await sha256File(artifact);
+  const key = artifactKey(sha256);
+  const plan = planRelease(readState(text), { release: values.id ?? sha256.slice(0, 12), artifact: key, sha256 });
+
+  const region = readRegion(text);
+  const bucket = values.bucket ?? stackOutput(values.stack, "artifactBucket");
+  const uploaded = await uploadArtifact(s3Client(region), bucket, key, artifact, sha256);
+  fs.writeFileSync(file, writeConfig(text, plan.values));
+
+  const id = plan.values[`${plan.slot}Release`];
+  console.log(`${uploaded === "present" ? "already in" : "uploaded to"} s3://${bucket}/${key}`);
+  console.log(
+    `release ${id} -> ${plan.slot} slot of ${values.stack}` +
+      (plan.replaces ? ` (replacing ${plan.replaces})` : "") +
+      (plan.previousLive ? `; ${plan.previousLive.release} stays in ${plan.previousLive.colour} for rollback` : ""),
+  );
+  console.log(`wrote ${path.relative(process.cwd(), file)}; next: pulumi up --stack ${values.stack}`);
+}
+
+function readRegion(text: string): string {
+  const m = /^\s*aws:region:\s*["']?([a-z0-9-]+)/m.exec(text);
+  if (!m) throw new CliError("the stack file sets no aws:region");
+  return m[1];
+}
+
+if (require.main === module) runCli(main);
