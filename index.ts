@@ -26,4 +26,7 @@ export const {
   backups,
   migrations,
   sshIngressSecurityGroupId,
+  alarmTopic,
+  ciDeployRoleArn,
+  ciPreviewRoleArn,
 } = environment.outputs;

@@ -243,6 +243,30 @@ export const CONFIG_SCHEMA = {
     ARTIFACT_KEY.test(v),
   ),
   greenSha256: optionalStr("sha256 of the green artifact.", "64 lowercase hex digits", (v) => SHA256.test(v)),
+  alarmEmail: optionalStr(
+    "Email address that receives the CloudWatch alarms (AWS first mails it a confirmation link).",
+    "an email address such as ops@example.com",
+    (v) => /^[^@\s]+@[^@\s]+\.[a-z]{2,}$/i.test(v),
+  ),
+  ciRepository: optionalStr(
+    "GitHub repository whose Actions may preview and deploy this stack through OIDC roles (docs/ci.md).",
+    "owner/name, e.g. acme/site",
+    (v) => /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(v),
+  ),
+  ciDeployEnvironment: optionalStr(
+    'GitHub environment whose jobs may deploy this stack (prod: "production", with required reviewers); "" lets jobs of pushes to main deploy.',
+    "a GitHub environment name of letters, digits, _ . -",
+    (v) => /^[A-Za-z0-9_.-]{1,100}$/.test(v),
+  ),
+  ciCreateOidcProvider: bool(
+    "Create the AWS account's GitHub OIDC provider in this stack: exactly one stack per account (kept on destroy).",
+    false,
+  ),
+  ciStateBucket: optionalStr(
+    "S3 bucket holding the Pulumi state (cloud-url s3://<bucket>): the CI roles may read it, the deploy role write it.",
+    "an S3 bucket name",
+    (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v),
+  ),
   restoreBackup: optionalStr(
     "Backup key to restore into the database (runs once per key; takes a safety backup first).",
     "a key in the backup bucket",
@@ -299,6 +323,8 @@ export interface EnvConfig {
   idle: Colour;
   slots: Record<Colour, SlotRelease | undefined>;
   restoreBackup?: string;
+  alarmEmail?: string;
+  ci?: { repository: string; deployEnvironment?: string; createOidcProvider: boolean; stateBucket: string };
   userSecrets: UserSecret[];
   /** SSM path of this environment, with a trailing slash: /greenlight/qa/ */
   parameterPath: string;
@@ -453,6 +479,19 @@ export function parseConfig(
         `allowed: at least one CIDR, e.g. the public address of the machine that runs pulumi up (x.y.z.w/32)`,
     );
   }
+  if (p.ciRepository === "") {
+    for (const k of ["ciDeployEnvironment", "ciStateBucket"] as const) {
+      if (p[k] !== "")
+        problems.push(
+          `${project}:${k} = ${JSON.stringify(p[k])} is set without ${project}:ciRepository; allowed: both or neither`,
+        );
+    }
+    if (p.ciCreateOidcProvider) problems.push(`${project}:ciCreateOidcProvider = true needs ${project}:ciRepository`);
+  } else if (p.ciStateBucket === "") {
+    problems.push(
+      `${project}:ciRepository = ${JSON.stringify(p.ciRepository)} needs ${project}:ciStateBucket; allowed: the S3 bucket of the Pulumi state`,
+    );
+  }
   if (problems.length) throw new ConfigError(problems);
 
   return {
@@ -488,6 +527,15 @@ export function parseConfig(
     idle,
     slots,
     restoreBackup: p.restoreBackup || undefined,
+    alarmEmail: p.alarmEmail || undefined,
+    ci: p.ciRepository
+      ? {
+          repository: p.ciRepository,
+          deployEnvironment: p.ciDeployEnvironment || undefined,
+          createOidcProvider: p.ciCreateOidcProvider,
+          stateBucket: p.ciStateBucket,
+        }
+      : undefined,
     userSecrets,
     parameterPath: `/${project}/${ctx.stack}/`,
   };

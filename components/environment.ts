@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
+import { Alarms } from "./alarms";
 import { Buckets } from "./buckets";
+import { CiAccess } from "./ci";
 import { COLOURS, EnvConfig, userSecretValue } from "./config";
 import { Database } from "./database";
 import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
@@ -33,6 +35,8 @@ export class Environment extends pulumi.ComponentResource {
   readonly hosts: Hosts;
   readonly release: Release;
   readonly loadBalancer: LoadBalancer;
+  readonly alarms: Alarms;
+  readonly ci?: CiAccess;
   readonly outputs: Record<string, pulumi.Input<unknown>>;
 
   constructor(name: string, args: EnvironmentArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -174,6 +178,42 @@ export class Environment extends pulumi.ComponentResource {
       parent,
     );
 
+    this.alarms = new Alarms(
+      `${name}-alarms`,
+      {
+        kmsKeyArn,
+        email: cfg.alarmEmail,
+        region: cfg.region,
+        albArnSuffix: this.loadBalancer.alb.arnSuffix,
+        targetGroupArnSuffixes: {
+          blue: this.loadBalancer.targetGroups.blue.arnSuffix,
+          green: this.loadBalancer.targetGroups.green.arnSuffix,
+        },
+        // Never `live`: a rollback must change no alarm.
+        releasedColours: COLOURS.filter((c) => cfg.slots[c] !== undefined),
+        dbInstanceIdentifier: db.instance.identifier,
+        dbAllocatedStorageGib: cfg.db.allocatedStorage,
+      },
+      parent,
+    );
+    if (cfg.ci) {
+      this.ci = new CiAccess(
+        `${name}-ci`,
+        {
+          repository: cfg.ci.repository,
+          stack: cfg.stack,
+          createOidcProvider: cfg.ci.createOidcProvider,
+          stateBucketArn: `arn:aws:s3:::${cfg.ci.stateBucket}`,
+          parameterPath: cfg.parameterPath,
+          region: cfg.region,
+          extraRegions: cfg.backups.replicaRegion ? [cfg.backups.replicaRegion] : [],
+          kmsKeyArn,
+          deployEnvironment: cfg.ci.deployEnvironment,
+        },
+        parent,
+      );
+    }
+
     const bastion = this.hosts.bastion;
     const keyFile = `greenlight-${cfg.stack}.key`;
     const knownHostsFile = `greenlight-${cfg.stack}.known_hosts`;
@@ -215,6 +255,9 @@ export class Environment extends pulumi.ComponentResource {
       backups: this.release.backups,
       migrations: this.release.migrations,
       sshIngressSecurityGroupId: (this.securityGroups.bastion ?? this.securityGroups.hosts).id,
+      alarmTopic: this.alarms.topic.arn,
+      ciDeployRoleArn: this.ci?.deployRole.arn,
+      ciPreviewRoleArn: this.ci?.previewRole.arn,
     };
     this.registerOutputs(this.outputs);
   }

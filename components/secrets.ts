@@ -31,12 +31,37 @@ export class Secrets extends pulumi.ComponentResource {
     super("greenlight:secrets:Secrets", name, {}, opts);
     const parent = { parent: this };
 
+    const partition = aws.getPartitionOutput({}, parent).partition;
+    const account = aws.getCallerIdentityOutput({}, parent).accountId;
     this.kmsKey = new aws.kms.Key(
       `${name}-key`,
       {
-        description: `greenlight ${args.parameterPath}: SSM parameters, buckets, database`,
+        description: `greenlight ${args.parameterPath}: SSM parameters, buckets, database, alarm topic`,
         enableKeyRotation: true,
         deletionWindowInDays: args.deletionProtection ? 30 : 7,
+        policy: pulumi.jsonStringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              // The default key policy: IAM policies of the account decide (the hosts' role
+              // may decrypt only through SSM and S3).
+              Sid: "AccountIamPolicies",
+              Effect: "Allow",
+              Principal: { AWS: pulumi.interpolate`arn:${partition}:iam::${account}:root` },
+              Action: "kms:*",
+              Resource: "*",
+            },
+            {
+              // CloudWatch publishes alarms to the encrypted SNS topic only with this.
+              Sid: "CloudWatchAlarmsToEncryptedTopic",
+              Effect: "Allow",
+              Principal: { Service: "cloudwatch.amazonaws.com" },
+              Action: ["kms:Decrypt", "kms:GenerateDataKey*"],
+              Resource: "*",
+              Condition: { StringEquals: { "aws:SourceAccount": account } },
+            },
+          ],
+        }),
       },
       parent,
     );

@@ -113,6 +113,15 @@ describe("config", () => {
       ["region missing", { "aws:region": undefined }, "aws:region"],
       ["typo in a key", { hostcount: 2 }, "greenlight:hostcount", "Did you mean greenlight:hostCount?"],
       ["amiId not an AMI", { amiId: "debian" }, "greenlight:amiId", '"debian"'],
+      ["alarmEmail not an address", { alarmEmail: "ops" }, "greenlight:alarmEmail", '"ops"', "email address"],
+      [
+        "ciRepository without a state bucket",
+        { ciRepository: "acme/site" },
+        "greenlight:ciRepository",
+        "ciStateBucket",
+      ],
+      ["ciStateBucket without a repository", { ciStateBucket: "state" }, "greenlight:ciStateBucket", "ciRepository"],
+      ["ciRepository not owner/name", { ciRepository: "acme" }, "greenlight:ciRepository", '"acme"', "owner/name"],
     ];
     for (const [what, overrides, ...expected] of cases) {
       it(what, () => {
