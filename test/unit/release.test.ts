@@ -12,15 +12,17 @@ const names = (run: ProgramRun) => commands(run).map((c) => c.name.replace(/^(qa
 const dependsOn = (run: ProgramRun, a: string, b: string) =>
   byName(run, a).options.dependencies.includes(byName(run, b).urn);
 
-/** The values a command hands its script, read back through a real shell. */
+/**
+ * The values a command hands its script, read back through a real shell in which `bash` is a
+ * function that prints its environment. `sudo -n ` is stripped first, and anything else in
+ * front of the assignments is refused: this must never execute a script on the test machine.
+ */
 function values(create: string): Record<string, string> {
-  const out = execFileSync(
-    "/bin/bash",
-    ["-c", `bash() { env -0 | grep -z "^GL_"; }; ${create.replace(/^sudo -n /, "")}`],
-    {
-      env: { PATH: "/usr/bin:/bin" },
-    },
-  ).toString();
+  const command = create.replace(/^sudo -n /, "");
+  if (!/^GL_[A-Z0-9_]+='/.test(command)) throw new Error(`unexpected command shape: ${command.slice(0, 40)}`);
+  const out = execFileSync("/bin/bash", ["-c", `bash() { env -0 | grep -z "^GL_"; }; ${command}`], {
+    env: { PATH: "/usr/bin:/bin" },
+  }).toString();
   return Object.fromEntries(
     out
       .split("\0")

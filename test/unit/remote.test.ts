@@ -6,6 +6,8 @@ import { SCRIPT_DIR, STEPS, remoteCommand, scriptId, scriptText, shellQuote } fr
 
 /** Runs `command` in a real bash where `bash` itself is a function that records what it got. */
 function capture(command: string): { script: string; argv0: string; env: Record<string, string> } {
+  // Never let a script run on the test machine: only the plain (non-sudo) shape is accepted.
+  if (!/^GL_[A-Z0-9_]+='/.test(command)) throw new Error(`unexpected command shape: ${command.slice(0, 40)}`);
   const out = execFileSync(
     "/bin/bash",
     ["-c", `bash() { printf '%s\\0%s\\0' "$2" "$3"; env -0 | grep -z '^GL_'; }; ${command}`],
@@ -77,7 +79,11 @@ describe("remote command builder", () => {
       assert.match(text, /^#!\/usr\/bin\/env bash\n/);
       const r = (() => {
         try {
-          execFileSync("/bin/bash", ["-c", scriptText(step)], { env: { PATH: "/usr/bin:/bin" }, stdio: "pipe" });
+          // Unprivileged, so a script that forgot to check its values first could do no harm here.
+          const argv = ["/bin/bash", "-c", scriptText(step)];
+          const [file, ...args] =
+            process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv;
+          execFileSync(file, args, { env: { PATH: "/usr/bin:/bin" }, stdio: "pipe", cwd: "/" });
           return { code: 0, stderr: "" };
         } catch (e) {
           const err = e as { status: number; stderr: Buffer };
