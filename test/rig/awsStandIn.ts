@@ -1,0 +1,861 @@
+// A local stand-in for the slice of S3 and SSM that the hosts (Debian's awscli 2.9.19) and the
+// release CLI (@aws-sdk/client-s3 + lib-storage) call, so host tests and the rehearsal run with no
+// AWS. Both APIs share one port because a script gets a single --endpoint-url. It is strict where
+// AWS is strict (digests, part sizes, missing buckets, path scoping) and answers NotImplemented
+// for anything it does not cover, so a script that passes here does not lean on leniency.
+// Signatures are never checked: every credential in tests is a dummy.
+import * as crypto from "node:crypto";
+import * as http from "node:http";
+import { AddressInfo } from "node:net";
+import * as zlib from "node:zlib";
+
+export type S3Op =
+  | "ListBuckets"
+  | "CreateBucket"
+  | "HeadBucket"
+  | "ListObjectsV2"
+  | "DeleteObjects"
+  | "PutObject"
+  | "CopyObject"
+  | "GetObject"
+  | "HeadObject"
+  | "DeleteObject"
+  | "CreateMultipartUpload"
+  | "UploadPart"
+  | "CompleteMultipartUpload"
+  | "AbortMultipartUpload";
+export type SsmOp = "GetParametersByPath" | "GetParameter" | "GetParameters" | "PutParameter" | "DeleteParameter";
+export type StandInOp = S3Op | SsmOp;
+
+export interface AwsStandIn {
+  /** "http://<host>:<port>"; bind `host` to an address the test hosts can reach. */
+  endpoint: string;
+  /** Buckets only exist when created (NoSuchBucket otherwise). */
+  createBucket(name: string): void;
+  putParameter(name: string, value: string, type: "String" | "SecureString"): void;
+  deleteParameter(name: string): void;
+  getObject(bucket: string, key: string): Buffer | undefined;
+  listKeys(bucket: string, prefix?: string): string[];
+  /** Makes the next `count` requests matching op fail with a 500 InternalError (fault injection for tests). */
+  failNext(op: StandInOp, count?: number): void;
+  /** Every request seen: op name, bucket/key or parameter path, status. Never the body or a parameter value. */
+  requests(): { op: string; target: string; status: number }[];
+  close(): Promise<void>;
+}
+
+const ACCOUNT = "123456789012";
+const MIN_PART_SIZE = 5 * 1024 * 1024;
+const S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/";
+const SSE_VALUES = new Set(["AES256", "aws:kms", "aws:kms:dsse"]);
+/** Request headers S3 keeps with an object and replays on GET/HEAD (plus x-amz-meta-*). */
+const KEPT_HEADERS = [
+  "content-type",
+  "content-encoding",
+  "cache-control",
+  "content-disposition",
+  "content-language",
+  "expires",
+  "x-amz-server-side-encryption",
+  "x-amz-server-side-encryption-aws-kms-key-id",
+  "x-amz-server-side-encryption-bucket-key-enabled",
+  "x-amz-storage-class",
+];
+const LIST_PARAMS = ["list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after"];
+const CHECKSUMS = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
+
+const S3_ERRORS = {
+  NoSuchBucket: [404, "The specified bucket does not exist"],
+  NoSuchKey: [404, "The specified key does not exist."],
+  NoSuchUpload: [404, "The specified upload does not exist: it may have been aborted or completed."],
+  InvalidRange: [416, "The requested range is not satisfiable"],
+  BadDigest: [400, "The Content-MD5 or checksum value you specified did not match what we received."],
+  XAmzContentSHA256Mismatch: [400, "The provided 'x-amz-content-sha256' header does not match what was computed."],
+  IncompleteBody: [400, "You did not provide the number of bytes specified by the Content-Length HTTP header."],
+  InvalidArgument: [400, "Invalid Argument"],
+  InvalidRequest: [400, "Invalid Request"],
+  MalformedXML: [400, "The XML you provided was not well-formed or did not validate against our published schema"],
+  InvalidPart: [400, "One or more of the specified parts could not be found, or its entity tag did not match."],
+  InvalidPartOrder: [400, "The list of parts was not in ascending order."],
+  EntityTooSmall: [400, "Your proposed upload is smaller than the minimum allowed object size."],
+  MaxMessageLengthExceeded: [400, "Your request was too big."],
+  BucketAlreadyOwnedByYou: [409, "Your previous request to create the named bucket succeeded and you already own it."],
+  InternalError: [500, "We encountered an internal error. Please try again."],
+  NotImplemented: [501, "A header or query you provided implies functionality that is not implemented."],
+} as const;
+
+class S3Error extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: keyof typeof S3_ERRORS,
+    readonly extra: Record<string, string> = {},
+    message?: string,
+  ) {
+    super(message ?? S3_ERRORS[code][1]);
+    this.status = S3_ERRORS[code][0];
+  }
+}
+class SsmError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+interface Payload {
+  /** Kept as received: a multipart object is never copied into one buffer. */
+  segments: Buffer[];
+  size: number;
+  /** Checksums the client sent (x-amz-checksum-*), echoed back as S3 does. */
+  checksums: Record<string, string>;
+}
+interface ReceivedPayload extends Payload {
+  md5: Buffer;
+}
+interface StoredObject extends Payload {
+  etag: string;
+  lastModified: Date;
+  headers: Record<string, string>;
+}
+interface MultipartUpload {
+  bucket: string;
+  key: string;
+  headers: Record<string, string>;
+  parts: Map<number, ReceivedPayload>;
+}
+interface Parameter {
+  name: string;
+  type: string;
+  value: string;
+  version: number;
+  lastModified: Date;
+  /** What a caller without WithDecryption sees instead of a SecureString's value. */
+  sealed: string;
+}
+interface Ctx {
+  op: string;
+  target: string;
+  logged: boolean;
+}
+
+const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&${Object.keys(ENTITIES).find((k) => ENTITIES[k] === c)};`);
+const unesc = (s: string) =>
+  s.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);/gi, (_, e: string) =>
+    e[0] !== "#"
+      ? ENTITIES[e.toLowerCase()]
+      : String.fromCodePoint(e[1].toLowerCase() === "x" ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10)),
+  );
+const el = (name: string, value: string | number | boolean) => `<${name}>${esc(String(value))}</${name}>`;
+const xmlDoc = (root: string, body: string) =>
+  `<?xml version="1.0" encoding="UTF-8"?>\n<${root} xmlns="${S3_NS}">${body}</${root}>`;
+const xmlTags = (body: string, tag: string) =>
+  [...body.matchAll(new RegExp(`<${tag}(?:\\s[^>]*)?>([\\s\\S]*?)</${tag}>`, "g"))].map((m) => unesc(m[1]));
+const nowSeconds = () => new Date(Math.floor(Date.now() / 1000) * 1000);
+const header = (req: http.IncomingMessage, name: string) => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v.join(",") : v;
+};
+const token = {
+  encode: (s: string) => Buffer.from(s).toString("base64url"),
+  decode: (s: string) => Buffer.from(s, "base64url").toString("utf8"),
+};
+
+/**
+ * Decodes an aws-chunked body (`<hex>[;chunk-signature=..]\r\n<data>\r\n ... 0\r\n<trailers>\r\n`)
+ * as it streams, so a large upload is never held twice. The SDK sends these for stream bodies.
+ */
+class AwsChunkedDecoder {
+  readonly trailers: Record<string, string> = {};
+  private state: "size" | "data" | "crlf" | "trailer" | "done" = "size";
+  private line = "";
+  private remaining = 0;
+  constructor(private readonly onData: (b: Buffer) => void) {}
+
+  write(chunk: Buffer): void {
+    let i = 0;
+    while (i < chunk.length) {
+      if (this.state === "data") {
+        const n = Math.min(this.remaining, chunk.length - i);
+        this.onData(chunk.subarray(i, i + n));
+        i += n;
+        this.remaining -= n;
+        if (this.remaining === 0) this.state = "crlf";
+        continue;
+      }
+      const nl = chunk.indexOf(0x0a, i);
+      const end = nl < 0 ? chunk.length : nl + 1;
+      this.line += chunk.toString("latin1", i, end);
+      i = end;
+      if (this.line.length > 8192) throw this.broken("framing line too long");
+      if (nl < 0) continue;
+      const line = this.line.replace(/\r?\n$/, "");
+      this.line = "";
+      this.onLine(line);
+    }
+  }
+
+  finish(): void {
+    if (this.state !== "done") throw this.broken("body ended early");
+  }
+
+  private onLine(line: string): void {
+    if (this.state === "crlf") {
+      if (line !== "") throw this.broken("chunk data not followed by CRLF");
+      this.state = "size";
+    } else if (this.state === "size") {
+      const size = /^([0-9a-fA-F]+)(;.*)?$/.exec(line);
+      if (!size) throw this.broken("bad chunk header");
+      this.remaining = parseInt(size[1], 16);
+      this.state = this.remaining === 0 ? "trailer" : "data";
+    } else if (this.state === "trailer") {
+      const colon = line.indexOf(":");
+      if (line === "") this.state = "done";
+      else if (colon > 0) this.trailers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    } else {
+      throw this.broken("data after the final chunk");
+    }
+  }
+
+  private broken(why: string) {
+    return new S3Error("IncompleteBody", {}, `aws-chunked: ${why}`);
+  }
+}
+
+/** Incremental digests for every checksum we can verify; crc32c/crc64nvme are echoed unverified. */
+class Digests {
+  private md5 = crypto.createHash("md5");
+  private sha1?: crypto.Hash;
+  private sha256?: crypto.Hash;
+  private crc32?: number;
+  constructor(algorithms: Set<string>) {
+    if (algorithms.has("sha1")) this.sha1 = crypto.createHash("sha1");
+    if (algorithms.has("sha256")) this.sha256 = crypto.createHash("sha256");
+    if (algorithms.has("crc32")) this.crc32 = 0;
+  }
+  update(b: Buffer): void {
+    this.md5.update(b);
+    this.sha1?.update(b);
+    this.sha256?.update(b);
+    if (this.crc32 !== undefined) this.crc32 = zlib.crc32(b, this.crc32);
+  }
+  finish(): { md5: Buffer; sha256?: Buffer; base64: Record<string, string> } {
+    const base64: Record<string, string> = {};
+    const sha256 = this.sha256?.digest();
+    if (sha256) base64.sha256 = sha256.toString("base64");
+    if (this.sha1) base64.sha1 = this.sha1.digest("base64");
+    if (this.crc32 !== undefined) {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(this.crc32 >>> 0);
+      base64.crc32 = b.toString("base64");
+    }
+    return { md5: this.md5.digest(), sha256, base64 };
+  }
+}
+
+/**
+ * Reads an object or part body straight into one buffer of the announced size, decoding
+ * aws-chunked framing and verifying every digest the client supplied (Content-MD5 and a hex
+ * x-amz-content-sha256 from awscli, x-amz-checksum-* headers or trailers from the SDK), as S3
+ * does. Rejects only once the body is fully read, so the connection stays usable.
+ */
+function readPayload(req: http.IncomingMessage): Promise<ReceivedPayload> {
+  const payloadHash = header(req, "x-amz-content-sha256") ?? "";
+  const encodings = (header(req, "content-encoding") ?? "").split(",").map((s) => s.trim());
+  const chunked = payloadHash.startsWith("STREAMING-") || encodings.includes("aws-chunked");
+  const lengthHeader = header(req, chunked ? "x-amz-decoded-content-length" : "content-length");
+  const expected = lengthHeader === undefined ? undefined : Number(lengthHeader);
+  const announced = new Map<string, string | undefined>();
+  for (const alg of CHECKSUMS) {
+    const v = header(req, `x-amz-checksum-${alg}`);
+    if (v !== undefined) announced.set(alg, v);
+  }
+  for (const t of (header(req, "x-amz-trailer") ?? "").split(",")) {
+    const m = /^x-amz-checksum-(\w+)$/i.exec(t.trim());
+    if (m) announced.set(m[1].toLowerCase(), undefined);
+  }
+  const hexPayload = /^[0-9a-f]{64}$/.test(payloadHash);
+  const digests = new Digests(new Set([...announced.keys(), ...(hexPayload ? ["sha256"] : [])]));
+
+  const target = expected !== undefined && Number.isSafeInteger(expected) ? Buffer.allocUnsafe(expected) : undefined;
+  const pieces: Buffer[] = [];
+  let size = 0;
+  const accept = (b: Buffer) => {
+    digests.update(b);
+    if (!target) pieces.push(Buffer.from(b));
+    else if (size + b.length <= target.length) b.copy(target, size);
+    size += b.length;
+  };
+  const decoder = chunked ? new AwsChunkedDecoder(accept) : undefined;
+
+  const check = (): ReceivedPayload => {
+    decoder?.finish();
+    if (expected !== undefined && size !== expected) throw new S3Error("IncompleteBody");
+    const d = digests.finish();
+    const md5Header = header(req, "content-md5");
+    if (md5Header !== undefined && md5Header !== d.md5.toString("base64")) throw new S3Error("BadDigest");
+    if (hexPayload && !chunked && d.sha256!.toString("hex") !== payloadHash) {
+      throw new S3Error("XAmzContentSHA256Mismatch");
+    }
+    const checksums: Record<string, string> = {};
+    for (const [alg, fromHeader] of announced) {
+      const sent = fromHeader ?? decoder?.trailers[`x-amz-checksum-${alg}`];
+      if (sent === undefined) throw new S3Error("InvalidRequest", {}, `Missing trailer x-amz-checksum-${alg}.`);
+      if (d.base64[alg] !== undefined && d.base64[alg] !== sent) {
+        throw new S3Error(
+          "BadDigest",
+          {},
+          `The ${alg.toUpperCase()} you specified did not match the calculated checksum.`,
+        );
+      }
+      checksums[alg] = sent;
+    }
+    return { segments: target ? [target] : pieces, size, md5: d.md5, checksums };
+  };
+
+  return new Promise((resolve, reject) => {
+    let failure: unknown;
+    req.on("data", (c: Buffer) => {
+      if (failure) return;
+      try {
+        if (decoder) decoder.write(c);
+        else accept(c);
+      } catch (e) {
+        failure = e;
+      }
+    });
+    req.on("error", reject);
+    req.on("end", () => {
+      try {
+        if (failure) throw failure;
+        resolve(check());
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+function readSmall(req: http.IncomingMessage, limit = 1024 * 1024): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size <= limit) chunks.push(c);
+    });
+    req.on("error", reject);
+    req.on("end", () =>
+      size > limit ? reject(new S3Error("MaxMessageLengthExceeded")) : resolve(Buffer.concat(chunks).toString("utf8")),
+    );
+  });
+}
+
+function drain(req: http.IncomingMessage): Promise<void> {
+  if (req.readableEnded || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    req.on("end", resolve);
+    req.on("error", () => resolve());
+    req.resume();
+  });
+}
+
+/** The parts of `segments` covering bytes [start, end), without copying. */
+function slice(segments: Buffer[], start: number, end: number): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  for (const seg of segments) {
+    const segEnd = offset + seg.length;
+    if (segEnd > start && offset < end) {
+      out.push(seg.subarray(Math.max(0, start - offset), Math.min(seg.length, end - offset)));
+    }
+    offset = segEnd;
+  }
+  return out;
+}
+
+/** A single `bytes=` range as [start, end); undefined serves the whole object, as S3 does for what it ignores. */
+function parseRange(value: string | undefined, size: number): [number, number] | undefined {
+  const m = value === undefined ? null : /^bytes=(\d*)-(\d*)$/.exec(value.trim());
+  if (!m || (m[1] === "" && m[2] === "")) return undefined;
+  let start = Number(m[1]);
+  let end = size;
+  if (m[1] === "") start = Number(m[2]) === 0 ? size : Math.max(0, size - Number(m[2]));
+  else if (m[2] !== "") end = Math.min(Number(m[2]) + 1, size);
+  if (m[1] !== "" && m[2] !== "" && Number(m[2]) < start) return undefined;
+  if (start >= size) throw new S3Error("InvalidRange", { RangeRequested: value!, ActualObjectSize: String(size) });
+  return [start, end];
+}
+
+function keptHeaders(req: http.IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of KEPT_HEADERS) {
+    const v = header(req, name);
+    if (v !== undefined) out[name] = v;
+  }
+  for (const name of Object.keys(req.headers)) {
+    if (name.startsWith("x-amz-meta-")) out[name] = header(req, name)!;
+  }
+  // aws-chunked describes this request's framing, not the object.
+  const encoding = (out["content-encoding"] ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s && s !== "aws-chunked");
+  if (encoding.length) out["content-encoding"] = encoding.join(",");
+  else delete out["content-encoding"];
+  out["content-type"] ??= "binary/octet-stream";
+  const sse = out["x-amz-server-side-encryption"];
+  if (sse !== undefined && !SSE_VALUES.has(sse)) {
+    const extra = { ArgumentName: "x-amz-server-side-encryption", ArgumentValue: sse };
+    throw new S3Error("InvalidArgument", extra, "The encryption method specified is not supported");
+  }
+  if (out["x-amz-server-side-encryption-aws-kms-key-id"] !== undefined && !sse?.startsWith("aws:kms")) {
+    throw new S3Error("InvalidArgument", {}, "Specifying a KMS key id requires aws:kms encryption");
+  }
+  // S3 encrypts every object at rest; saying nothing means SSE-S3.
+  out["x-amz-server-side-encryption"] ??= "AES256";
+  return out;
+}
+
+const sseHeaders = (headers: Record<string, string>) =>
+  Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith("x-amz-server-side-encryption")));
+const checksumHeaders = (p: Payload) =>
+  Object.fromEntries(Object.entries(p.checksums).map(([alg, v]) => [`x-amz-checksum-${alg}`, v]));
+
+/** Works out which S3 operation a path-style request is, before any body is read. */
+function classifyS3(req: http.IncomingMessage, url: URL): { op: S3Op; bucket: string; key: string } {
+  const method = req.method ?? "GET";
+  const raw = url.pathname.slice(1);
+  const slash = raw.indexOf("/");
+  const bucket = decodeURIComponent(slash < 0 ? raw : raw.slice(0, slash));
+  const key = slash < 0 ? "" : decodeURIComponent(raw.slice(slash + 1));
+  // `x-id` is the SDK's label for the operation; any other sub-resource we do not know means a
+  // different API (?acl, ?tagging, ?versioning...) that must not be mistaken for the plain one.
+  const q = [...url.searchParams.keys()].filter((k) => k !== "x-id");
+  const only = (...allowed: string[]) => q.every((k) => allowed.includes(k));
+  const copy = header(req, "x-amz-copy-source") !== undefined;
+  const op = ((): S3Op | undefined => {
+    if (!bucket) return method === "GET" && only() ? "ListBuckets" : undefined;
+    if (!key) {
+      if (method === "HEAD" && only()) return "HeadBucket";
+      if (method === "PUT" && only()) return "CreateBucket";
+      if (method === "POST" && q.includes("delete") && only("delete")) return "DeleteObjects";
+      // ListObjects (v1) is left out: both clients use v2.
+      if (method === "GET" && url.searchParams.get("list-type") === "2" && only(...LIST_PARAMS, "encoding-type")) {
+        return "ListObjectsV2";
+      }
+      return undefined;
+    }
+    if (method === "PUT" && only()) return copy ? "CopyObject" : "PutObject";
+    if (method === "PUT" && !copy && q.includes("uploadId") && only("uploadId", "partNumber")) return "UploadPart";
+    if (method === "POST" && q.includes("uploads") && only("uploads")) return "CreateMultipartUpload";
+    if (method === "POST" && q.includes("uploadId") && only("uploadId")) return "CompleteMultipartUpload";
+    if (method === "DELETE" && only()) return "DeleteObject";
+    if (method === "DELETE" && q.includes("uploadId") && only("uploadId")) return "AbortMultipartUpload";
+    if (method === "GET" && q.every((k) => k.startsWith("response-"))) return "GetObject";
+    if (method === "HEAD" && only()) return "HeadObject";
+    return undefined;
+  })();
+  if (!op) throw new S3Error("NotImplemented", {}, `The stand-in does not implement ${method} ${url.pathname}?${q}`);
+  return { op, bucket, key };
+}
+
+export async function startAwsStandIn(opts: { host?: string; port?: number } = {}): Promise<AwsStandIn> {
+  const buckets = new Map<string, { created: Date; objects: Map<string, StoredObject> }>();
+  const uploads = new Map<string, MultipartUpload>();
+  const parameters = new Map<string, Parameter>();
+  const faults = new Map<string, number>();
+  const log: { op: string; target: string; status: number }[] = [];
+
+  const requestId = () => crypto.randomBytes(8).toString("hex").toUpperCase();
+  const record = (ctx: Ctx, status: number) => {
+    if (!ctx.logged) log.push({ op: ctx.op, target: ctx.target, status });
+    ctx.logged = true;
+  };
+  const send = (res: http.ServerResponse, ctx: Ctx, status: number, headers: http.OutgoingHttpHeaders, body = "") => {
+    record(ctx, status);
+    const id = requestId();
+    const length = Buffer.byteLength(body);
+    res.writeHead(status, { "x-amz-request-id": id, "x-amzn-RequestId": id, "Content-Length": length, ...headers });
+    res.end(body);
+  };
+  const sendXml = (res: http.ServerResponse, ctx: Ctx, root: string, body: string, headers = {}) =>
+    send(res, ctx, 200, { "Content-Type": "application/xml", ...headers }, xmlDoc(root, body));
+
+  const takeFault = (op: string) => {
+    const left = faults.get(op) ?? 0;
+    if (left > 0) faults.set(op, left - 1);
+    return left > 0;
+  };
+  const bucketOf = (name: string) => {
+    const b = buckets.get(name);
+    if (!b) throw new S3Error("NoSuchBucket", { BucketName: name });
+    return b;
+  };
+  const objectOf = (bucket: string, key: string) => {
+    const o = bucketOf(bucket).objects.get(key);
+    if (!o) throw new S3Error("NoSuchKey", { Key: key });
+    return o;
+  };
+  const uploadOf = (id: string | null, bucket: string, key: string) => {
+    const u = id === null ? undefined : uploads.get(id);
+    if (!u || u.bucket !== bucket || u.key !== key) throw new S3Error("NoSuchUpload", { UploadId: id ?? "" });
+    return u;
+  };
+  const store = (bucket: string, key: string, p: Payload, etag: string, headers: Record<string, string>) => {
+    const obj = {
+      segments: p.segments,
+      size: p.size,
+      checksums: p.checksums,
+      etag,
+      lastModified: nowSeconds(),
+      headers,
+    };
+    bucketOf(bucket).objects.set(key, obj);
+    return obj;
+  };
+
+  function listing(bucket: string, q: URLSearchParams): string {
+    const objects = bucketOf(bucket).objects;
+    const prefix = q.get("prefix") ?? "";
+    const delimiter = q.get("delimiter") ?? "";
+    const maxKeys = Math.min(Number(q.get("max-keys") ?? 1000), 1000);
+    if (!Number.isInteger(maxKeys) || maxKeys < 0) throw new S3Error("InvalidArgument", { ArgumentName: "max-keys" });
+    const continuation = q.get("continuation-token");
+    const after = continuation !== null ? token.decode(continuation) : (q.get("start-after") ?? "");
+    // awscli always asks for url encoding and decodes with unquote_plus, so a '+' in a key must be escaped.
+    const urlEncoded = q.get("encoding-type") === "url";
+    const encode = (s: string) => (urlEncoded ? encodeURIComponent(s).replace(/%2F/g, "/") : s);
+    // Keys sharing a common prefix sort contiguously, so one pass folds them into that prefix.
+    const entries: { name: string; obj?: StoredObject }[] = [];
+    for (const k of [...objects.keys()].filter((k) => k.startsWith(prefix)).sort()) {
+      const cut = delimiter ? k.indexOf(delimiter, prefix.length) : -1;
+      const common = cut < 0 ? undefined : k.slice(0, cut + delimiter.length);
+      if (!common) entries.push({ name: k, obj: objects.get(k) });
+      else if (entries.at(-1)?.name !== common) entries.push({ name: common });
+    }
+    const pending = entries.filter((e) => e.name > after);
+    const page = pending.slice(0, maxKeys);
+    let body = el("Name", bucket) + el("Prefix", encode(prefix)) + el("MaxKeys", maxKeys) + el("KeyCount", page.length);
+    body += el("IsTruncated", pending.length > page.length);
+    if (delimiter) body += el("Delimiter", encode(delimiter));
+    if (urlEncoded) body += el("EncodingType", "url");
+    if (continuation !== null) body += el("ContinuationToken", continuation);
+    if (q.has("start-after")) body += el("StartAfter", encode(q.get("start-after")!));
+    if (pending.length > page.length) body += el("NextContinuationToken", token.encode(page.at(-1)!.name));
+    for (const { name, obj } of page) {
+      if (!obj) continue;
+      const storage = obj.headers["x-amz-storage-class"] ?? "STANDARD";
+      body += `<Contents>${el("Key", encode(name))}${el("LastModified", obj.lastModified.toISOString())}`;
+      body += `${el("ETag", obj.etag)}${el("Size", obj.size)}${el("StorageClass", storage)}</Contents>`;
+    }
+    for (const { name, obj } of page) {
+      if (!obj) body += `<CommonPrefixes>${el("Prefix", encode(name))}</CommonPrefixes>`;
+    }
+    return body;
+  }
+
+  function complete(upload: MultipartUpload, body: string): { payload: Payload; etag: string } {
+    const listed = xmlTags(body, "Part").map((p) => ({
+      n: Number(xmlTags(p, "PartNumber")[0]),
+      etag: (xmlTags(p, "ETag")[0] ?? "").trim().replace(/^"|"$/g, ""),
+    }));
+    if (listed.length === 0) throw new S3Error("MalformedXML");
+    const parts = listed.map(({ n, etag }, i) => {
+      if (i > 0 && n <= listed[i - 1].n) throw new S3Error("InvalidPartOrder");
+      const part = upload.parts.get(n);
+      if (!part || part.md5.toString("hex") !== etag) throw new S3Error("InvalidPart", { PartNumber: String(n) });
+      // Real S3 enforces this only at completion; it catches a release CLI configured with tiny parts.
+      if (i < listed.length - 1 && part.size < MIN_PART_SIZE) {
+        throw new S3Error("EntityTooSmall", { ProposedSize: String(part.size), MinSizeAllowed: String(MIN_PART_SIZE) });
+      }
+      return part;
+    });
+    const md5OfMd5s = crypto.createHash("md5").update(Buffer.concat(parts.map((p) => p.md5)));
+    return {
+      etag: `"${md5OfMd5s.digest("hex")}-${parts.length}"`,
+      payload: {
+        segments: parts.flatMap((p) => p.segments),
+        size: parts.reduce((sum, p) => sum + p.size, 0),
+        checksums: {},
+      },
+    };
+  }
+
+  async function handleS3(req: http.IncomingMessage, res: http.ServerResponse, url: URL, ctx: Ctx): Promise<void> {
+    const { op, bucket, key } = classifyS3(req, url);
+    ctx.op = op;
+    ctx.target = key ? `${bucket}/${key}` : bucket;
+    const q = url.searchParams;
+    if (takeFault(op)) throw new S3Error("InternalError");
+    switch (op) {
+      case "ListBuckets": {
+        const owner = `<Owner>${el("ID", ACCOUNT)}${el("DisplayName", "stand-in")}</Owner>`;
+        const list = [...buckets].map(
+          ([n, b]) => `<Bucket>${el("Name", n)}${el("CreationDate", b.created.toISOString())}</Bucket>`,
+        );
+        return sendXml(res, ctx, "ListAllMyBucketsResult", `${owner}<Buckets>${list.join("")}</Buckets>`);
+      }
+      case "CreateBucket":
+        await drain(req);
+        if (buckets.has(bucket)) throw new S3Error("BucketAlreadyOwnedByYou", { BucketName: bucket });
+        buckets.set(bucket, { created: nowSeconds(), objects: new Map() });
+        return send(res, ctx, 200, { Location: `/${bucket}` });
+      case "HeadBucket":
+        bucketOf(bucket);
+        return send(res, ctx, 200, { "x-amz-bucket-region": "us-east-1" });
+      case "ListObjectsV2":
+        return sendXml(res, ctx, "ListBucketResult", listing(bucket, q));
+      case "DeleteObjects": {
+        const body = await readSmall(req);
+        const objects = bucketOf(bucket).objects;
+        const keys = xmlTags(body, "Object").map((o) => xmlTags(o, "Key")[0] ?? "");
+        if (keys.length === 0 || keys.length > 1000) throw new S3Error("MalformedXML");
+        keys.forEach((k) => objects.delete(k));
+        const quiet = /<Quiet>\s*true\s*<\/Quiet>/i.test(body);
+        const deleted = quiet ? "" : keys.map((k) => `<Deleted>${el("Key", k)}</Deleted>`).join("");
+        return sendXml(res, ctx, "DeleteResult", deleted);
+      }
+      case "PutObject": {
+        bucketOf(bucket);
+        const headers = keptHeaders(req);
+        const p = await readPayload(req);
+        const obj = store(bucket, key, p, `"${p.md5.toString("hex")}"`, headers);
+        return send(res, ctx, 200, { ETag: obj.etag, ...sseHeaders(headers), ...checksumHeaders(p) });
+      }
+      case "CopyObject": {
+        await drain(req);
+        const source = decodeURIComponent(header(req, "x-amz-copy-source")!.split("?")[0]).replace(/^\//, "");
+        const src = objectOf(source.slice(0, source.indexOf("/")), source.slice(source.indexOf("/") + 1));
+        const replace = header(req, "x-amz-metadata-directive") === "REPLACE";
+        const headers = replace ? keptHeaders(req) : { ...src.headers, ...sseHeaders(keptHeaders(req)) };
+        const obj = store(bucket, key, { ...src, checksums: {} }, src.etag, headers);
+        const result = el("LastModified", obj.lastModified.toISOString()) + el("ETag", obj.etag);
+        return sendXml(res, ctx, "CopyObjectResult", result, sseHeaders(headers));
+      }
+      case "GetObject":
+      case "HeadObject": {
+        const obj = objectOf(bucket, key);
+        const range = parseRange(header(req, "range"), obj.size);
+        const [start, end] = range ?? [0, obj.size];
+        const headers: http.OutgoingHttpHeaders = {
+          ...obj.headers,
+          ETag: obj.etag,
+          "Last-Modified": obj.lastModified.toUTCString(),
+          "Accept-Ranges": "bytes",
+          "Content-Length": end - start,
+        };
+        for (const [k, v] of q) if (k.startsWith("response-")) headers[k.slice("response-".length)] = v;
+        if (range) headers["Content-Range"] = `bytes ${start}-${end - 1}/${obj.size}`;
+        record(ctx, range ? 206 : 200);
+        res.writeHead(range ? 206 : 200, { "x-amz-request-id": requestId(), ...headers });
+        if (op === "GetObject") for (const seg of slice(obj.segments, start, end)) res.write(seg);
+        return void res.end();
+      }
+      case "DeleteObject":
+        await drain(req);
+        bucketOf(bucket).objects.delete(key);
+        return send(res, ctx, 204, {});
+      case "CreateMultipartUpload": {
+        await drain(req);
+        bucketOf(bucket);
+        const headers = keptHeaders(req);
+        const id = crypto.randomBytes(24).toString("base64url");
+        uploads.set(id, { bucket, key, headers, parts: new Map() });
+        const algorithm = header(req, "x-amz-checksum-algorithm");
+        const extra = { ...sseHeaders(headers), ...(algorithm ? { "x-amz-checksum-algorithm": algorithm } : {}) };
+        const body = el("Bucket", bucket) + el("Key", key) + el("UploadId", id);
+        return sendXml(res, ctx, "InitiateMultipartUploadResult", body, extra);
+      }
+      case "UploadPart": {
+        const upload = uploadOf(q.get("uploadId"), bucket, key);
+        const n = Number(q.get("partNumber"));
+        if (!Number.isInteger(n) || n < 1 || n > 10000) {
+          throw new S3Error("InvalidArgument", { ArgumentName: "partNumber" }, "Part number must be within 1-10000");
+        }
+        const p = await readPayload(req);
+        upload.parts.set(n, p);
+        const etag = `"${p.md5.toString("hex")}"`;
+        return send(res, ctx, 200, { ETag: etag, ...sseHeaders(upload.headers), ...checksumHeaders(p) });
+      }
+      case "CompleteMultipartUpload": {
+        const body = await readSmall(req);
+        const upload = uploadOf(q.get("uploadId"), bucket, key);
+        const { payload, etag } = complete(upload, body);
+        store(bucket, key, payload, etag, upload.headers);
+        uploads.delete(q.get("uploadId")!);
+        const location = `http://${req.headers.host}/${bucket}/${encodeURI(key)}`;
+        const result = el("Location", location) + el("Bucket", bucket) + el("Key", key) + el("ETag", etag);
+        return sendXml(res, ctx, "CompleteMultipartUploadResult", result, sseHeaders(upload.headers));
+      }
+      case "AbortMultipartUpload":
+        await drain(req);
+        uploadOf(q.get("uploadId"), bucket, key);
+        uploads.delete(q.get("uploadId")!);
+        return send(res, ctx, 204, {});
+    }
+  }
+
+  // ---- SSM (JSON 1.1: POST / with X-Amz-Target: AmazonSSM.<Op>) ----
+
+  const view = (p: Parameter, decrypt: boolean, region: string) => ({
+    Name: p.name,
+    Type: p.type,
+    Value: p.type === "SecureString" && !decrypt ? p.sealed : p.value,
+    Version: p.version,
+    LastModifiedDate: p.lastModified.getTime() / 1000,
+    ARN: `arn:aws:ssm:${region}:${ACCOUNT}:parameter${p.name.startsWith("/") ? "" : "/"}${p.name}`,
+    DataType: "text",
+  });
+  const invalid = (message: string) => new SsmError("ValidationException", message);
+  const notFound = (name: string) => new SsmError("ParameterNotFound", `Parameter ${name} not found.`);
+  const put = (name: string, value: string, type: string, overwrite: boolean) => {
+    if (!/^[a-zA-Z0-9_.\-/]{1,2048}$/.test(name)) throw invalid(`Parameter name: ${name} is invalid.`);
+    const old = parameters.get(name);
+    if (old && !overwrite) throw new SsmError("ParameterAlreadyExists", "The parameter already exists.");
+    if (!["String", "StringList", "SecureString"].includes(type)) throw invalid(`Type ${type} is not valid.`);
+    if (value.length === 0 || value.length > 4096) throw invalid("Value must be 1 to 4096 characters (Standard tier).");
+    const version = (old?.version ?? 0) + 1;
+    // Ciphertext-like and unrelated to the value, so a missing WithDecryption is visible, never leaky.
+    const sealed = crypto.randomBytes(48).toString("base64");
+    parameters.set(name, { name, type, value, version, lastModified: new Date(), sealed });
+    return version;
+  };
+
+  function byPath(input: Record<string, unknown>): { page: Parameter[]; next?: string } {
+    const path = input.Path;
+    if (typeof path !== "string" || !path.startsWith("/")) throw invalid("The path must begin with a forward slash.");
+    if (input.ParameterFilters !== undefined) throw invalid("The stand-in does not implement ParameterFilters.");
+    const max = input.MaxResults ?? 10;
+    if (!Number.isInteger(max) || (max as number) < 1 || (max as number) > 10) {
+      throw invalid(`Value '${max}' at 'maxResults' failed to satisfy constraint: Member must be between 1 and 10`);
+    }
+    const base = path.endsWith("/") ? path : `${path}/`;
+    const after = typeof input.NextToken === "string" ? token.decode(input.NextToken) : "";
+    const matching = [...parameters.values()]
+      .filter((p) => p.name.startsWith(base) && (input.Recursive === true || !p.name.slice(base.length).includes("/")))
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .filter((p) => p.name > after);
+    const page = matching.slice(0, max as number);
+    return { page, next: matching.length > page.length ? token.encode(page.at(-1)!.name) : undefined };
+  }
+
+  async function handleSsm(req: http.IncomingMessage, res: http.ServerResponse, ctx: Ctx): Promise<void> {
+    ctx.op = header(req, "x-amz-target")!.slice("AmazonSSM.".length);
+    let input: Record<string, unknown>;
+    try {
+      input = JSON.parse((await readSmall(req)) || "{}");
+    } catch {
+      throw new SsmError("SerializationException", "Malformed JSON request body");
+    }
+    const str = (k: string) => (typeof input[k] === "string" ? (input[k] as string) : undefined);
+    const decrypt = input.WithDecryption === true;
+    // ARNs carry the caller's region, as AWS's do; the CLI puts it in the credential scope.
+    const region = /Credential=[^/]+\/\d+\/([^/]+)\//.exec(header(req, "authorization") ?? "")?.[1] ?? "us-east-1";
+    const reply = (out: unknown) =>
+      send(res, ctx, 200, { "Content-Type": "application/x-amz-json-1.1" }, JSON.stringify(out));
+    ctx.target = str("Path") ?? str("Name") ?? (Array.isArray(input.Names) ? input.Names.join(",") : "");
+    if (takeFault(ctx.op)) throw new SsmError("InternalServerError", "An internal error occurred.", 500);
+    switch (ctx.op) {
+      case "GetParametersByPath": {
+        const { page, next } = byPath(input);
+        return reply({ Parameters: page.map((p) => view(p, decrypt, region)), ...(next ? { NextToken: next } : {}) });
+      }
+      case "GetParameter": {
+        const p = parameters.get(str("Name") ?? "");
+        if (!p) throw notFound(str("Name") ?? "");
+        return reply({ Parameter: view(p, decrypt, region) });
+      }
+      case "GetParameters": {
+        const names = Array.isArray(input.Names) ? input.Names.map(String) : [];
+        if (names.length < 1 || names.length > 10) throw invalid("Names must have between 1 and 10 members.");
+        return reply({
+          Parameters: names.filter((n) => parameters.has(n)).map((n) => view(parameters.get(n)!, decrypt, region)),
+          InvalidParameters: names.filter((n) => !parameters.has(n)),
+        });
+      }
+      case "PutParameter": {
+        const name = str("Name") ?? "";
+        const type = str("Type") ?? parameters.get(name)?.type;
+        if (!type) throw invalid("A parameter type is required when you create a parameter.");
+        return reply({ Version: put(name, str("Value") ?? "", type, input.Overwrite === true), Tier: "Standard" });
+      }
+      case "DeleteParameter":
+        if (!parameters.delete(str("Name") ?? "")) throw notFound(str("Name") ?? "");
+        return reply({});
+      default:
+        throw new SsmError("UnknownOperationException", `The stand-in does not implement ${ctx.op}.`);
+    }
+  }
+
+  const server = http.createServer((req, res) => {
+    const ctx: Ctx = { op: "Unknown", target: req.url ?? "", logged: false };
+    const ssm = (header(req, "x-amz-target") ?? "").startsWith("AmazonSSM.");
+    const work = ssm ? handleSsm(req, res, ctx) : handleS3(req, res, new URL(req.url ?? "/", "http://h"), ctx);
+    work
+      .catch(async (e: unknown) => {
+        // Drain first: both clients send `Expect: 100-continue` bodies and reuse connections.
+        await drain(req);
+        if (res.headersSent) return void res.destroy();
+        if (ssm) {
+          const err = e instanceof SsmError ? e : new SsmError("InternalServerError", String(e), 500);
+          const body = JSON.stringify({ __type: err.code, message: err.message });
+          return send(res, ctx, err.status, { "Content-Type": "application/x-amz-json-1.1" }, body);
+        }
+        const err = e instanceof S3Error ? e : new S3Error("InternalError", {}, String(e));
+        const extra = Object.entries(err.extra).map(([k, v]) => el(k, v));
+        const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error>${el("Code", err.code)}${el("Message", err.message)}${extra.join("")}</Error>`;
+        // Like S3, a HEAD error has no body, which is why the CLI reports those as a bare "404".
+        send(res, ctx, err.status, { "Content-Type": "application/xml" }, req.method === "HEAD" ? "" : body);
+      })
+      .catch(() => res.destroy());
+  });
+
+  // No per-request deadline (a slow host may stream a large artifact), and idle connections outlive
+  // any pause in a test, so a client never reuses a socket the server is just closing.
+  server.requestTimeout = 0;
+  server.keepAliveTimeout = 60_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+
+  return {
+    endpoint: `http://${host}:${address.port}`,
+    createBucket(name) {
+      if (!buckets.has(name)) buckets.set(name, { created: nowSeconds(), objects: new Map() });
+    },
+    putParameter(name, value, type) {
+      put(name, value, type, true);
+    },
+    deleteParameter(name) {
+      parameters.delete(name);
+    },
+    getObject(bucket, key) {
+      const o = buckets.get(bucket)?.objects.get(key);
+      return o && Buffer.concat(o.segments, o.size);
+    },
+    listKeys(bucket, prefix = "") {
+      return [...(buckets.get(bucket)?.objects.keys() ?? [])].filter((k) => k.startsWith(prefix)).sort();
+    },
+    failNext(op, count = 1) {
+      faults.set(op, (faults.get(op) ?? 0) + count);
+    },
+    requests() {
+      return log.map((r) => ({ ...r }));
+    },
+    close() {
+      return new Promise<void>((resolve, reject) => {
+        server.close((e) => (e ? reject(e) : resolve()));
+        // Keep-alive sockets (the SDK's, the CLI's) would otherwise hold close() open.
+        server.closeAllConnections();
+        buckets.clear();
+        uploads.clear();
+      });
+    },
+  };
+}
