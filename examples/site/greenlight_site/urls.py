@@ -1,0 +1,19 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import path
+
+from notes import views
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("api/notes", views.notes_api, name="notes-api"),
+]
+
+# A secret path keeps the admin away from drive-by scanners; no path, no admin.
+if settings.ADMIN_PATH:
+    urlpatterns.append(path(f"{settings.ADMIN_PATH}/", admin.site.urls))
+
+if settings.DEBUG:
+    from django.conf.urls.static import static
+
+    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

@@ -1,0 +1,44 @@
+"""A tiny JSON API and a status page, enough for tests to exercise a release."""
+from django import forms
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.utils.html import format_html
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
+
+from .models import Note
+
+
+class NoteForm(forms.ModelForm):
+    class Meta:
+        model = Note
+        fields = ["title", "body", "attachment"]
+
+
+def note_json(note):
+    return {"id": note.pk, "title": note.title, "attachment": note.attachment.url if note.attachment else None}
+
+
+@require_GET
+def index(request):
+    return HttpResponse(
+        format_html(
+            "<!doctype html><title>greenlight</title><h1>greenlight example site</h1>"
+            "<p>Release <code>{}</code>, {} notes.</p>",
+            settings.RELEASE_ID,
+            Note.objects.count(),
+        )
+    )
+
+
+# csrf_exempt: a machine-to-machine test endpoint without sessions or cookies.
+@csrf_exempt
+@require_http_methods(["GET", "POST"])
+def notes_api(request):
+    if request.method == "POST":
+        form = NoteForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+        return JsonResponse(note_json(form.save()), status=201)
+    notes = [note_json(note) for note in Note.objects.order_by("id")]
+    return JsonResponse({"release": settings.RELEASE_ID, "notes": notes})

@@ -1,0 +1,374 @@
+// The example site as the hosts will run it, from the artifact: an offline, hash-checked venv,
+// settings from a shared 0600 .env, migrations against a real PostgreSQL over TLS, gunicorn
+// behind a unix socket, uploads landing in a media dir that lives outside the release.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { Manifest } from "../../scripts/cli/lib/artifact";
+import { packageSite } from "../../scripts/cli/package-site";
+import {
+  debianWheels,
+  Gunicorn,
+  multipart,
+  ok,
+  PgCluster,
+  request,
+  run,
+  RunOptions,
+  SITE_DIR,
+  SYSTEM_PYTHON,
+  tmpDir,
+} from "./helpers";
+
+const RELEASE_ID = "20240501-1200-abc1234";
+const DB_PASSWORD = "Pw-_.~x9Zq"; // the generated-secret alphabet's punctuation, all of it
+const SECRET_KEY = "k=3$HOME'\"#x-not-expanded";
+const PUBLIC_HOST = "site.test";
+// What the hosts' fetch step runs: offline, from the artifact's own wheelhouse, hash-checked.
+const PIP_OFFLINE = ["--disable-pip-version-check", "--no-index", "--find-links", "wheelhouse", "--require-hashes"];
+
+// Settings must come from .env only: a decoy in the environment must change nothing.
+const DECOY_ENV = {
+  PATH: process.env.PATH ?? "/usr/bin:/bin",
+  LANG: "C.UTF-8",
+  SECRET_KEY: "from-the-environment",
+  DATABASE_URL: "postgres://env:env@env.invalid:1/env",
+};
+
+function envFile(lines: Record<string, string>): string {
+  return (
+    "# rendered from SSM\n\n" +
+    Object.entries(lines)
+      .map(([k, v]) => `${k}=${v}\n`)
+      .join("")
+  );
+}
+
+const PROBE = `
+import json, os
+os.environ["DJANGO_SETTINGS_MODULE"] = "greenlight_site.settings"
+import django
+django.setup()
+from django.conf import settings as s
+from django.test import Client
+from django.urls import NoReverseMatch, reverse
+try:
+    admin = reverse("admin:index")
+except NoReverseMatch:
+    admin = None
+health = Client().get(s.HEALTH_PATH, HTTP_HOST="10.0.0.9")
+db = s.DATABASES["default"]
+print(json.dumps(dict(
+    secret=s.SECRET_KEY, debug=s.DEBUG, hosts=s.ALLOWED_HOSTS, admin=admin, release=s.RELEASE_ID,
+    db={k: db[k] for k in ("ENGINE", "NAME", "USER", "PASSWORD", "HOST", "PORT", "OPTIONS")},
+    secure=[s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE], proxy=list(s.SECURE_PROXY_SSL_HEADER),
+    health=[health.status_code, health["Content-Type"], health.content.decode()],
+    first_middleware=s.MIDDLEWARE[0], media=str(s.MEDIA_ROOT), static=str(s.STATIC_ROOT),
+)))
+`;
+
+describe("example site: from the artifact to a running release", () => {
+  let work: string; // plays /srv/<app>
+  let release: string; // releases/<id>, the unpacked artifact
+  let app: string; // BASE_DIR
+  let venv: string;
+  let shared: string;
+  let manifest: Manifest;
+  let pg: PgCluster | undefined;
+
+  const python = (): string => path.join(venv, "bin", "python");
+  const inApp = (args: string[], opts: RunOptions = {}) => ok(python(), args, { cwd: app, env: DECOY_ENV, ...opts });
+  // A manifest argv, run as the hosts do: "python" means the release venv's interpreter.
+  const manifestCommand = (argv: string[]) => {
+    assert.strictEqual(argv[0], "python");
+    return inApp(argv.slice(1));
+  };
+
+  before(async () => {
+    const wheels = await debianWheels();
+    work = tmpDir("srv");
+    const art = await packageSite(SITE_DIR, { findLinks: wheels, out: path.join(work, "site.tar.gz") });
+    release = path.join(work, "releases", RELEASE_ID);
+    fs.mkdirSync(release, { recursive: true });
+    await ok("tar", ["-xzf", art.file, "-C", release]);
+    manifest = JSON.parse(fs.readFileSync(path.join(release, "manifest.json"), "utf8")) as Manifest;
+    app = path.join(release, "app");
+    venv = path.join(release, "venv");
+
+    pg = await PgCluster.create();
+    await pg.start();
+    await pg.psql(`CREATE ROLE app LOGIN PASSWORD '${DB_PASSWORD}'`);
+    await pg.psql("CREATE DATABASE app OWNER app");
+    const databaseUrl =
+      `postgres://app:${DB_PASSWORD}@127.0.0.1:${pg.port}/app` +
+      "?sslmode=require&application_name=greenlight-site&connect_timeout=10";
+
+    // The host layout: .env and media are shared, linked into each release.
+    shared = path.join(work, "shared");
+    fs.mkdirSync(path.join(shared, "media"), { recursive: true });
+    fs.writeFileSync(
+      path.join(shared, ".env"),
+      envFile({
+        SECRET_KEY,
+        DATABASE_URL: databaseUrl,
+        ALLOWED_HOSTS: `${PUBLIC_HOST},.example.org`,
+        HTTPS: "off",
+        ADMIN_PATH: "admin-x7",
+        DB_HOST: "127.0.0.1",
+        DB_PASSWORD,
+      }),
+      { mode: 0o600 },
+    );
+    fs.symlinkSync(path.join(shared, ".env"), path.join(app, ".env"));
+    fs.symlinkSync(path.join(shared, "media"), path.join(app, "media"));
+    fs.writeFileSync(path.join(app, "REVISION"), `${RELEASE_ID}\n`);
+  });
+
+  after(async () => {
+    await pg?.destroy();
+  });
+
+  it("installs offline from the artifact's wheelhouse in hash-checking mode", async () => {
+    await ok(SYSTEM_PYTHON, ["-m", "venv", venv]);
+    await ok(path.join(venv, "bin", "pip"), ["install", ...PIP_OFFLINE, "-r", "requirements.lock"], { cwd: release });
+    const gunicorn = await ok(path.join(venv, "bin", "gunicorn"), ["--version"]);
+    assert.match(gunicorn.stdout + gunicorn.stderr, /gunicorn \(version 20\.1\.0\)/);
+    const versions = await ok(python(), [
+      "-c",
+      "import django, psycopg2; print(django.get_version(), psycopg2.__version__)",
+    ]);
+    assert.match(versions.stdout, /^3\.2\.25 2\.9\.5 /);
+    // From the venv, not from Debian's dist-packages.
+    const where = await ok(python(), ["-c", "import django; print(django.__file__)"]);
+    assert.ok(where.stdout.startsWith(venv), where.stdout);
+  });
+
+  it("makes pip refuse a tampered wheel and a lock missing a transitive dependency", async () => {
+    const dir = tmpDir("tamper");
+    fs.cpSync(path.join(release, "wheelhouse"), path.join(dir, "wheelhouse"), { recursive: true });
+    const lock = fs.readFileSync(path.join(release, "requirements.lock"), "utf8");
+    const pip = (lockFile: string) =>
+      run(
+        path.join(venv, "bin", "pip"),
+        ["install", ...PIP_OFFLINE, "--dry-run", "--ignore-installed", "-r", lockFile],
+        { cwd: dir },
+      );
+
+    fs.writeFileSync(path.join(dir, "full.lock"), lock);
+    const clean = await pip("full.lock");
+    assert.strictEqual(clean.code, 0, clean.stderr);
+
+    fs.writeFileSync(path.join(dir, "partial.lock"), lock.replace(/^pytz==.*\n/m, ""));
+    const partial = await pip("partial.lock");
+    assert.notStrictEqual(partial.code, 0);
+    assert.match(partial.stderr, /must have their versions pinned|missing from some requirements/);
+
+    const whl = fs.readdirSync(path.join(dir, "wheelhouse")).find((f) => f.startsWith("sqlparse-"))!;
+    fs.appendFileSync(path.join(dir, "wheelhouse", whl), "tampered");
+    const tampered = await pip("full.lock");
+    assert.notStrictEqual(tampered.code, 0);
+    assert.match(tampered.stderr, /DO NOT MATCH THE HASHES/);
+  });
+
+  describe("settings, read from .env only", () => {
+    let probeDir: string;
+
+    const probe = async (env: string | null, files: Record<string, string> = {}) => {
+      fs.rmSync(probeDir, { recursive: true, force: true });
+      fs.cpSync(app, probeDir, {
+        recursive: true,
+        dereference: false,
+        filter: (src) => ![".env", "media", "REVISION", "static"].includes(path.relative(app, src)),
+      });
+      if (env !== null) fs.writeFileSync(path.join(probeDir, ".env"), env, { mode: 0o600 });
+      for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(probeDir, name), text);
+      return run(python(), ["-c", PROBE], { cwd: probeDir, env: DECOY_ENV });
+    };
+
+    before(() => {
+      probeDir = path.join(tmpDir("probe"), "app");
+    });
+
+    it("parses every key the way the hosts render them", async () => {
+      const r = await probe(
+        envFile({
+          SECRET_KEY,
+          DATABASE_URL: `postgres://app:${DB_PASSWORD}@db.internal:6543/site?sslmode=require&connect_timeout=5`,
+          ALLOWED_HOSTS: "site.test, .example.org",
+          HTTPS: "on",
+          ADMIN_PATH: "adm-9q",
+          HEALTH_PATH: "/_health",
+          UNKNOWN_KEY: "ignored",
+        }) + "   # indented comment\n",
+        { REVISION: "rel-7\n" },
+      );
+      assert.strictEqual(r.code, 0, r.stderr);
+      const s = JSON.parse(r.stdout);
+      assert.strictEqual(s.secret, SECRET_KEY, "no quoting, no $ expansion, '=' kept");
+      assert.strictEqual(s.debug, false);
+      assert.deepStrictEqual(s.hosts, ["site.test", ".example.org"]);
+      assert.strictEqual(s.admin, "/adm-9q/");
+      assert.deepStrictEqual(s.db, {
+        ENGINE: "django.db.backends.postgresql",
+        NAME: "site",
+        USER: "app",
+        PASSWORD: DB_PASSWORD,
+        HOST: "db.internal",
+        PORT: "6543",
+        OPTIONS: { sslmode: "require", connect_timeout: "5" },
+      });
+      assert.deepStrictEqual(s.secure, [true, true]);
+      assert.deepStrictEqual(s.proxy, ["HTTP_X_FORWARDED_PROTO", "https"]);
+      assert.deepStrictEqual(s.health, [200, "text/plain", "rel-7"]);
+      assert.strictEqual(s.first_middleware, "greenlight_site.health.HealthCheckMiddleware");
+      assert.strictEqual(s.media, path.join(probeDir, "media"));
+      assert.strictEqual(s.static, path.join(probeDir, "static"));
+    });
+
+    it("defaults: no admin, /healthz, insecure cookies, release 'unknown'; DEBUG=on works", async () => {
+      const r = await probe(envFile({ SECRET_KEY: "s", DATABASE_URL: "postgres://u:p@h/d", DEBUG: "on" }));
+      assert.strictEqual(r.code, 0, r.stderr);
+      const s = JSON.parse(r.stdout);
+      assert.strictEqual(s.admin, null);
+      assert.strictEqual(s.debug, true);
+      assert.deepStrictEqual(s.hosts, []);
+      assert.deepStrictEqual(s.secure, [false, false]);
+      assert.deepStrictEqual(s.health, [200, "text/plain", "unknown"]);
+      assert.deepStrictEqual(s.db.OPTIONS, {});
+      assert.strictEqual(s.db.PORT, "");
+    });
+
+    it("refuses to start without SECRET_KEY or without the .env file, whatever the environment says", async () => {
+      const noKey = await probe(envFile({ DATABASE_URL: `postgres://app:${DB_PASSWORD}@h/d` }));
+      assert.notStrictEqual(noKey.code, 0);
+      assert.match(noKey.stderr, /ImproperlyConfigured: SECRET_KEY is not set/);
+      assert.ok(!noKey.stderr.includes(DB_PASSWORD), "no secret in the error");
+      const noDb = await probe(envFile({ SECRET_KEY: "s" }));
+      assert.match(noDb.stderr, /DATABASE_URL is not set/);
+      const noFile = await probe(null);
+      assert.match(noFile.stderr, /\.env is missing/);
+      const badLine = await probe(`SECRET_KEY=s\n${DB_PASSWORD}\n`);
+      assert.match(badLine.stderr, /\.env:2: expected KEY=VALUE/);
+      assert.ok(!badLine.stderr.includes(DB_PASSWORD), "no secret in the error");
+    });
+  });
+
+  it("passes Django's checks, has migrations matching its models, and collects static files", async () => {
+    await inApp(["manage.py", "check"]);
+    const mm = await inApp(["manage.py", "makemigrations", "--check", "--dry-run"]);
+    assert.match(mm.stdout, /No changes detected/);
+    await manifestCommand(manifest.collectstatic);
+    const base = path.join(app, "static", "admin", "css", "base.css");
+    assert.ok(fs.statSync(base).size > 0, "admin CSS collected");
+    // Debian ships Django's jQuery as a symlink; the wheel must carry the file itself.
+    assert.ok(fs.statSync(path.join(app, "static", "admin", "js", "vendor", "jquery", "jquery.js")).size > 0);
+  });
+
+  it("applies both migrations to PostgreSQL over TLS, with the URL's options passed to libpq", async () => {
+    const migrate = await manifestCommand(manifest.migrate);
+    assert.match(migrate.stdout, /Applying notes\.0001_initial\.\.\. OK/);
+    assert.match(migrate.stdout, /Applying notes\.0002_note_attachment\.\.\. OK/);
+    const shown = await inApp(["manage.py", "showmigrations", "notes"]);
+    assert.match(shown.stdout, /\[X\] 0001_initial\n\s*\[X\] 0002_note_attachment/);
+    const columns = await pg!.psql(
+      "SELECT string_agg(column_name, ',' ORDER BY column_name) FROM information_schema.columns " +
+        "WHERE table_name = 'notes_note'",
+      "app",
+    );
+    assert.strictEqual(columns, "attachment,body,created_at,id,title");
+    const conn = await inApp([
+      "manage.py",
+      "shell",
+      "-c",
+      "from django.db import connection as c\n" +
+        "cur = c.cursor()\n" +
+        "cur.execute(\"SELECT ssl, current_setting('application_name') FROM pg_stat_ssl WHERE pid = pg_backend_pid()\")\n" +
+        "print(cur.fetchone())",
+    ]);
+    assert.strictEqual(conn.stdout.trim(), "(True, 'greenlight-site')");
+  });
+
+  describe("under gunicorn", () => {
+    let server: Gunicorn | undefined;
+    let socket: string;
+
+    before(async () => {
+      socket = path.join(tmpDir("sock"), "gunicorn.sock");
+      server = new Gunicorn(venv, app, manifest.wsgi, socket);
+      await server.ready();
+    });
+
+    after(async () => {
+      await server?.stop();
+    });
+
+    it("answers the health path with the release id for any Host, without the database", async () => {
+      const r = await request(socket, "GET", "/healthz", { Host: "10.0.3.17" });
+      assert.strictEqual(r.status, 200);
+      assert.strictEqual(r.headers["content-type"], "text/plain");
+      assert.strictEqual(r.body.toString(), RELEASE_ID);
+      const head = await request(socket, "HEAD", "/healthz", { Host: "10.0.3.17:8001" });
+      assert.strictEqual(head.status, 200);
+      assert.strictEqual(head.body.length, 0);
+      // Only the health path skips host validation.
+      const post = await request(socket, "POST", "/healthz", { Host: "10.0.3.17", "Content-Length": "0" });
+      assert.strictEqual(post.status, 400);
+    });
+
+    it("rejects a Host outside ALLOWED_HOSTS, accepts a subdomain wildcard", async () => {
+      const bad = await request(socket, "GET", "/api/notes", { Host: "10.0.3.17" });
+      assert.strictEqual(bad.status, 400);
+      const wild = await request(socket, "GET", "/api/notes", { Host: "www.example.org" });
+      assert.strictEqual(wild.status, 200);
+    });
+
+    it("stores an upload under MEDIA_ROOT, which is the shared dir, and lists it", async () => {
+      const content = Buffer.from(`attachment for ${RELEASE_ID}\n`);
+      const form = multipart(
+        { title: "first", body: "hello" },
+        { field: "attachment", filename: "a.txt", data: content },
+      );
+      const created = await request(
+        socket,
+        "POST",
+        "/api/notes",
+        { Host: PUBLIC_HOST, "Content-Type": form.contentType, "Content-Length": String(form.body.length) },
+        form.body,
+      );
+      assert.strictEqual(created.status, 201, created.body.toString());
+      const note = JSON.parse(created.body.toString());
+      assert.strictEqual(note.title, "first");
+      assert.match(note.attachment, /^\/media\/notes\/a[^/]*\.txt$/);
+      const stored = path.join(shared, "media", note.attachment.replace(/^\/media\//, ""));
+      assert.deepStrictEqual(fs.readFileSync(stored), content, "the file lands in shared/media, outside the release");
+
+      const list = await request(socket, "GET", "/api/notes", { Host: PUBLIC_HOST });
+      assert.strictEqual(list.status, 200);
+      assert.deepStrictEqual(JSON.parse(list.body.toString()), {
+        release: RELEASE_ID,
+        notes: [{ id: note.id, title: "first", attachment: note.attachment }],
+      });
+
+      const invalid = multipart({ body: "no title" });
+      const rejected = await request(
+        socket,
+        "POST",
+        "/api/notes",
+        { Host: PUBLIC_HOST, "Content-Type": invalid.contentType, "Content-Length": String(invalid.body.length) },
+        invalid.body,
+      );
+      assert.strictEqual(rejected.status, 400);
+      assert.ok(JSON.parse(rejected.body.toString()).errors.title);
+    });
+
+    it("serves a home page with the release id and the note count", async () => {
+      const r = await request(socket, "GET", "/", { Host: PUBLIC_HOST });
+      assert.strictEqual(r.status, 200);
+      assert.match(r.body.toString(), new RegExp(`Release <code>${RELEASE_ID}</code>, 1 notes`));
+      const admin = await request(socket, "GET", "/admin-x7/login/", { Host: PUBLIC_HOST });
+      assert.strictEqual(admin.status, 200);
+      const noAdmin = await request(socket, "GET", "/admin/", { Host: PUBLIC_HOST });
+      assert.strictEqual(noAdmin.status, 404);
+    });
+  });
+});
