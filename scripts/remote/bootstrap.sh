@@ -73,6 +73,8 @@ printf '%s\n' "$GL_DEPLOY_KEY" | write_file /home/deploy/.ssh/authorized_keys 06
 install -d -o deploy -g deploy -m 0755 "$ROOT" "$ROOT/releases" "$ROOT/shared" "$ROOT/shared/venvs" \
   "$ROOT/shared/pip-cache"
 install -d -o app -g app -m 0755 "$ROOT/shared/media"
+# The app's settings, rendered from SSM by each fetch: readable and writable by the app only.
+[[ -e $ROOT/shared/.env ]] || install -o app -g app -m 0600 /dev/null "$ROOT/shared/.env"
 # gunicorn (app) creates its sockets here; nginx (www-data) connects: setgid keeps the group.
 install -d -o app -g www-data -m 2750 "$ROOT/run"
 install -d -o app -g app -m 0750 "/var/log/$APP"
@@ -89,8 +91,11 @@ sudoers=$(mktemp)
 cat >"$sudoers" <<EOF
 # greenlight ($APP): the deploy user restarts its own slots, writes the app's .env and runs
 # the app's commands (migrate, collectstatic) as the app user with a release's python.
+# Files the app writes into a release (collectstatic) stay group-writable, so cleanup (deploy,
+# in group app) can remove them.
+Defaults>app umask=0002
 deploy ALL=(root) NOPASSWD: $slots_cmds
-deploy ALL=(app) NOPASSWD: /usr/bin/install -m 0600 /dev/stdin $ROOT/shared/.env.new, $ROOT/releases/*/venv/bin/python
+deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.env, $ROOT/releases/*/venv/bin/python
 EOF
 visudo -cqf "$sudoers" || die "generated sudoers does not parse"
 write_file "/etc/sudoers.d/greenlight-$APP" 0440 root:root <"$sudoers" || true

@@ -33,12 +33,23 @@ for r in "${releases[@]}"; do
 done
 
 removed=()
-for dir in "$RELEASES"/* "$RELEASES"/.new-* "$RELEASES"/.greenlight-*; do
+stuck=()
+# remove DIR NAME: a release the app wrote into with permissions deploy cannot undo (a site
+# that sets FILE_UPLOAD_DIRECTORY_PERMISSIONS to 0o755, say) is reported, not fatal: the
+# release is already live, and the next cleanup tries again.
+remove() {
+  if rm -rf -- "$1" 2>/dev/null; then
+    removed+=("$2")
+  else
+    stuck+=("$2")
+    log "could not remove all of $1: the app created files there deploy may not delete (group-writable directories fix it)"
+  fi
+}
+for dir in "$RELEASES"/* "$RELEASES"/.greenlight-*; do
   [[ -e $dir ]] || continue
   r=${dir##*/}
   [[ -n ${keep[$r]:-} ]] && continue
-  rm -rf -- "$dir"
-  removed+=("$r")
+  remove "$dir" "$r"
 done
 
 # Venvs: keep those a remaining release links to.
@@ -50,13 +61,12 @@ done
 for v in "$SHARED"/venvs/*; do
   [[ -e $v ]] || continue
   [[ -n ${used[${v##*/}]:-} ]] && continue
-  rm -rf -- "$v"
-  removed+=("venv:${v##*/}")
+  remove "$v" "venv:${v##*/}"
 done
 
-log "kept ${#keep[@]} releases, removed ${#removed[@]} entries"
+log "kept ${#keep[@]} releases, removed ${#removed[@]} entries${stuck[*]:+, could not remove ${stuck[*]}}"
 python3 -c '
 import json, sys
-kept, removed = sys.argv[1].split(), sys.argv[2].split()
-print(json.dumps({"kept": sorted(kept), "removed": sorted(removed)}))
-' "${!keep[*]}" "${removed[*]}"
+kept, removed, stuck = (a.split() for a in sys.argv[1:4])
+print(json.dumps({"kept": sorted(kept), "removed": sorted(removed), "notRemoved": sorted(stuck)}))
+' "${!keep[*]}" "${removed[*]}" "${stuck[*]}"

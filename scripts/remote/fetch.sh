@@ -21,13 +21,17 @@ check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 check GL_WORKERS '^[0-9]{1,2}$' "a worker count"
 app_paths
 lock
+# Release trees and venvs are world-readable: the app user runs them, nginx serves their
+# static files. Secrets live in shared/.env only (0600, app).
+umask 022
 
 release=$RELEASES/$GL_RELEASE
 
 # The environment's settings may have changed (a rotated secret): render .env on every run.
 render_env() {
-  parameters_as_env | sudo -n -u app /usr/bin/install -m 0600 /dev/stdin "$SHARED/.env.new"
-  mv -f "$SHARED/.env.new" "$SHARED/.env"
+  # Written as the app user into the file the bootstrap created (app's, 0600), so deploy never
+  # holds it. Not atomic, but only read when a process starts, and those start under the lock.
+  parameters_as_env | sudo -n -u app /usr/bin/tee "$SHARED/.env" >/dev/null
   log "rendered shared/.env from $GL_PARAMETER_PATH"
 }
 
@@ -43,7 +47,9 @@ if [[ -d $release ]]; then
 fi
 
 # Leftovers of an interrupted fetch of this release (we hold the lock: nobody else is at it).
-stage=$RELEASES/.new-$GL_RELEASE
+# "~" cannot be in a release id; no leading dot, because sudoers' releases/*/venv/bin/python
+# (how collectstatic runs as the app) is a glob, and globs skip dot directories.
+stage=$RELEASES/$GL_RELEASE~new
 rm -rf -- "$stage"
 # Work next to the releases, so the finished tree is renamed into place, never copied.
 work=""
@@ -71,10 +77,6 @@ check lock_hash '^[0-9a-f]{64}$' "a lock hash"
   die "requirements.lock does not match the manifest's lockHash"
 wsgi=$(manifest wsgi "$work/a")
 check wsgi '^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$' "a WSGI path (module:callable)"
-
-# Release trees and venvs are world-readable: the app user runs them, nginx serves their
-# static files. Secrets live in shared/.env only (0600, app).
-umask 022
 
 # The venv depends only on the lock: releases with the same lock share one, built once.
 venv=$SHARED/venvs/$lock_hash

@@ -90,13 +90,14 @@ parameters_as_env() {
 import json, re, sys
 prefix = sys.argv[1]
 for p in sorted(json.load(sys.stdin)["Parameters"], key=lambda p: p["Name"]):
-    name = p["Name"][len(prefix):]
+    full, value = p["Name"], p["Value"]
+    name = full[len(prefix):]
     if not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
-        print(f"greenlight: ignoring parameter {p[\"Name\"]}", file=sys.stderr)
+        print(f"greenlight: ignoring parameter {full}", file=sys.stderr)
         continue
-    if "\n" in p["Value"] or "\r" in p["Value"]:
-        sys.exit(f"greenlight: parameter {p[\"Name\"]} contains a line break")
-    print(f"{name}={p[\"Value\"]}")
+    if "\n" in value or "\r" in value:
+        sys.exit(f"greenlight: parameter {full} contains a line break")
+    print(f"{name}={value}")
 ' "$GL_PARAMETER_PATH"
 }
 
@@ -133,8 +134,9 @@ take_backup() {
   key="db/$(date -u +%Y%m%dT%H%M%SZ)-$label.dump"
   log "pg_dump of $PGDATABASE on $PGHOST"
   pg_dump --format=custom --no-password --file="$work/backup.dump"
-  entries=$(pg_restore --list "$work/backup.dump" | grep -vc '^;' || true)
-  [[ $entries -gt 0 ]] || die "the dump has no entries: refusing to call it a backup"
+  # The archive must read back; an empty database (before the first migration) has no entries.
+  pg_restore --list "$work/backup.dump" >"$work/toc" || die "pg_restore cannot read the dump back"
+  entries=$(grep -vc '^;' "$work/toc" || true)
   size=$(stat -c %s "$work/backup.dump")
   sum=$(sha256sum "$work/backup.dump" | cut -d' ' -f1)
   log "verified $entries entries, $size bytes; uploading to s3://$GL_BACKUP_BUCKET/$key"
@@ -159,5 +161,7 @@ as_app() {
   shift
   local argv=("$@")
   [[ ${argv[0]} == python ]] && argv[0]=$dir/venv/bin/python
-  (cd "$dir" && sudo -n -u app -- "${argv[@]}")
+  # umask 002 (with sudoers' matching default): what the app writes in the release stays
+  # group-writable for deploy's cleanup.
+  (cd "$dir" && umask 002 && sudo -n -u app -- "${argv[@]}")
 }

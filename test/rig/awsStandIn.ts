@@ -38,6 +38,8 @@ export interface AwsStandIn {
   listKeys(bucket: string, prefix?: string): string[];
   /** Makes the next `count` requests matching op fail with a 500 InternalError (fault injection for tests). */
   failNext(op: StandInOp, count?: number): void;
+  /** Drops every pending injected failure. */
+  clearFaults(): void;
   /** Every request seen: op name, bucket/key or parameter path, status. Never the body or a parameter value. */
   requests(): { op: string; target: string; status: number }[];
   close(): Promise<void>;
@@ -844,6 +846,9 @@ export async function startAwsStandIn(opts: { host?: string; port?: number } = {
     },
     failNext(op, count = 1) {
       faults.set(op, (faults.get(op) ?? 0) + count);
+    },
+    clearFaults() {
+      faults.clear();
     },
     requests() {
       return log.map((r) => ({ ...r }));

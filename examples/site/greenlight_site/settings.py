@@ -112,6 +112,10 @@ STATIC_ROOT = BASE_DIR / "static"
 # On hosts a symlink to shared/media, so uploads outlive releases.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "media"
+# nginx (another user) serves uploads and collected static files; the deploy user (in the
+# app's group) removes old releases, static files included. These apply to both.
+FILE_UPLOAD_PERMISSIONS = 0o664
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o775
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,423 @@
+// The release steps, byte for byte as the program sends them, over real SSH on two local
+// Debian hosts (separate filesystems), with PostgreSQL, nginx, supervisor, gunicorn and
+// Django from Debian, and S3/SSM stand-ins. The scenarios run in order, like the life of an
+// environment: bootstrap, first release, a second release under load, then every way a
+// release can fail, each followed by the retry that succeeds.
+import { S3Client } from "@aws-sdk/client-s3";
+import * as assert from "assert";
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { Step } from "../../components/remote";
+import { artifactKey } from "../../scripts/cli/lib/stack";
+import { uploadArtifact } from "../../scripts/cli/lib/upload";
+import { Artifact, Variant, siteArtifact } from "../rig/artifacts";
+import { RigHost } from "../rig/hosts";
+import { RunResult } from "../rig/ssh";
+import { APP, REGION, World, httpRequest, startWorld } from "../rig/world";
+
+type Slot = "blue" | "green";
+const PORT: Record<Slot, number> = { blue: 8001, green: 8002 };
+
+describe("release steps on real hosts", function () {
+  this.timeout(600_000);
+  let w: World;
+  let h0: RigHost;
+  let h1: RigHost;
+  let s3: S3Client;
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), "gl-hosttest-"));
+  /** Every byte any step printed: checked for secrets at the end. */
+  const transcript: string[] = [];
+  const artifacts = new Map<string, Artifact>();
+
+  const artifact = async (variant: Variant) => {
+    const a = await siteArtifact(variant, out);
+    if (!artifacts.has(variant)) {
+      await uploadArtifact(s3, w.artifactBucket, artifactKey(a.sha256), a.file, a.sha256);
+      artifacts.set(variant, a);
+    }
+    return { key: artifactKey(a.sha256), sha256: a.sha256, lockHash: a.lockHash };
+  };
+
+  const run = async (host: RigHost, step: Step, values: Record<string, string>): Promise<RunResult> => {
+    const r = await w.step(host, step, values);
+    transcript.push(r.stdout, r.stderr);
+    return r;
+  };
+  const ok = async (host: RigHost, step: Step, values: Record<string, string>) => {
+    const r = await run(host, step, values);
+    assert.equal(r.code, 0, `${step} on ${host.name} failed:\n${r.stderr.slice(-3000)}`);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+  };
+  const fails = async (host: RigHost, step: Step, values: Record<string, string>, why: RegExp) => {
+    const r = await run(host, step, values);
+    assert.notEqual(r.code, 0, `${step} on ${host.name} should have failed`);
+    assert.match(r.stderr, why);
+    return r;
+  };
+  const sh = async (host: RigHost, script: string, user?: string) => {
+    const r = await host.exec(["bash", "-c", script], user ? { user } : {});
+    assert.equal(r.code, 0, `${script}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const slotTarget = (host: RigHost, slot: Slot) => sh(host, `readlink /srv/${APP}/${slot} || true`);
+  const serves = async (host: RigHost, slot: Slot) => (await w.get(host, PORT[slot], "/healthz")).body;
+
+  /** A whole release into `slot`: fetch everywhere, backup + migrate on h0, activate everywhere. */
+  const release = async (slot: Slot, id: string, variant: Variant) => {
+    const a = await artifact(variant);
+    const fetched = await Promise.all([h0, h1].map((h) => ok(h, "fetch", w.values.fetch(slot, id, a))));
+    const backup = await ok(h0, "backup", w.values.backup(id));
+    const migrate = await ok(h0, "migrate", w.values.migrate(id));
+    const activated = await Promise.all([h0, h1].map((h) => ok(h, "activate", w.values.activate(slot, id))));
+    return { fetched, backup, migrate, activated };
+  };
+
+  before(async function () {
+    this.timeout(900_000);
+    w = await startWorld({ hosts: 2 });
+    [h0, h1] = w.hosts;
+    s3 = new S3Client({
+      region: REGION,
+      endpoint: w.aws.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+  });
+
+  after(async () => {
+    s3?.destroy();
+    await w?.stop();
+    fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it("bootstrap prepares each host (users, sudoers, supervisor, nginx, key-only sshd) and is idempotent", async () => {
+    for (const h of [h0, h1]) await ok(h, "bootstrap", w.values.bootstrap());
+    const again = await run(h0, "bootstrap", w.values.bootstrap());
+    assert.equal(again.code, 0);
+    assert.doesNotMatch(again.stderr, /wrote |installing /, "a second run changes nothing");
+    const sshd = await sh(
+      h0,
+      "sshd -T | grep -E '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|hostkey) '",
+    );
+    assert.deepEqual(sshd.split("\n").sort(), [
+      "hostkey /etc/ssh/ssh_host_ed25519_key",
+      "kbdinteractiveauthentication no",
+      "passwordauthentication no",
+      "permitrootlogin no",
+    ]);
+    assert.equal(await sh(h0, "id -nG deploy"), "deploy app");
+    assert.equal(await sh(h0, "getent passwd app | cut -d: -f7"), "/usr/sbin/nologin");
+    assert.equal(
+      await sh(h0, `stat -c '%U %a' /srv/${APP} /srv/${APP}/shared/media /etc/sudoers.d/greenlight-${APP}`),
+      `deploy 755\napp 755\nroot 440`,
+    );
+    // deploy may restart its own slots and nothing else as root.
+    const sudo = (await h0.exec(["sudo", "-n", "-l", "-U", "deploy"])).stdout.replace(/\s+/g, " ").trim();
+    assert.match(sudo, /\(root\) NOPASSWD: \/usr\/bin\/supervisorctl start site-blue, /);
+    assert.match(
+      sudo,
+      /\(app\) NOPASSWD: \/usr\/bin\/tee \/srv\/site\/shared\/\.env, \/srv\/site\/releases\/\*\/venv\/bin\/python$/,
+    );
+    assert.doesNotMatch(sudo, /\(ALL\)|NOPASSWD: ALL/);
+    assert.equal((await h0.exec(["sudo", "-u", "deploy", "sudo", "-n", "/usr/bin/id"])).code === 0, false);
+    assert.match(await sh(h0, "grep -c 'Unattended-Upgrade \"1\"' /etc/apt/apt.conf.d/20auto-upgrades"), /^1$/);
+    assert.match(await sh(h0, `cat /etc/logrotate.d/greenlight-${APP}`), /\/var\/log\/site\/\*\.log/);
+  });
+
+  it("first release: fetch (cold venv) -> backup -> migrate -> activate, and the slot answers with its id", async () => {
+    const r = await release("blue", "r1", "base");
+    for (const f of r.fetched) assert.equal(f.venv, "built");
+    assert.match(String(r.backup.key), /^db\/\d{8}T\d{6}Z-before-r1\.dump$/);
+    assert.deepEqual(
+      (r.migrate.applied as string[]).filter((m) => m.startsWith("notes.")),
+      ["notes.0001_initial", "notes.0002_note_attachment"],
+    );
+    for (const h of [h0, h1]) {
+      assert.equal(await serves(h, "blue"), "r1");
+      assert.equal(await slotTarget(h, "blue"), "releases/r1");
+      assert.equal(await sh(h, `stat -c '%U %a' /srv/${APP}/shared/.env`), "app 600", "the .env is the app's alone");
+      assert.match(await sh(h, `cat /srv/${APP}/shared/.env`), /^SECRET_KEY=/m);
+    }
+    // Static files come from the slot's release, media from the shared dir, through nginx.
+    const css = await w.get(h0, PORT.blue, "/static/admin/css/base.css");
+    assert.equal(css.status, 200);
+  });
+
+  it("a second release to green while blue serves continuous requests: not one fails", async () => {
+    // Data through the app (and the shared media dir) before the release.
+    for (const title of ["one", "two", "three"]) {
+      const form = new FormData();
+      form.set("title", title);
+      form.set("attachment", new Blob([`file ${title}`]), `${title}.txt`);
+      const res = await httpRequest(`http://${h0.ip}:${PORT.blue}/api/notes`, { method: "POST", body: form });
+      assert.equal(res.status, 201, res.body);
+    }
+    const load = startLoad([h0, h1].map((h) => `http://${h.ip}:${PORT.blue}/api/notes`));
+    const r = await release("green", "r2", "pinned");
+    const seen = await load.stop();
+    assert.ok(seen.ok >= 50, `the load ran (${seen.ok} requests)`);
+    assert.deepEqual(seen.failures, [], "no request on the live slot failed");
+    assert.deepEqual(seen.releases, ["r1"], "blue kept serving r1 throughout");
+    for (const f of r.fetched) assert.equal(f.venv, "reused", "same lock: the venv is reused");
+    assert.deepEqual(r.migrate.applied, ["notes.0003_note_pinned"]);
+    for (const h of [h0, h1]) {
+      assert.equal(await serves(h, "green"), "r2");
+      assert.equal(await serves(h, "blue"), "r1");
+    }
+    const notes = JSON.parse((await httpRequest(`http://${h1.ip}:${PORT.green}/api/notes`)).body) as {
+      notes: { attachment: string }[];
+    };
+    assert.equal(notes.notes.length, 3, "both hosts, both slots, one database");
+    // Uploads live in the host's shared/media, outside releases: the new release serves them.
+    // (Each host has its own: several hosts need shared storage for media, see the README.)
+    const media = await httpRequest(`http://${h0.ip}:${PORT.green}${notes.notes[0].attachment}`);
+    assert.equal(media.status, 200, "uploads live outside releases, in shared/media");
+    assert.match(media.body, /^file (one|two|three)$/);
+  });
+
+  it("migrations ran exactly once across hosts and releases", async () => {
+    const dupes = await w.pg.query(
+      "select app, name, count(*) from django_migrations group by 1, 2 having count(*) > 1",
+      APP,
+    );
+    assert.equal(dupes.trim(), "");
+    assert.equal((await w.pg.query("select count(*) from django_migrations where app = 'notes'", APP)).trim(), "3");
+    const again = await ok(h0, "migrate", w.values.migrate("r2"));
+    assert.deepEqual(again.applied, [], "a retried migrate applies nothing");
+  });
+
+  it("the backup restores into a fresh database with equal row counts", async () => {
+    const b = await ok(h0, "backup", w.values.backup("r2"));
+    const dump = w.aws.getObject(w.backupBucket, String(b.key));
+    assert.ok(dump && dump.length === b.size, "the uploaded object is the dump");
+    const file = path.join(out, "check.dump");
+    fs.writeFileSync(file, dump);
+    await w.pg.query(`create database restorecheck owner ${APP}`);
+    try {
+      // pg_restore from the machine, as the app's role over TLS, like a restore on a host.
+      execFileSync(
+        "pg_restore",
+        [
+          "--no-owner",
+          "--exit-on-error",
+          "-h",
+          w.pg.host,
+          "-p",
+          String(w.pg.port),
+          "-U",
+          APP,
+          "-d",
+          "restorecheck",
+          file,
+        ],
+        {
+          env: { PATH: "/usr/bin:/bin", PGPASSWORD: w.secrets.dbPassword, PGSSLMODE: "require" },
+          stdio: "pipe",
+        },
+      );
+      const tables = (await w.pg.query("select tablename from pg_tables where schemaname = 'public' order by 1", APP))
+        .trim()
+        .split("\n");
+      assert.ok(tables.includes("notes_note"));
+      for (const t of tables) {
+        const live = await w.pg.query(`select count(*) from "${t}"`, APP);
+        const copy = await w.pg.query(`select count(*) from "${t}"`, "restorecheck");
+        assert.equal(copy, live, `rows of ${t}`);
+      }
+    } finally {
+      await w.pg.dropDatabase("restorecheck");
+    }
+  });
+
+  // A failure at any step leaves the live slot serving and its link untouched; the retry
+  // after the fix succeeds. green (r2) is live now; new releases go to blue (idle, r1).
+  const unchanged = async () => {
+    for (const h of [h0, h1]) {
+      assert.equal(await slotTarget(h, "green"), "releases/r2");
+      assert.equal(await serves(h, "green"), "r2");
+    }
+  };
+
+  it("failed fetch, bad checksum: nothing is unpacked", async () => {
+    const a = await artifact("restyled");
+    await fails(h1, "fetch", w.values.fetch("blue", "r3", { ...a, sha256: "0".repeat(64) }), /checksum mismatch/);
+    assert.equal(await sh(h1, `ls /srv/${APP}/releases`), "r1\nr2");
+    await unchanged();
+    await ok(h1, "fetch", w.values.fetch("blue", "r3", a));
+    assert.match(await sh(h1, `ls /srv/${APP}/releases`), /r3/);
+  });
+
+  it("failed fetch, venv build: the release is not created, the broken venv is not kept", async () => {
+    const bad = await artifact("missing-wheel");
+    await fails(h0, "fetch", w.values.fetch("blue", "r4", bad), /venv could not be built/);
+    assert.equal(await sh(h0, `test -e /srv/${APP}/releases/r4 && echo yes || echo no`), "no");
+    assert.equal(
+      await sh(h0, `test -e /srv/${APP}/shared/venvs/${bad.lockHash}/.complete && echo yes || echo no`),
+      "no",
+    );
+    await unchanged();
+    const fixed = await artifact("new-lock");
+    const f = await ok(h0, "fetch", w.values.fetch("blue", "r4", fixed));
+    assert.equal(f.venv, "built");
+  });
+
+  it("failed backup: an upload error fails the step before any migration", async () => {
+    w.aws.failNext("PutObject", 10); // more than the CLI's retries
+    await fails(h0, "backup", w.values.backup("r5"), /upload failed/);
+    w.aws.clearFaults();
+    await unchanged();
+    await ok(h0, "backup", w.values.backup("r5"));
+  });
+
+  it("failed migration: the migrate step fails, the slot is not activated", async () => {
+    await Promise.all(
+      [h0, h1].map(async (h) => ok(h, "fetch", w.values.fetch("blue", "r6", await artifact("bad-migration")))),
+    );
+    await ok(h0, "backup", w.values.backup("r6"));
+    await fails(h0, "migrate", w.values.migrate("r6"), /this migration always fails/);
+    for (const h of [h0, h1]) assert.equal(await slotTarget(h, "blue"), "releases/r1");
+    await unchanged();
+    const r = await release("blue", "r7", "fixed-migration");
+    assert.deepEqual(r.migrate.applied, ["notes.0004_untitled_notes"]);
+  });
+
+  it("failed health check: a release that cannot start puts its slot back and fails", async () => {
+    const a = await artifact("broken-app");
+    await ok(h1, "fetch", w.values.fetch("blue", "r8", a));
+    await fails(
+      h1,
+      "activate",
+      { ...w.values.activate("blue", "r8"), GL_HEALTH_TIMEOUT: "15" },
+      /failed its health check/,
+    );
+    assert.equal(await slotTarget(h1, "blue"), "releases/r7", "back on the previous release");
+    assert.equal(await serves(h1, "blue"), "r7");
+    await unchanged();
+    await ok(h1, "fetch", w.values.fetch("blue", "r9", await artifact("restyled")));
+    await ok(h1, "activate", w.values.activate("blue", "r9"));
+    assert.equal(await serves(h1, "blue"), "r9");
+  });
+
+  it("two deploys on one host serialise on the app's lock", async () => {
+    const [a, b] = await Promise.all([
+      run(h0, "fetch", w.values.fetch("blue", "r10", await artifact("base"))),
+      run(h0, "cleanup", w.values.cleanup(20)),
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.code, 0, b.stderr);
+    const waited = [a, b].filter((r) => /another greenlight step holds .*\.lock; waiting/.test(r.stderr));
+    assert.equal(waited.length, 1, "exactly one of them waited for the other");
+  });
+
+  it("cleanup keeps the newest N and every slot's release, and the venvs they use", async () => {
+    await ok(h1, "activate", w.values.activate("blue", "r1"));
+    const before = (await sh(h1, `ls /srv/${APP}/releases`)).split("\n");
+    assert.ok(before.length > 4, before.join(" "));
+    const r = await ok(h1, "cleanup", w.values.cleanup(2));
+    const after = (await sh(h1, `ls /srv/${APP}/releases`)).split("\n").sort();
+    // green -> r2 and blue -> r1 (the oldest) stay; so do the two newest: r9 and r3/r4/r8 order by fetch time.
+    assert.ok(after.includes("r1") && after.includes("r2"), after.join(" "));
+    assert.equal(after.length, 4, `two newest + two slot targets: ${after.join(" ")}`);
+    assert.deepEqual([...(r.kept as string[])].sort(), after);
+    assert.deepEqual(r.notRemoved, []);
+    const venvs = (await sh(h1, `ls /srv/${APP}/shared/venvs`)).split("\n");
+    for (const rel of after) {
+      const v = await sh(h1, `readlink /srv/${APP}/releases/${rel}/venv`);
+      assert.ok(venvs.includes(path.basename(v)), `${rel}'s venv is kept`);
+    }
+    assert.equal(await serves(h1, "blue"), "r1");
+  });
+
+  it("a release id or value with shell metacharacters cannot inject", async () => {
+    const a = await artifact("base");
+    for (const [values, why] of [
+      [{ ...w.values.fetch("blue", "$(touch /tmp/pwned)", a) }, /GL_RELEASE is not a release id/],
+      [
+        { ...w.values.fetch("blue", "r11", a), GL_ARTIFACT_KEY: "x;touch /tmp/pwned" },
+        /GL_ARTIFACT_KEY is not an S3 key/,
+      ],
+      [{ ...w.values.activate("blue", "r1"), GL_SLOT: "blue';touch /tmp/pwned;'" }, /GL_SLOT is not blue or green/],
+      [{ ...w.values.cleanup(2), GL_APP: "site`touch /tmp/pwned`" }, /GL_APP is not an app name/],
+    ] as const) {
+      const step: Step =
+        "GL_SLOT" in values && "GL_PORT" in values ? "activate" : "GL_KEEP" in values ? "cleanup" : "fetch";
+      await fails(h0, step, values, why);
+    }
+    assert.equal(await sh(h0, "ls /tmp/pwned 2>/dev/null || echo absent"), "absent");
+  });
+
+  it("no secret appears in process arguments or in any step's output", async () => {
+    const secrets = [w.secrets.dbPassword, w.secrets.secretKey, w.secrets.adminPath];
+    // Watch every process on the host while a backup and a fetch (which renders .env) run.
+    const seen = new Set<string>();
+    let watching = true;
+    const watcher = (async () => {
+      for (let i = 0; watching && i < 2000; i++) {
+        const ps = await h0.exec(["ps", "-eo", "args"]);
+        for (const line of ps.stdout.split("\n")) seen.add(line);
+      }
+    })();
+    await ok(h0, "backup", w.values.backup("r12"));
+    await ok(h0, "fetch", w.values.fetch("green", "r12", await artifact("restyled")));
+    watching = false;
+    await watcher;
+    assert.ok(
+      [...seen].some((l) => l.includes("greenlight")),
+      "the watcher saw the steps",
+    );
+    for (const s of secrets) {
+      for (const l of seen) assert.ok(!l.includes(s), "a secret in a process's arguments");
+      for (const t of transcript) assert.ok(!t.includes(s), "a secret in a step's output");
+    }
+  });
+
+  it("restore: a backup replaces the data, after a safety backup of the current data", async () => {
+    const before = (await w.pg.query("select count(*) from notes_note", APP)).trim();
+    const b = await ok(h0, "backup", w.values.backup("r13"));
+    await w.pg.query("delete from notes_note", APP);
+    const r = await ok(h0, "restore", w.values.restore(String(b.key)));
+    assert.equal((await w.pg.query("select count(*) from notes_note", APP)).trim(), before);
+    const safety = r.safetyBackup as { key: string };
+    assert.match(safety.key, /before-restore\.dump$/);
+    assert.ok(w.aws.getObject(w.backupBucket, safety.key), "the safety backup is in the bucket");
+    await fails(h0, "restore", w.values.restore("db/none.dump"), /404|NoSuchKey|Not Found/);
+    assert.equal(
+      (await w.pg.query("select count(*) from notes_note", APP)).trim(),
+      before,
+      "a failed restore changes nothing",
+    );
+  });
+});
+
+/** Requests in a loop against `urls` until stopped (bounded: 30,000 requests or 10 minutes). */
+function startLoad(urls: string[]) {
+  let running = true;
+  const failures: string[] = [];
+  const releases = new Set<string>();
+  let ok = 0;
+  const started = Date.now();
+  const worker = async (url: string) => {
+    for (let i = 0; running && i < 15_000 && Date.now() - started < 600_000; i++) {
+      try {
+        const res = await httpRequest(url);
+        if (res.status !== 200) failures.push(`${url}: ${res.status}`);
+        else {
+          ok++;
+          releases.add((JSON.parse(res.body) as { release: string }).release);
+        }
+      } catch (e) {
+        failures.push(`${url}: ${(e as Error).message}`);
+      }
+    }
+  };
+  const workers = urls.map(worker);
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(workers);
+      return { ok, failures, releases: [...releases] };
+    },
+  };
+}

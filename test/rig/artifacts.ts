@@ -1,0 +1,164 @@
+// Release artifacts of the example site for the host tests, the rehearsal and the
+// benchmarks: the site as it is, and variants that add a migration, break a migration,
+// break the app's start, or lose a wheel. Built with the real `npm run package-site` code,
+// from wheels repacked from Debian's packages (there is no PyPI here).
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { packageSite } from "../../scripts/cli/lib/packageSite";
+import { sha256File } from "../../scripts/cli/lib/upload";
+import { ROOT } from "./stackConfig";
+
+export const SITE_DIR = path.join(ROOT, "examples", "site");
+
+export type Variant =
+  | "base"
+  /** Adds notes.0003_note_pinned (a field with a default): a release with a new migration. */
+  | "pinned"
+  /** "pinned" plus a migration that raises: the migrate step fails. */
+  | "bad-migration"
+  /** "pinned" plus a working 0004 migration: the fix of "bad-migration". */
+  | "fixed-migration"
+  /** The WSGI module raises on import: the slot never becomes healthy. */
+  | "broken-app"
+  /** A new lock (so a new venv is built) whose wheelhouse lacks a wheel: the venv build fails. */
+  | "missing-wheel"
+  /** The same new lock with every wheel: a cold venv build that succeeds. */
+  | "new-lock"
+  /** The base site with an extra static file: same lock (warm venv), different artifact. */
+  | "restyled";
+
+export interface Artifact {
+  file: string;
+  sha256: string;
+  size: number;
+  lockHash: string;
+}
+
+const PINNED_MIGRATION = `from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0002_note_attachment")]
+
+    operations = [
+        migrations.AddField(model_name="note", name="pinned", field=models.BooleanField(default=False)),
+    ]
+`;
+
+const BAD_MIGRATION = `from django.db import migrations
+
+
+def fail(apps, schema_editor):
+    raise RuntimeError("greenlight test: this migration always fails")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0003_note_pinned")]
+
+    operations = [migrations.RunPython(fail, migrations.RunPython.noop)]
+`;
+
+const FIXED_MIGRATION = `from django.db import migrations
+
+
+def mark(apps, schema_editor):
+    apps.get_model("notes", "Note").objects.filter(title="").update(title="untitled")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0003_note_pinned")]
+
+    operations = [migrations.RunPython(mark, migrations.RunPython.noop)]
+`;
+
+let wheels: string | undefined;
+/** Debian's Django, gunicorn and psycopg2 (and their dependencies) as wheels, built once. */
+export function debianWheelDir(): string {
+  if (!wheels) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-wheels-"));
+    execFileSync(
+      "/usr/bin/python3",
+      [path.join(ROOT, "test", "rig", "debian-wheels.py"), dir, "Django", "gunicorn", "psycopg2"],
+      {
+        stdio: "pipe",
+      },
+    );
+    wheels = dir;
+  }
+  return wheels;
+}
+
+function mutate(dir: string, variant: Variant): void {
+  const models = path.join(dir, "notes", "models.py");
+  const migrations = path.join(dir, "notes", "migrations");
+  if (["pinned", "bad-migration", "fixed-migration"].includes(variant)) {
+    const text = fs.readFileSync(models, "utf8");
+    const anchor = /(\n {4}attachment = [^\n]*\n)/;
+    if (!anchor.test(text)) throw new Error("examples/site/notes/models.py changed: cannot add the pinned field");
+    fs.writeFileSync(models, text.replace(anchor, "$1    pinned = models.BooleanField(default=False)\n"));
+    fs.writeFileSync(path.join(migrations, "0003_note_pinned.py"), PINNED_MIGRATION);
+  }
+  switch (variant) {
+    case "pinned":
+      break;
+    case "bad-migration":
+      fs.writeFileSync(path.join(migrations, "0004_always_fails.py"), BAD_MIGRATION);
+      break;
+    case "fixed-migration":
+      fs.writeFileSync(path.join(migrations, "0004_untitled_notes.py"), FIXED_MIGRATION);
+      break;
+    case "broken-app":
+      fs.appendFileSync(
+        path.join(dir, "greenlight_site", "wsgi.py"),
+        '\nraise RuntimeError("greenlight test: broken release")\n',
+      );
+      break;
+    case "restyled":
+      fs.mkdirSync(path.join(dir, "notes", "static", "notes"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "notes", "static", "notes", "site.css"), "body { color: #135; }\n");
+      break;
+    default:
+      break;
+  }
+}
+
+const built = new Map<Variant, Promise<Artifact>>();
+
+/** The artifact of a site variant (cached per process). */
+export function siteArtifact(variant: Variant, outDir: string): Promise<Artifact> {
+  if (!built.has(variant)) built.set(variant, build(variant, outDir));
+  return built.get(variant)!;
+}
+
+async function build(variant: Variant, outDir: string): Promise<Artifact> {
+  fs.mkdirSync(outDir, { recursive: true });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), `gl-site-${variant}-`));
+  try {
+    const site = path.join(work, "site");
+    fs.cpSync(SITE_DIR, site, { recursive: true, filter: (src) => !src.includes("__pycache__") });
+    mutate(site, variant);
+    const out = path.join(outDir, `site-${variant}.tar.gz`);
+    const r = await packageSite(site, { out, findLinks: debianWheelDir(), cwd: work });
+    if (variant !== "missing-wheel" && variant !== "new-lock") return { ...r, file: out };
+    // A different lock (so hosts build a new venv); for missing-wheel, without one of its wheels.
+    const unpacked = path.join(work, "unpacked");
+    fs.mkdirSync(unpacked);
+    execFileSync("tar", ["-xzf", out, "-C", unpacked]);
+    const lockFile = path.join(unpacked, "requirements.lock");
+    fs.appendFileSync(lockFile, "# greenlight test: a lock of its own\n");
+    const lockHash = await sha256File(lockFile);
+    const manifestFile = path.join(unpacked, "manifest.json");
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(manifestFile, "utf8")), lockHash }));
+    if (variant === "missing-wheel") {
+      const victim = fs.readdirSync(path.join(unpacked, "wheelhouse")).find((f) => f.startsWith("sqlparse"));
+      if (!victim) throw new Error("no sqlparse wheel to remove");
+      fs.rmSync(path.join(unpacked, "wheelhouse", victim));
+    }
+    execFileSync("tar", ["-czf", out, "-C", unpacked, "manifest.json", "requirements.lock", "wheelhouse", "app"]);
+    return { file: out, sha256: await sha256File(out), size: fs.statSync(out).size, lockHash };
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,221 @@
+// A whole local environment for the host tests: namespaced Debian hosts over SSH, a
+// PostgreSQL playing RDS, the S3/SSM stand-in, and the values the program would hand each
+// step. Steps run exactly as the program sends them (components/remote.ts) over real SSH.
+import { randomBytes } from "crypto";
+import * as http from "http";
+import * as net from "net";
+import { SLOT_PORTS } from "../../components/constants";
+import { SECRET_SPECIALS } from "../../components/secrets";
+import { Step, remoteCommand, scriptId } from "../../components/remote";
+import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
+import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
+import { RigPostgres, startPostgres } from "./postgres";
+import { ensureHostPrerequisites } from "./prereqs";
+import { Connection, RunResult, runRemote } from "./ssh";
+
+export const APP = "site";
+export const REGION = "eu-west-1";
+/** The name clients use (ALLOWED_HOSTS): what the load balancer's DNS name is on AWS. */
+export const SITE_HOST = "site.elb.example";
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+/**
+ * One HTTP request from the machine (the load balancer's side) with the site's Host header.
+ * `body` may be a FormData (multipart upload).
+ */
+export async function httpRequest(
+  url: string,
+  opts: { method?: string; body?: FormData; timeoutMs?: number } = {},
+): Promise<{ status: number; body: string }> {
+  let payload: Buffer | undefined;
+  const headers: Record<string, string> = { host: SITE_HOST };
+  if (opts.body) {
+    const req = new Request("http://x/", { method: "POST", body: opts.body });
+    payload = Buffer.from(await req.arrayBuffer());
+    headers["content-type"] = req.headers.get("content-type")!;
+    headers["content-length"] = String(payload.length);
+  }
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      { method: opts.method ?? "GET", headers, agent, timeout: opts.timeoutMs ?? 10_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      },
+    );
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end(payload);
+  });
+}
+
+/** A value from the same alphabet the program's RandomPassword uses. */
+export function generatedSecret(length: number): string {
+  const alphabet = `abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789${SECRET_SPECIALS}`;
+  return [...randomBytes(length)].map((b) => alphabet[b % alphabet.length]).join("");
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface World {
+  rig: HostRig;
+  hosts: RigHost[];
+  pg: RigPostgres;
+  aws: AwsStandIn;
+  deployKey: { privateKey: string; publicKey: string };
+  parameterPath: string;
+  artifactBucket: string;
+  backupBucket: string;
+  /** The generated secrets, to prove they never leak. */
+  secrets: { dbPassword: string; secretKey: string; adminPath: string };
+  connection(host: RigHost, user: "admin" | "deploy"): Connection;
+  /** Runs `step` on `host` as the program would (bootstrap as admin through sudo). */
+  step(host: RigHost, step: Step, values: Record<string, string>, opts?: { timeoutMs?: number }): Promise<RunResult>;
+  /** The values the program hands each step of a slot. */
+  values: {
+    bootstrap(): Record<string, string>;
+    fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): Record<string, string>;
+    backup(release: string): Record<string, string>;
+    migrate(release: string): Record<string, string>;
+    activate(slot: "blue" | "green", release: string): Record<string, string>;
+    cleanup(keep: number): Record<string, string>;
+    restore(key: string): Record<string, string>;
+  };
+  /** GET http://<host>:<port><path> from the machine (the ALB's side). */
+  get(host: RigHost, port: number, path: string): Promise<{ status: number; body: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(opts: { hosts: number; prefix?: string; subnetIndex?: number }): Promise<World> {
+  ensureHostPrerequisites();
+  const subnetIndex = opts.subnetIndex ?? 7;
+  const bridgeIp = `10.231.${subnetIndex}.1`;
+  const awsPort = await freePort();
+  const deployKey = generateHostKey();
+  const stack = "hosttest";
+  const parameterPath = `/greenlight/${stack}/`;
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    stops.length = 0;
+  };
+  try {
+    const rig = await startHosts({
+      count: opts.hosts,
+      adminAuthorizedKey: deployKey.publicKey,
+      prefix: opts.prefix ?? "glh",
+      subnetIndex,
+      // What an instance role and region give a real host.
+      sshdSetEnv: {
+        AWS_ACCESS_KEY_ID: "AKIAHOSTTEST",
+        AWS_SECRET_ACCESS_KEY: "host-test-not-a-secret",
+        AWS_DEFAULT_REGION: REGION,
+        GL_AWS_ENDPOINT_URL: `http://${bridgeIp}:${awsPort}`,
+      },
+    });
+    stops.push(() => rig.stop());
+    const aws = await startAwsStandIn({ host: bridgeIp, port: awsPort });
+    stops.push(() => aws.close());
+    const pg = await startPostgres({ listen: bridgeIp });
+    stops.push(() => pg.stop());
+
+    const secrets = { dbPassword: generatedSecret(32), secretKey: generatedSecret(64), adminPath: generatedSecret(20) };
+    await pg.createRoleAndDatabase(APP, secrets.dbPassword);
+    const artifactBucket = "site-artifacts-0123abcd";
+    const backupBucket = "site-backups-4567cdef";
+    aws.createBucket(artifactBucket);
+    aws.createBucket(backupBucket);
+    const put = (name: string, value: string, secure: boolean) =>
+      aws.putParameter(`${parameterPath}${name}`, value, secure ? "SecureString" : "String");
+    put("DB_HOST", bridgeIp, false);
+    put("DB_PORT", String(pg.port), false);
+    put("DB_NAME", APP, false);
+    put("DB_USER", APP, false);
+    put("ALLOWED_HOSTS", SITE_HOST, false);
+    put("HTTPS", "off", false);
+    put("HEALTH_PATH", "/healthz", false);
+    put("DB_PASSWORD", secrets.dbPassword, true);
+    put("SECRET_KEY", secrets.secretKey, true);
+    put("ADMIN_PATH", secrets.adminPath, true);
+    put("DATABASE_URL", `postgres://${APP}:${secrets.dbPassword}@${bridgeIp}:${pg.port}/${APP}?sslmode=require`, true);
+
+    const connection = (host: RigHost, user: "admin" | "deploy"): Connection => ({
+      host: host.ip,
+      port: 22,
+      user,
+      privateKey: deployKey.privateKey,
+      hostKey: host.hostKey.publicKey,
+      dialErrorLimit: 20,
+      perDialTimeout: 15,
+    });
+    const common = { GL_APP: APP, GL_PARAMETER_PATH: parameterPath, GL_REGION: REGION };
+    const world: World = {
+      rig,
+      hosts: rig.hosts,
+      pg,
+      aws,
+      deployKey,
+      parameterPath,
+      artifactBucket,
+      backupBucket,
+      secrets,
+      connection,
+      step(host, step, values, o = {}) {
+        const admin = step === "bootstrap";
+        return runRemote(connection(host, admin ? "admin" : "deploy"), remoteCommand(step, values, { sudo: admin }), {
+          timeoutMs: o.timeoutMs ?? 300_000,
+        });
+      },
+      values: {
+        bootstrap: () => ({
+          GL_APP: APP,
+          GL_DEPLOY_KEY: deployKey.publicKey,
+          GL_VPC_CIDR: rig.subnet,
+          GL_BLUE_PORT: String(SLOT_PORTS.blue),
+          GL_GREEN_PORT: String(SLOT_PORTS.green),
+          GL_PG_MAJOR: "15",
+          GL_BOOTSTRAP_ID: scriptId("bootstrap"),
+        }),
+        fetch: (slot, release, artifact) => ({
+          ...common,
+          GL_RELEASE: release,
+          GL_SLOT: slot,
+          GL_ARTIFACT_BUCKET: artifactBucket,
+          GL_ARTIFACT_KEY: artifact.key,
+          GL_SHA256: artifact.sha256,
+          GL_WORKERS: "2",
+        }),
+        backup: (release) => ({ ...common, GL_RELEASE: release, GL_BACKUP_BUCKET: backupBucket }),
+        migrate: (release) => ({ GL_APP: APP, GL_RELEASE: release }),
+        activate: (slot, release) => ({
+          GL_APP: APP,
+          GL_RELEASE: release,
+          GL_SLOT: slot,
+          GL_PORT: String(SLOT_PORTS[slot]),
+          GL_HEALTH_PATH: "/healthz",
+        }),
+        cleanup: (keep) => ({ GL_APP: APP, GL_KEEP: String(keep) }),
+        restore: (key) => ({ ...common, GL_BACKUP_BUCKET: backupBucket, GL_BACKUP_KEY: key }),
+      },
+      get: (host, port, path) => httpRequest(`http://${host.ip}:${port}${path}`),
+      stop: stopAll,
+    };
+    return world;
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+}
