@@ -9,7 +9,17 @@ import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
 import { runCli } from "./lib/main";
-import { CliError, artifactKey, planRelease, readState, stackFile, writeConfig } from "./lib/stack";
+import {
+  CliError,
+  Colour,
+  DeployedResource,
+  artifactKey,
+  planRelease,
+  readState,
+  servingColour,
+  stackFile,
+  writeConfig,
+} from "./lib/stack";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -23,6 +33,24 @@ export function stackOutput(stack: string, name: string): string {
       throw new CliError(`the Pulumi CLI is not installed: install it, or pass --bucket with the ${name} output`);
     }
     throw new CliError(`pulumi stack output ${name} --stack ${stack} failed: ${String(err.stderr ?? "").trim()}`);
+  }
+}
+
+/**
+ * The colour the load balancer serves, from the stack's state (`pulumi stack export`), or
+ * undefined without the Pulumi CLI or before the first `pulumi up`.
+ */
+export function deployedServingColour(stack: string): Colour | undefined {
+  try {
+    const out = execFileSync("pulumi", ["stack", "export", "--stack", stack], {
+      encoding: "utf8",
+      maxBuffer: 256 << 20,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const state = JSON.parse(out) as { deployment?: { resources?: DeployedResource[] } };
+    return servingColour(state.deployment?.resources ?? []);
+  } catch {
+    return undefined;
   }
 }
 
@@ -50,7 +78,12 @@ async function main(): Promise<void> {
   const { s3Client, sha256File, uploadArtifact } = await import("./lib/upload");
   const sha256 = await sha256File(artifact);
   const key = artifactKey(sha256);
-  const plan = planRelease(readState(text), { release: values.id ?? sha256.slice(0, 12), artifact: key, sha256 });
+  const serving = values.bucket ? undefined : deployedServingColour(values.stack);
+  const plan = planRelease(
+    readState(text),
+    { release: values.id ?? sha256.slice(0, 12), artifact: key, sha256 },
+    serving,
+  );
 
   const region = readRegion(text);
   const bucket = values.bucket ?? stackOutput(values.stack, "artifactBucket");
@@ -59,6 +92,9 @@ async function main(): Promise<void> {
 
   const id = plan.values[`${plan.slot}Release`];
   console.log(`${uploaded === "present" ? "already in" : "uploaded to"} s3://${bucket}/${key}`);
+  if (plan.neverLive) {
+    console.log(`release ${plan.neverLive} in ${plan.slot} never went live (the load balancer serves ${serving})`);
+  }
   console.log(
     `release ${id} -> ${plan.slot} slot of ${values.stack}` +
       (plan.replaces ? ` (replacing ${plan.replaces})` : "") +

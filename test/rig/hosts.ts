@@ -30,6 +30,15 @@ export interface HostRig {
   subnet: string;
   hosts: RigHost[];
   bastion?: RigHost;
+  /**
+   * Boots one more host, as a new instance boots from its user data: with this host key and
+   * this key authorised for admin. The rehearsal starts hosts when the program creates them.
+   */
+  addHost(spec: {
+    name: string;
+    hostKey: { privateKey: string; publicKey: string };
+    adminAuthorizedKey: string;
+  }): Promise<RigHost>;
   stop(): Promise<void>;
 }
 
@@ -745,11 +754,33 @@ export async function startHosts(opts: StartHostsOptions): Promise<HostRig> {
       root: h.root,
       exec: h.exec,
     });
+    const taken = new Set(all.map((h) => h.name));
+    let nextIp = 10 + specs.length;
     return {
       bridgeIp,
       subnet,
       hosts: started.slice(0, specs.length).map(strip),
       bastion: bastionSpec ? strip(started[specs.length]) : undefined,
+      async addHost(spec) {
+        if (!/^[a-z][a-z0-9]{0,6}$/.test(spec.name) || taken.has(spec.name)) {
+          throw new Error(`addHost: name must be new and match [a-z][a-z0-9]{0,6}: ${spec.name}`);
+        }
+        if (nextIp > 250) throw new Error("addHost: the rig subnet is full");
+        taken.add(spec.name);
+        const h = await startHost(
+          prefix,
+          root,
+          { name: spec.name, ip: `${base}.${nextIp++}`, hostKey: spec.hostKey },
+          netOpts,
+          spec.adminAuthorizedKey,
+          sshdConf,
+          setEnvNames,
+          freshUsers,
+          paths,
+          (pid) => initPids.push(pid),
+        );
+        return strip(h);
+      },
       stop,
     };
   } catch (e) {

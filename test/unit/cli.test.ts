@@ -10,6 +10,7 @@ import {
   planRelease,
   planRollback,
   readState,
+  servingColour,
   stackFile,
   writeConfig,
 } from "../../scripts/cli/lib/stack";
@@ -64,6 +65,39 @@ describe("release and rollback: stack file edits", () => {
     assert.throws(() => planRelease(readState(one), rel("r1", "b")), /immutable/);
     assert.throws(() => planRelease(readState(one), rel("r 2", "b")), CliError);
     assert.throws(() => planRelease(readState(one), { ...rel("r2", "b"), sha256: "nope" }), /not a sha256/);
+  });
+
+  it("after a release that never went live, the next one replaces it and leaves the served slot alone", () => {
+    const pending = release(release(qaText, "r1", "a"), "r2", "b"); // r2 in green, live green in config
+    const plan = planRelease(readState(pending), rel("r3", "c"), "blue"); // ...but the ALB still serves blue
+    assert.equal(plan.slot, "green");
+    assert.equal(plan.neverLive, "r2");
+    assert.deepEqual(plan.previousLive, { colour: "blue", release: "r1" });
+    const after = readState(writeConfig(pending, plan.values));
+    assert.deepEqual(after, { live: "green", slots: { blue: rel("r1", "a"), green: rel("r3", "c") } });
+    // When the ALB serves what the config says, nothing special happens.
+    assert.equal(planRelease(readState(pending), rel("r3", "c"), "green").slot, "blue");
+  });
+
+  it("reads the served colour from the stack's state: the forwarding listener's target group", () => {
+    const tg = (colour: string) => ({
+      type: "aws:lb/targetGroup:TargetGroup",
+      outputs: { arn: `arn:tg/${colour}`, tags: { colour } },
+    });
+    const listener = (urn: string, actions: object[]) => ({
+      type: "aws:lb/listener:Listener",
+      urn,
+      outputs: { defaultActions: actions },
+    });
+    const resources = [
+      tg("blue"),
+      tg("green"),
+      listener("urn:...::qa-alb-http", [{ type: "redirect" }]),
+      listener("urn:...::qa-alb-test", [{ type: "forward", targetGroupArn: "arn:tg/green" }]),
+      listener("urn:...::qa-alb-https", [{ type: "forward", targetGroupArn: "arn:tg/blue" }]),
+    ];
+    assert.equal(servingColour(resources), "blue");
+    assert.equal(servingColour([]), undefined);
   });
 
   it("names the known stacks when the stack is unknown", () => {

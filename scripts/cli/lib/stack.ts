@@ -6,6 +6,8 @@ import * as path from "path";
 import { isMap, parseDocument } from "yaml";
 import { ARTIFACT_KEY, COLOURS, Colour, RELEASE_ID, SHA256, otherColour } from "../../../components/constants";
 
+export type { Colour };
+
 /** An error for the user: printed as one line, no stack trace. */
 export class CliError extends Error {}
 
@@ -71,19 +73,68 @@ export interface ReleasePlan {
   slot: Colour;
   previousLive?: { colour: Colour; release: string };
   replaces?: string;
+  /** The replaced release never went live (its `pulumi up` failed before the cutover). */
+  neverLive?: string;
   values: Record<string, string>;
+}
+
+/** A resource of the stack's state (`pulumi stack export`), as far as we read it. */
+export interface DeployedResource {
+  type: string;
+  urn?: string;
+  outputs?: Record<string, unknown>;
+}
+
+/**
+ * The colour the load balancer really forwards to, read from the stack's state: the listener
+ * that forwards (not the redirect, not the test listener) and the colour tag of its target
+ * group. After a failed `pulumi up` this is still the old colour, whatever the config says.
+ */
+export function servingColour(resources: DeployedResource[]): Colour | undefined {
+  const groups = new Map<string, Colour>();
+  for (const r of resources) {
+    if (r.type !== "aws:lb/targetGroup:TargetGroup") continue;
+    const colour = (r.outputs?.tags as Record<string, string> | undefined)?.colour as Colour;
+    if (COLOURS.includes(colour) && typeof r.outputs?.arn === "string") groups.set(r.outputs.arn, colour);
+  }
+  for (const r of resources) {
+    if (r.type !== "aws:lb/listener:Listener" || /-alb-test$/.test(r.urn ?? "")) continue;
+    const actions = (r.outputs?.defaultActions ?? []) as { type?: string; targetGroupArn?: string }[];
+    const forward = actions.find((a) => a.type === "forward");
+    if (forward?.targetGroupArn && groups.has(forward.targetGroupArn)) return groups.get(forward.targetGroupArn);
+  }
+  return undefined;
 }
 
 /**
  * Where a new release goes: into the idle slot, which becomes live. The very first release
  * goes into the live slot (both are empty). Refuses to re-release what is already live.
+ *
+ * `serving` is the colour the load balancer really forwards to (servingColour). When it is
+ * not the configured live colour, the last release never went live (its `pulumi up`
+ * failed): the new release replaces it in that slot, and the serving slot is left alone.
  */
-export function planRelease(state: StackState, next: Slot): ReleasePlan {
+export function planRelease(state: StackState, next: Slot, serving?: Colour): ReleasePlan {
   if (!RELEASE_ID.test(next.release)) {
     throw new CliError(`release id "${next.release}" is not allowed; allowed: letters, digits, . _ - (up to 64)`);
   }
   if (!SHA256.test(next.sha256)) throw new CliError(`"${next.sha256}" is not a sha256`);
   if (!ARTIFACT_KEY.test(next.artifact)) throw new CliError(`"${next.artifact}" is not an artifact key`);
+  if (serving && serving !== state.live && state.slots[state.live] && state.slots[serving]) {
+    const pending = state.slots[state.live]!;
+    return {
+      slot: state.live,
+      previousLive: { colour: serving, release: state.slots[serving]!.release },
+      replaces: pending.release,
+      neverLive: pending.release,
+      values: {
+        [`${state.live}Release`]: next.release,
+        [`${state.live}Artifact`]: next.artifact,
+        [`${state.live}Sha256`]: next.sha256,
+        live: state.live,
+      },
+    };
+  }
   const live = state.slots[state.live];
   if (live && live.release === next.release) {
     if (live.sha256 !== next.sha256) {
