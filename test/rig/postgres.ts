@@ -1,7 +1,7 @@
 // A throwaway PostgreSQL 15 cluster playing RDS for the rig hosts: reachable only over TLS
 // with SCRAM passwords from the rig subnet (as RDS with rds.force_ssl), a superuser only
 // through its own unix socket, everything under one temporary directory.
-import { execFile } from "child_process";
+import { execFile, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
@@ -64,12 +64,38 @@ function defaultCidr(listen: string): string {
   return `${m[1]}.${m[2]}.${m[3]}.0/24`;
 }
 
+const SHM = fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir();
+
+/**
+ * A cluster of an earlier run that died without stopping it (SIGKILL, a crash) still holds
+ * its address; stop and remove every leftover cluster that listens on `listen`.
+ */
+function stopLeftovers(listen: string): void {
+  for (const name of fs.readdirSync(SHM).filter((n) => n.startsWith("glt-pg-"))) {
+    const data = path.join(SHM, name, "data");
+    let conf = "";
+    try {
+      conf = fs.readFileSync(path.join(data, "postgresql.conf"), "utf8");
+    } catch {
+      continue;
+    }
+    if (!conf.includes(`listen_addresses = '${listen}'`)) continue;
+    spawnSync("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"], {
+      env: ENV,
+      stdio: "ignore",
+      cwd: "/",
+    });
+    fs.rmSync(path.join(SHM, name), { recursive: true, force: true });
+  }
+}
+
 export async function startPostgres(opts: StartPostgresOptions): Promise<RigPostgres> {
   if (process.getuid?.() !== 0) throw new Error("startPostgres needs root (to run the cluster as user postgres)");
+  stopLeftovers(opts.listen);
   const port = opts.port ?? 5432;
   const cidr = opts.clientCidr ?? defaultCidr(opts.listen);
   // initdb writes about a thousand files: on this machine's disk that is seconds, in RAM not.
-  const base = opts.dir ?? fs.mkdtempSync(path.join(fs.existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir(), "glt-pg-"));
+  const base = opts.dir ?? fs.mkdtempSync(path.join(SHM, "glt-pg-"));
   fs.mkdirSync(base, { recursive: true });
   const data = path.join(base, "data");
   const sock = path.join(base, "sock");
@@ -79,7 +105,19 @@ export async function startPostgres(opts: StartPostgresOptions): Promise<RigPost
   fs.chmodSync(base, 0o700);
 
   let started = false;
+  // If the test process exits without stop() (an error, Ctrl-C), the cluster goes with it.
+  const onExit = () => {
+    if (!started) return;
+    spawnSync("runuser", ["-u", "postgres", "--", `${PG_BIN}/pg_ctl`, "-D", data, "-m", "immediate", "-w", "stop"], {
+      env: ENV,
+      stdio: "ignore",
+      cwd: "/",
+    });
+    fs.rmSync(base, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
   const stop = async (): Promise<void> => {
+    process.off("exit", onExit);
     if (started) {
       started = false;
       await asPostgres(`${PG_BIN}/pg_ctl`, ["-D", data, "-m", "fast", "-w", "stop"]).catch(() => undefined);

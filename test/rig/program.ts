@@ -65,6 +65,23 @@ export interface ProgramRun {
 
 const INDEX = path.join(ROOT, "index.ts");
 
+/**
+ * A failed registration rejects the SDK's promises of that resource and of every output
+ * built on it, some only after the run has ended. Those are the failures runProgram reports;
+ * any other unhandled rejection still crashes the process, as Node would.
+ */
+let current: ((e: unknown) => void) | undefined;
+let installed = false;
+const REGISTRATION = /failed to register new resource|error serializing property/;
+function installRejectionHandler(): void {
+  if (installed) return;
+  installed = true;
+  process.on("unhandledRejection", (e) => {
+    if (current) current(e);
+    else if (!REGISTRATION.test(e instanceof Error ? e.message : String(e))) throw e;
+  });
+}
+
 function urnOf(project: string, stack: string, parentUrn: string, type: string, name: string): string {
   // Mirrors MockMonitor.newUrn: the parent's own type prefixes the child's.
   const parentType = parentUrn ? `${parentUrn.split("::")[2].split("$").pop()}$` : "";
@@ -151,11 +168,11 @@ export async function runProgram(stack: string, config: RawConfig, engine: MockE
     return original(req, cb);
   };
 
-  const unhandled = (e: unknown) => {
+  current = (e: unknown) => {
     const msg = e instanceof Error ? e.message : String(e);
     if (!failures.some((f) => msg.includes(f.name))) failures.push({ name: "?", type: "?", error: msg });
   };
-  process.on("unhandledRejection", unhandled);
+  installRejectionHandler();
   // The SDK records a source position (a captured stack) for every resource and promise;
   // under ts-node's source-map support that is most of the evaluation time. Tests do not
   // need them, and errors keep their messages.
@@ -185,7 +202,7 @@ export async function runProgram(stack: string, config: RawConfig, engine: MockE
     return { resources, outputs, secretOutputs, invokes, failures };
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
-    process.off("unhandledRejection", unhandled);
+    current = undefined;
   }
 }
 

@@ -1,0 +1,274 @@
+// The rehearsal's scenario: what `npm run rehearse` prints and what the end-to-end test
+// asserts. Each step does what a user does (npm run release / rollback, pulumi up) and checks
+// what a user would check; any failed check makes the whole rehearsal fail.
+import { Rehearsal, UpResult, getThrough, loadThrough } from "./rehearsal";
+
+export interface Check {
+  what: string;
+  ok: boolean;
+  detail?: string;
+}
+
+export interface StepResult {
+  name: string;
+  /** What the step shows, in a sentence. */
+  about: string;
+  ms: number;
+  up?: UpResult;
+  checks: Check[];
+  serving?: string;
+}
+
+export interface RehearsalResult {
+  ok: boolean;
+  stack: string;
+  steps: StepResult[];
+  outputs: Record<string, unknown>;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+export async function rehearse(opts: { stack: string; log?: (line: string) => void }): Promise<RehearsalResult> {
+  const log = opts.log ?? ((line: string) => console.log(line));
+  const begun = Date.now();
+  const stamp = () => {
+    const s = Math.floor((Date.now() - begun) / 1000);
+    return `[${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}]`;
+  };
+  const steps: StepResult[] = [];
+  let result: RehearsalResult = { ok: false, stack: opts.stack, steps, outputs: {} };
+  log(`${stamp()} greenlight rehearsal of stack ${opts.stack}: local hosts, PostgreSQL, S3/SSM and ALB stand-ins`);
+  // keepReleases 2 so the cleanup at the end has something to remove.
+  const r = await Rehearsal.start({ stack: opts.stack, log, overrides: { keepReleases: "2" } });
+  log(`${stamp()} stand-ins up; stack file copied to ${r.stackFile}`);
+
+  const step = async (name: string, about: string, body: (s: StepResult) => Promise<void>) => {
+    log(`\n${stamp()} == ${steps.length + 1}. ${name}: ${about}`);
+    const s: StepResult = { name, about, ms: 0, checks: [] };
+    const t = Date.now();
+    try {
+      await body(s);
+    } catch (e) {
+      s.checks.push({ what: "the step ran", ok: false, detail: e instanceof Error ? e.message : String(e) });
+    }
+    s.ms = Date.now() - t;
+    s.serving = await served(r);
+    steps.push(s);
+    for (const c of s.checks) log(`   ${c.ok ? "ok  " : "FAIL"} ${c.what}${c.detail ? ` (${c.detail})` : ""}`);
+    log(`${stamp()}    ${name}: ${s.checks.every((c) => c.ok) ? "ok" : "FAILED"} in ${seconds(s.ms)}`);
+  };
+  const check = (s: StepResult, what: string, ok: boolean, detail?: string) => s.checks.push({ what, ok, detail });
+  const up = async (s: StepResult) => {
+    log(`   pulumi up --stack ${opts.stack}`);
+    const u = await r.up();
+    s.up = u;
+    const byOp = u.changes.reduce<Record<string, number>>((m, c) => ({ ...m, [c.op]: (m[c.op] ?? 0) + 1 }), {});
+    log(
+      `   ${u.ok ? "update succeeded" : "update FAILED"} in ${seconds(u.ms)}: ` +
+        `${
+          Object.entries(byOp)
+            .map(([op, n]) => `${n} ${op}d`.replace("created", "created").replace("replaced", "replaced"))
+            .join(", ") || "no changes"
+        }; ${u.commands.length} remote command(s) ran`,
+    );
+    return u;
+  };
+  const servedRelease = async () => (await getThrough(r.albUrl()!, "/healthz")).body;
+  const release = async (s: StepResult, variant: Parameters<Rehearsal["release"]>[0], id: string) => {
+    const plan = await r.release(variant, id);
+    log(
+      `   npm run release -- --stack ${opts.stack} --artifact site-${variant}.tar.gz --id ${id}: ` +
+        `${id} -> ${plan.slot}${plan.replaces ? ` (replacing ${plan.replaces})` : ""}, live: ${plan.slot}`,
+    );
+    if (plan.neverLive)
+      log(`   (${plan.neverLive} never went live: the load balancer still serves ${plan.previousLive?.colour})`);
+    check(s, `the release goes to the ${plan.slot} slot`, true);
+    return plan;
+  };
+  const commandsOf = (u: UpResult, pattern: RegExp) => u.commands.filter((c) => pattern.test(c));
+
+  try {
+    await step("provision", "the whole environment, hosts bootstrapped one after another", async (s) => {
+      const u = await up(s);
+      check(s, "pulumi up succeeds", u.ok, u.error);
+      check(
+        s,
+        "only the bootstrap commands run (no release yet)",
+        u.commands.every((c) => c.includes("-bootstrap-")),
+        u.commands.join(" "),
+      );
+      const hosts = (u.outputs.hosts as unknown[] | undefined)?.length ?? 0;
+      check(s, `every host is bootstrapped (${hosts})`, u.commands.length === hosts && hosts > 0);
+      const h = await getThrough(r.albUrl()!, "/healthz").catch(() => ({ status: 0, body: "" }));
+      check(s, "the load balancer answers 503 before the first release", h.status === 503, `status ${h.status}`);
+    });
+
+    await step("release r1", "fetch, backup, migrate once, activate, cutover", async (s) => {
+      await release(s, "base", "r1");
+      const u = await up(s);
+      check(s, "pulumi up succeeds", u.ok, u.error);
+      check(s, "migrate ran exactly once (first host)", commandsOf(u, /-migrate$/).length === 1);
+      check(s, "a backup was taken before it", commandsOf(u, /-backup$/).length === 1);
+      const body = await servedRelease();
+      check(s, "the load balancer serves r1", body === "r1", body);
+      for (const title of ["first", "second"]) {
+        await postNote(r.albUrl()!, title);
+      }
+    });
+
+    await step("release r2", "to the idle colour, cutover while requests flow", async (s) => {
+      await release(s, "pinned", "r2");
+      const load = loadThrough(r.albUrl()!, "/api/notes");
+      const u = await up(s);
+      // Keep the load on for a moment after the cutover, so it sees the new release too.
+      for (let i = 0; i < 50 && (await servedRelease()) !== "r2"; i++) await new Promise((res) => setTimeout(res, 100));
+      const seen = await load.stop();
+      check(s, "pulumi up succeeds", u.ok, u.error);
+      check(
+        s,
+        "no request through the load balancer failed",
+        seen.failures.length === 0,
+        `${seen.ok} ok, ${seen.failures.length} failed`,
+      );
+      check(
+        s,
+        "requests saw r1, then r2",
+        Object.keys(seen.seen).includes("r1") && Object.keys(seen.seen).includes("r2"),
+        JSON.stringify(seen.seen),
+      );
+      const migrations = r.resource(`${opts.stack}-release-green-migrate`)?.state.stdout as string | undefined;
+      check(s, "the new migration was applied once", /notes\.0003_note_pinned/.test(migrations ?? ""), migrations);
+      check(s, "the load balancer serves r2", (await servedRelease()) === "r2");
+    });
+
+    await step("rollback", "flip live back: one resource changes, no command runs", async (s) => {
+      const plan = r.rollback();
+      log(`   npm run rollback -- --stack ${opts.stack}: live ${plan.from} -> ${plan.to} (${plan.release})`);
+      const u = await up(s);
+      check(s, "pulumi up succeeds", u.ok, u.error);
+      check(
+        s,
+        "exactly one resource changed (the listener)",
+        u.changes.length === 1 && u.changes[0].type === "aws:lb/listener:Listener",
+        u.changes.map((c) => c.name).join(" "),
+      );
+      check(s, "no remote command ran", u.commands.length === 0, u.commands.join(" "));
+      const body = await servedRelease();
+      check(s, "r1 is served at once", body === "r1", body);
+    });
+
+    await step(
+      "failed release r3",
+      "its migration fails: the listener stays, the live release keeps serving",
+      async (s) => {
+        await release(s, "bad-migration", "r3");
+        const u = await up(s);
+        check(s, "pulumi up fails", !u.ok, u.error?.split("\n")[0]);
+        check(s, "it failed at the migration", /migrate/.test(u.error ?? ""), u.error?.split("\n")[0]);
+        check(
+          s,
+          "the backup before it was taken",
+          u.commands.some((c) => /-backup$/.test(c)),
+        );
+        check(
+          s,
+          "no activation and no listener change",
+          !u.changes.some((c) => /-activate-|-alb-http/.test(c.name) && c.ok),
+        );
+        const body = await servedRelease();
+        check(s, "r1 is still served", body === "r1", body);
+      },
+    );
+
+    await step("fixed release r4", "replaces r3 and goes live", async (s) => {
+      const plan = await release(s, "fixed-migration", "r4");
+      check(s, "it replaces r3, which never went live", plan.neverLive === "r3");
+      const u = await up(s);
+      check(s, "pulumi up succeeds", u.ok, u.error);
+      const body = await servedRelease();
+      check(s, "the load balancer serves r4", body === "r4", body);
+    });
+
+    await step("cleanup", "keeps 2 releases per host, and every slot's release", async (s) => {
+      const cleanup = r.resource(`${opts.stack}-release-cleanup-0`)?.state.stdout as string | undefined;
+      const result = JSON.parse(cleanup ?? "{}") as { kept?: string[]; removed?: string[] };
+      log(`   cleanup-0 kept ${JSON.stringify(result.kept)}, removed ${JSON.stringify(result.removed)}`);
+      check(
+        s,
+        "both slots' releases are kept (r1 blue, r4 green)",
+        !!result.kept?.includes("r1") && !!result.kept?.includes("r4"),
+      );
+      check(
+        s,
+        "an old release was removed",
+        (result.removed ?? []).some((x) => x === "r2" || x === "r3"),
+      );
+      const host = r.host(0)!;
+      const ls = await host.exec(["ls", "/srv/site/releases"]);
+      check(
+        s,
+        "the host holds what cleanup kept",
+        ls.stdout.trim().split("\n").sort().join(" ") === [...(result.kept ?? [])].sort().join(" "),
+        ls.stdout.trim().replace(/\n/g, " "),
+      );
+    });
+  } finally {
+    const outputs = r.outputs();
+    await r.stop();
+    log(`\n${stamp()} stopped every process and removed the work directory`);
+    printSummary(log, steps, outputs);
+    const ok = steps.length === 7 && steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
+    log(`\nrehearsal ${ok ? "passed" : "FAILED"} in ${seconds(Date.now() - begun)}`);
+    result = { ok, stack: opts.stack, steps, outputs };
+  }
+  return result;
+}
+
+async function served(r: Rehearsal): Promise<string> {
+  const url = r.albUrl();
+  if (!url) return "-";
+  try {
+    const res = await getThrough(url, "/healthz");
+    return res.status === 200 ? res.body : String(res.status);
+  } catch {
+    return "-";
+  }
+}
+
+async function postNote(url: string, title: string): Promise<void> {
+  const form = new FormData();
+  form.set("title", title);
+  const res = await fetch(`${url}/api/notes`, { method: "POST", body: form });
+  if (res.status !== 201) throw new Error(`POST /api/notes: ${res.status}`);
+}
+
+function printSummary(log: (line: string) => void, steps: StepResult[], outputs: Record<string, unknown>): void {
+  const rows = steps.map((s, i) => [
+    String(i + 1),
+    s.name,
+    s.checks.every((c) => c.ok) ? "ok" : "FAILED",
+    seconds(s.ms),
+    s.up ? String(s.up.changes.length) : "-",
+    s.up ? String(s.up.commands.length) : "-",
+    s.serving ?? "-",
+  ]);
+  const head = ["#", "step", "result", "time", "changed", "commands", "serving"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
+  log("\n" + line(head));
+  log(widths.map((w) => "-".repeat(w)).join("  "));
+  for (const r of rows) log(line(r));
+  const pick = [
+    "url",
+    "liveColour",
+    "idleColour",
+    "liveRelease",
+    "releases",
+    "hosts",
+    "lastBackup",
+    "migrations",
+    "parameterPath",
+  ];
+  log("\nstack outputs (pulumi stack output --json):");
+  log(JSON.stringify(Object.fromEntries(pick.filter((k) => k in outputs).map((k) => [k, outputs[k]])), null, 2));
+}
