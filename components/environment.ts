@@ -1,3 +1,4 @@
+import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { Alarms } from "./alarms";
 import { Buckets } from "./buckets";
@@ -156,6 +157,18 @@ export class Environment extends pulumi.ComponentResource {
         backupBucket: this.buckets.backups.name,
         vpcCidr: cfg.vpcCidr,
         ready: [db.instance, ...this.secrets.parameters, ...settings.parameters],
+        settingsDigest: pulumi
+          .all([...this.secrets.parameters, ...settings.parameters].map((p) => pulumi.all([p.name, p.value])))
+          .apply((pairs) =>
+            createHash("sha256")
+              .update(
+                pairs
+                  .map(([n, v]) => `${n}=${v}`)
+                  .sort()
+                  .join("\n"),
+              )
+              .digest("hex"),
+          ),
       },
       parent,
     );

@@ -12,6 +12,8 @@ export interface ReleaseArgs {
   vpcCidr: string;
   /** What must exist before a step reads the database or SSM (the database, the parameters). */
   ready: pulumi.Resource[];
+  /** A digest of every setting's value (secret): a change re-renders .env on every host. */
+  settingsDigest: pulumi.Input<string>;
 }
 
 export interface SlotSteps {
@@ -25,6 +27,7 @@ export interface SlotSteps {
  * The release graph, as `@pulumi/command` steps over SSH:
  *
  *   bootstrap-0 -> bootstrap-1 -> ...                      (host after host)
+ *   settings-<i>            every host, when a setting or secret changes
  *   <colour>-fetch-<i>      on every host, after its bootstrap
  *   <colour>-backup         first host, after every fetch of the colour
  *   <colour>-migrate        first host, after the backup
@@ -38,6 +41,7 @@ export interface SlotSteps {
  */
 export class Release extends pulumi.ComponentResource {
   readonly bootstraps: remote.Command[] = [];
+  readonly settings: remote.Command[] = [];
   readonly slots: Partial<Record<Colour, SlotSteps>> = {};
   readonly restore?: remote.Command;
   readonly lastBackup: pulumi.Output<Record<string, unknown> | null>;
@@ -110,6 +114,18 @@ export class Release extends pulumi.ComponentResource {
     });
 
     const common = { GL_APP: cfg.app, GL_PARAMETER_PATH: cfg.parameterPath, GL_REGION: cfg.region };
+
+    // A rotated secret or a changed setting reaches every host at once: .env is rendered again
+    // and running slots reload gracefully. The digest is secret; it only says "changed".
+    hosts.forEach((h, i) => {
+      this.settings.push(
+        command(`settings-${i}`, i, "settings", common, {
+          triggers: [args.settingsDigest, h.instance.id],
+          dependsOn: [this.bootstraps[i], ...args.ready],
+          updateIsNoop: true,
+        }),
+      );
+    });
 
     if (cfg.restoreBackup) {
       this.restore = command(

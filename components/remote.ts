@@ -11,7 +11,7 @@ import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 
-export const STEPS = ["bootstrap", "fetch", "backup", "migrate", "activate", "cleanup", "restore"] as const;
+export const STEPS = ["bootstrap", "settings", "fetch", "backup", "migrate", "activate", "cleanup", "restore"] as const;
 export type Step = (typeof STEPS)[number];
 
 export const SCRIPT_DIR = path.join(__dirname, "..", "scripts", "remote");

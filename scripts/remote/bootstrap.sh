@@ -83,7 +83,7 @@ install -d -o app -g app -m 0750 "/var/log/$APP"
 # --- sudo: exactly what the release steps need ------------------------------------------------
 slots_cmds=""
 for slot in blue green; do
-  for verb in start stop restart status; do
+  for verb in start stop restart status "signal HUP"; do
     slots_cmds+="${slots_cmds:+, }/usr/bin/supervisorctl $verb $APP-$slot"
   done
 done

@@ -28,13 +28,6 @@ umask 022
 release=$RELEASES/$GL_RELEASE
 
 # The environment's settings may have changed (a rotated secret): render .env on every run.
-render_env() {
-  # Written as the app user into the file the bootstrap created (app's, 0600), so deploy never
-  # holds it. Not atomic, but only read when a process starts, and those start under the lock.
-  parameters_as_env | sudo -n -u app /usr/bin/tee "$SHARED/.env" >/dev/null
-  log "rendered shared/.env from $GL_PARAMETER_PATH"
-}
-
 if [[ -d $release ]]; then
   [[ -f $release/.artifact-sha256 ]] || die "$release exists but is not a finished release"
   have=$(<"$release/.artifact-sha256")

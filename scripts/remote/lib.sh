@@ -165,3 +165,12 @@ as_app() {
   # group-writable for deploy's cleanup.
   (cd "$dir" && umask 002 && sudo -n -u app -- "${argv[@]}")
 }
+
+# render_env: shared/.env from the environment's SSM parameters. Written as the app user into
+# the file the bootstrap created (app's, 0600), so deploy never holds it. Not atomic, but only
+# read when a process starts, and those start under the lock (or reload gracefully, see
+# settings.sh).
+render_env() {
+  parameters_as_env | sudo -n -u app /usr/bin/tee "$SHARED/.env" >/dev/null
+  log "rendered shared/.env from $GL_PARAMETER_PATH"
+}

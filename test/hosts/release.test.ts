@@ -177,6 +177,24 @@ describe("release steps on real hosts", function () {
     assert.match(media.body, /^file (one|two|three)$/);
   });
 
+  it("a changed setting re-renders .env and reloads the running slots gracefully: not one request fails", async () => {
+    const workers = async (h: RigHost) => sh(h, "pgrep -u app -f 'gunicorn' | sort | tr '\\n' ' '");
+    const before = await Promise.all([h0, h1].map(workers));
+    w.aws.putParameter(`${w.parameterPath}GREETING`, "hello from SSM", "String");
+    const load = startLoad(
+      [h0, h1].flatMap((h) => [PORT.blue, PORT.green].map((p) => `http://${h.ip}:${p}/api/notes`)),
+    );
+    const results = await Promise.all([h0, h1].map((h) => ok(h, "settings", w.values.settings())));
+    const seen = await load.stop();
+    assert.deepEqual(seen.failures, [], "no request failed during the reload");
+    for (const r of results) assert.equal(r.reloaded, "blue green");
+    for (const h of [h0, h1]) assert.match(await sh(h, `cat /srv/${APP}/shared/.env`), /^GREETING=hello from SSM$/m);
+    const after = await Promise.all([h0, h1].map(workers));
+    for (let i = 0; i < 2; i++) assert.notEqual(after[i], before[i], "new workers took over");
+    assert.equal(await serves(h0, "blue"), "r1");
+    assert.equal(await serves(h1, "green"), "r2");
+  });
+
   it("migrations ran exactly once across hosts and releases", async () => {
     const dupes = await w.pg.query(
       "select app, name, count(*) from django_migrations group by 1, 2 having count(*) > 1",

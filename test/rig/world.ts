@@ -87,6 +87,7 @@ export interface World {
   /** The values the program hands each step of a slot. */
   values: {
     bootstrap(): Record<string, string>;
+    settings(): Record<string, string>;
     fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): Record<string, string>;
     backup(release: string): Record<string, string>;
     migrate(release: string): Record<string, string>;
@@ -189,6 +190,7 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
           GL_PG_MAJOR: "15",
           GL_BOOTSTRAP_ID: scriptId("bootstrap"),
         }),
+        settings: () => ({ ...common }),
         fetch: (slot, release, artifact) => ({
           ...common,
           GL_RELEASE: release,

@@ -43,18 +43,19 @@ describe("release graph", () => {
     prod = await evaluate("prod", both);
   });
 
-  it("a stack without releases only bootstraps its hosts", () => {
-    assert.deepEqual(names(qaEmpty), ["bootstrap-0"]);
+  it("a stack without releases only bootstraps its hosts and renders their settings", () => {
+    assert.deepEqual(names(qaEmpty), ["bootstrap-0", "settings-0"]);
   });
 
   it("reads as a plan: step names say the colour and the step", () => {
-    assert.deepEqual(names(qa), [
-      "bootstrap-0",
-      "blue-fetch-0",
-      "blue-backup",
-      "blue-migrate",
+    assert.deepEqual(names(qa).sort(), [
       "blue-activate-0",
+      "blue-backup",
+      "blue-fetch-0",
+      "blue-migrate",
+      "bootstrap-0",
       "cleanup-0",
+      "settings-0",
     ]);
     assert.deepEqual(names(prod).sort(), [
       "blue-activate-0",
@@ -73,7 +74,27 @@ describe("release graph", () => {
       "green-fetch-0",
       "green-fetch-1",
       "green-migrate",
+      "settings-0",
+      "settings-1",
     ]);
+  });
+
+  it("a rotated secret re-renders every host's settings and runs no release step", async () => {
+    const before = await evaluate("qa", {
+      ...slot("blue", "r1"),
+      sentryDsn: { secret: "https://old@sentry.example/1" },
+    });
+    const after = await evaluate("qa", {
+      ...slot("blue", "r1"),
+      sentryDsn: { secret: "https://new@sentry.example/1" },
+    });
+    const changed = commands(after)
+      .filter((c) => JSON.stringify(reveal(c.inputs)) !== JSON.stringify(reveal(byName(before, c.name).inputs)))
+      .map((c) => c.name);
+    assert.deepEqual(changed, ["qa-release-settings-0"]);
+    const triggers = byName(after, "qa-release-settings-0").inputs.triggers as unknown[];
+    assert.ok(isSecretValue(triggers) || isSecretValue(triggers[0]), "the digest of secret values is itself secret");
+    assert.match(String(reveal<unknown[]>(triggers)[0]), /^[0-9a-f]{64}$/);
   });
 
   it("bootstraps host after host, as admin through sudo; every other step runs as deploy", () => {
