@@ -2,7 +2,7 @@
 //
 // `CONFIG_SCHEMA` declares every key of the `greenlight:` namespace: its type, default,
 // description and what it allows. Pulumi.yaml's project-level `config:` block is generated
-// from it (`npm run gen:pulumi-yaml`, checked by a unit test), so the CLI, the docs and the
+// from it (`npm run gen:config`, checked by a unit test), so the CLI, the docs and the
 // program agree. `parseConfig` is pure (raw strings in, typed config or a ConfigError out)
 // and unit-tested without Pulumi; `readConfig` feeds it from the Pulumi runtime.
 //

@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { CONFIG_SCHEMA, ConfigError, envName, parseConfig } from "../../components/config";
 import { planSubnets } from "../../components/network";
-import { pulumiYaml } from "../../scripts/cli/gen-pulumi-yaml";
+import { pulumiYaml, readmeWithTable } from "../../scripts/cli/gen-config";
 import { Override, ROOT, stackConfig } from "../rig/stackConfig";
 
 function parse(stack: string, overrides: Record<string, Override> = {}) {
@@ -192,9 +192,14 @@ describe("config", () => {
     });
   });
 
-  it("Pulumi.yaml declares every key with its type, description and default (npm run gen:pulumi-yaml)", () => {
+  it("Pulumi.yaml declares every key with its type, description and default (npm run gen:config)", () => {
     const onDisk = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
-    assert.equal(onDisk, pulumiYaml(), "Pulumi.yaml is stale: run npm run gen:pulumi-yaml");
+    assert.equal(onDisk, pulumiYaml(), "Pulumi.yaml is stale: run npm run gen:config");
+  });
+
+  it("the README's configuration table is the schema's (npm run gen:config)", () => {
+    const readme = fs.readFileSync(path.join(ROOT, "README.md"), "utf8");
+    assert.equal(readme, readmeWithTable(readme), "README.md's table is stale: run npm run gen:config");
   });
 
   it("stack files set only declared keys", () => {
