@@ -105,11 +105,16 @@ export class StatefulEngine implements MockEngine {
     const entry: JournalEntry = { urn: r.urn, type: r.type, name: r.name, op, ok: false, ms: 0, ran: false };
     try {
       let result: HandlerResult;
+      const deleteFirst = op === "replace" && r.options.deleteBeforeReplace;
+      if (deleteFirst && handler.delete) {
+        const d = await handler.delete(old!);
+        entry.ran = !!(d && d.ran);
+      }
       if (op === "update" && handler.update) result = await handler.update(r, inputs, old!);
       else result = await handler.create(r, inputs);
-      entry.ran = !!result.ran;
-      if (op === "replace" && handler.delete) {
-        // Create before delete (the engine's default without deleteBeforeReplace).
+      entry.ran = entry.ran || !!result.ran;
+      if (op === "replace" && !deleteFirst && handler.delete) {
+        // Create before delete: the engine's default without deleteBeforeReplace.
         const d = await handler.delete(old!);
         entry.ran = entry.ran || !!(d && d.ran);
       }

@@ -80,6 +80,10 @@ describe("rehearsal engine", () => {
     const second = await run(first.state, handler, [resource("a", { create: "v2", triggers: ["r2"] })]);
     assert.deepEqual(calls, ["create a v2", "delete a v1"]);
     assert.equal(second.engine.changes()[0].op, "replace");
+    calls.length = 0;
+    const third = resource("a", { create: "v3", triggers: ["r3"] }, { deleteBeforeReplace: true });
+    await run(second.state, handler, [third]);
+    assert.deepEqual(calls, ["delete a v2", "create a v3"], "deleteBeforeReplace deletes first");
   });
 
   it("updates on other changes (running update, not create), and honours ignoreChanges", async () => {
