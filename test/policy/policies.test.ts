@@ -5,7 +5,7 @@ import { parse } from "yaml";
 import { Policy, ResourceValidationPolicy, StackValidationPolicy } from "@pulumi/policy";
 import * as P from "../../policy/policies";
 import { ProgramRun } from "../rig/program";
-import { ROOT } from "../rig/stackConfig";
+import { Override, ROOT } from "../rig/stackConfig";
 import { evaluate, slot } from "../unit/fakeEngine";
 import {
   FakeResource,
@@ -596,7 +596,7 @@ describe("policy pack: the rules", () => {
 });
 
 describe("policy pack: the real program satisfies its own guardrails", function () {
-  const scenarios: [string, string, Record<string, string | boolean>][] = [
+  const scenarios: [string, string, Record<string, Override>][] = [
     ["qa", "as configured", {}],
     ["prod", "as configured", {}],
     [
