@@ -23,14 +23,14 @@ import {
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
 import { AlbStandIn, startAlbStandIn } from "./albStandIn";
 import { Variant, siteArtifact } from "./artifacts";
-import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
+import { AwsStandIn } from "./awsStandIn";
 import { EngineState, Handler, JournalEntry, StatefulEngine, StoredResource } from "./engine";
-import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
-import { RigPostgres, startPostgres } from "./postgres";
-import { ensureHostPrerequisites } from "./prereqs";
+import { HostRig, RigHost, generateHostKey } from "./hosts";
+import { RigPostgres } from "./postgres";
 import { ProgramRun, Registered, runProgram } from "./program";
 import { Connection, runRemote } from "./ssh";
 import { ROOT, stackConfig } from "./stackConfig";
+import { startStandIns } from "./world";
 import { fakeEngine } from "../unit/fakeEngine";
 
 const ACCOUNT = "123456789012";
@@ -90,34 +90,21 @@ export class Rehearsal {
     log: (line: string) => void;
     overrides?: Record<string, string>;
   }): Promise<Rehearsal> {
-    ensureHostPrerequisites({ log: opts.log });
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `greenlight-rehearsal-${opts.stack}-`));
-    const subnetIndex = 31;
-    const bridgeIp = `10.231.${subnetIndex}.1`;
     const stops: (() => Promise<unknown>)[] = [];
     try {
       // The stack file is a copy: releases and rollbacks edit it, never the repository's.
       const file = path.join(dir, `Pulumi.${opts.stack}.yaml`);
       const text = fs.readFileSync(path.join(ROOT, `Pulumi.${opts.stack}.yaml`), "utf8");
       fs.writeFileSync(file, writeConfig(text, opts.overrides ?? {}));
-      const awsPort = 40000 + (process.pid % 20000);
-      const rig = await startHosts({
-        count: 0,
-        adminAuthorizedKey: "",
+      // No hosts yet: the program's instances boot them from their user data.
+      const { rig, aws, pg, stop } = await startStandIns({
         prefix: "glr",
-        subnetIndex,
-        sshdSetEnv: {
-          AWS_ACCESS_KEY_ID: "AKIAREHEARSAL",
-          AWS_SECRET_ACCESS_KEY: "rehearsal-not-a-secret",
-          AWS_DEFAULT_REGION: "eu-west-1",
-          GL_AWS_ENDPOINT_URL: `http://${bridgeIp}:${awsPort}`,
-        },
+        subnetIndex: 31,
+        hosts: 0,
+        adminAuthorizedKey: "",
       });
-      stops.push(() => rig.stop());
-      const aws = await startAwsStandIn({ host: bridgeIp, port: awsPort });
-      stops.push(() => aws.close());
-      const pg = await startPostgres({ listen: bridgeIp });
-      stops.push(() => pg.stop());
+      stops.push(stop);
       const alb = startAlbStandIn({ intervalMs: 500 });
       return new Rehearsal(opts.stack, dir, rig, pg, aws, alb, opts.log);
     } catch (e) {

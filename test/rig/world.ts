@@ -100,29 +100,41 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(opts: { hosts: number; prefix?: string; subnetIndex?: number }): Promise<World> {
+export interface StandIns {
+  rig: HostRig;
+  aws: AwsStandIn;
+  pg: RigPostgres;
+  stop(): Promise<void>;
+}
+
+/**
+ * What plays AWS for local hosts: the host rig (hosts get fake instance-role credentials and
+ * the S3/SSM endpoint through sshd, as an instance role and region would give them), the
+ * S3/SSM stand-in and PostgreSQL on the rig's bridge address. Stops what it started on error.
+ */
+export async function startStandIns(opts: {
+  prefix: string;
+  subnetIndex: number;
+  hosts: number;
+  adminAuthorizedKey: string;
+}): Promise<StandIns> {
   ensureHostPrerequisites();
-  const subnetIndex = opts.subnetIndex ?? 7;
-  const bridgeIp = `10.231.${subnetIndex}.1`;
+  const bridgeIp = `10.231.${opts.subnetIndex}.1`;
   const awsPort = await freePort();
-  const deployKey = generateHostKey();
-  const stack = "hosttest";
-  const parameterPath = `/greenlight/${stack}/`;
-  const stops: (() => Promise<void>)[] = [];
-  const stopAll = async () => {
+  const stops: (() => Promise<unknown>)[] = [];
+  const stop = async () => {
     for (const s of stops.reverse()) await s().catch(() => undefined);
     stops.length = 0;
   };
   try {
     const rig = await startHosts({
       count: opts.hosts,
-      adminAuthorizedKey: deployKey.publicKey,
-      prefix: opts.prefix ?? "glh",
-      subnetIndex,
-      // What an instance role and region give a real host.
+      adminAuthorizedKey: opts.adminAuthorizedKey,
+      prefix: opts.prefix,
+      subnetIndex: opts.subnetIndex,
       sshdSetEnv: {
-        AWS_ACCESS_KEY_ID: "AKIAHOSTTEST",
-        AWS_SECRET_ACCESS_KEY: "host-test-not-a-secret",
+        AWS_ACCESS_KEY_ID: "AKIALOCALHOSTS",
+        AWS_SECRET_ACCESS_KEY: "local-hosts-not-a-secret",
         AWS_DEFAULT_REGION: REGION,
         GL_AWS_ENDPOINT_URL: `http://${bridgeIp}:${awsPort}`,
       },
@@ -132,6 +144,28 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
     stops.push(() => aws.close());
     const pg = await startPostgres({ listen: bridgeIp });
     stops.push(() => pg.stop());
+    return { rig, aws, pg, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
+
+export async function startWorld(opts: { hosts: number; prefix?: string; subnetIndex?: number }): Promise<World> {
+  const subnetIndex = opts.subnetIndex ?? 7;
+  const bridgeIp = `10.231.${subnetIndex}.1`;
+  const deployKey = generateHostKey();
+  const stack = "hosttest";
+  const parameterPath = `/greenlight/${stack}/`;
+  const standIns = await startStandIns({
+    prefix: opts.prefix ?? "glh",
+    subnetIndex,
+    hosts: opts.hosts,
+    adminAuthorizedKey: deployKey.publicKey,
+  });
+  const stopAll = standIns.stop;
+  try {
+    const { rig, aws, pg } = standIns;
 
     const secrets = { dbPassword: generatedSecret(32), secretKey: generatedSecret(64), adminPath: generatedSecret(20) };
     await pg.createRoleAndDatabase(APP, secrets.dbPassword);

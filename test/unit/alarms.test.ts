@@ -2,6 +2,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { Alarms, AlarmsArgs } from "../../components/alarms";
+import { fakeEngine } from "./fakeEngine";
 
 const ACCOUNT = "123456789012";
 const TOPIC = "sns";
@@ -41,16 +42,8 @@ describe("Alarms (CloudWatch to SNS)", function () {
           const arn = `arn:aws:${args.type.split(":")[1].split("/")[0]}:eu-west-1:${ACCOUNT}:${args.name}`;
           return { id: `${args.name}-id`, state: { ...args.inputs, arn, name: args.name } };
         },
-        call: (args) => {
-          switch (args.token) {
-            case "aws:index/getPartition:getPartition":
-              return { partition: "aws", id: "aws" };
-            case "aws:index/getCallerIdentity:getCallerIdentity":
-              return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "U", id: ACCOUNT };
-            default:
-              throw new Error(`Mock not implemented: ${args.token}`);
-          }
-        },
+        // The program's invokes, as the unit tests answer them (unknown tokens throw).
+        call: (args) => fakeEngine.call(args.token, args.inputs),
       },
       "greenlight",
       "qa",

@@ -5,6 +5,7 @@
 import * as assert from "assert";
 import * as pulumi from "@pulumi/pulumi";
 import { CI_ROLE_PATH, CiAccess, CiAccessArgs } from "../../components/ci";
+import { fakeEngine } from "./fakeEngine";
 
 const ACCOUNT = "123456789012";
 const PROVIDER_ARN = `arn:aws:iam::${ACCOUNT}:oidc-provider/token.actions.githubusercontent.com`;
@@ -66,16 +67,8 @@ describe("CiAccess (GitHub OIDC roles)", function () {
               : `arn:aws:iam::${ACCOUNT}:role${CI_ROLE_PATH}${args.name}`;
           return { id: `${args.name}-id`, state: { ...args.inputs, arn } };
         },
-        call: (args) => {
-          switch (args.token) {
-            case "aws:index/getPartition:getPartition":
-              return { partition: "aws", id: "aws" };
-            case "aws:index/getCallerIdentity:getCallerIdentity":
-              return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "U", id: ACCOUNT };
-            default:
-              throw new Error(`Mock not implemented: ${args.token}`);
-          }
-        },
+        // The program's invokes, as the unit tests answer them (unknown tokens throw).
+        call: (args) => fakeEngine.call(args.token, args.inputs),
       },
       "greenlight",
       "qa",
