@@ -48,9 +48,18 @@ rm -rf -- "$stage"
 work=""
 tmp_dir work fetch "$RELEASES"
 
+# Rendering .env is an SSM call (a second of CLI start-up) that needs nothing from the
+# artifact: it runs while the artifact downloads and unpacks, and collectstatic waits for it.
+# (If this script fails first, the job still finishes, under the lock it inherited.)
+render_env &
+render_job=$!
+
 log "downloading s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
 aws_cli s3 cp --only-show-errors "s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY" "$work/artifact.tar.gz" >&2
-actual=$(sha256sum "$work/artifact.tar.gz" | cut -d' ' -f1)
+# openssl uses the CPU's SHA instructions (several times sha256sum's speed); ca-certificates,
+# which the bootstrap installs, brings it.
+actual=$(openssl dgst -sha256 -r "$work/artifact.tar.gz")
+actual=${actual%% *}
 [[ $actual == "$GL_SHA256" ]] ||
   die "checksum mismatch for $GL_ARTIFACT_KEY: expected $GL_SHA256, got $actual (corrupt or replaced artifact)"
 
@@ -64,11 +73,20 @@ for f in manifest.json requirements.lock wheelhouse app; do
   [[ -e $work/a/$f ]] || die "the artifact has no $f (build it with npm run package-site)"
 done
 
-lock_hash=$(manifest lockHash "$work/a")
+# The manifest's fields in one interpreter start (each costs tens of ms): lockHash, wsgi, then
+# collectstatic's argv, NUL-separated.
+mapfile -d '' fields < <(python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1] + "/manifest.json"))
+sys.stdout.write("".join(str(v) + "\0" for v in [m["lockHash"], m["wsgi"], *m["collectstatic"]]))
+' "$work/a")
+lock_hash=${fields[0]:-}
+wsgi=${fields[1]:-}
+collect=("${fields[@]:2}")
 check lock_hash '^[0-9a-f]{64}$' "a lock hash"
+((${#collect[@]})) || die "the manifest has no collectstatic command"
 [[ $(sha256sum "$work/a/requirements.lock" | cut -d' ' -f1) == "$lock_hash" ]] ||
   die "requirements.lock does not match the manifest's lockHash"
-wsgi=$(manifest wsgi "$work/a")
 check wsgi '^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$' "a WSGI path (module:callable)"
 
 # The venv depends only on the lock: releases with the same lock share one, built once.
@@ -95,17 +113,23 @@ ln -sfn "$SHARED/.env" "$stage/.env"
 printf '%s\n' "$GL_RELEASE" >"$stage/REVISION"
 cat >"$stage/gunicorn.conf.py" <<EOF
 # Written by greenlight fetch for release $GL_RELEASE.
+import sys
+
 wsgi_app = "$wsgi"
 workers = $GL_WORKERS
 accesslog = "-"
 forwarded_allow_ips = "*"
 graceful_timeout = 25
+# This release's own directory, not the slot's link: gunicorn resolves its working directory
+# once, so a graceful reload (HUP, see activate.sh) would keep importing the release the
+# process started with. Earlier releases leave the import path, so nothing of theirs loads.
+chdir = "$release"
+sys.path[:] = [p for p in sys.path if not p.startswith("$RELEASES/")]
 EOF
 install -d -g app -m 2775 "$stage/static"
 
-render_env
+wait "$render_job" || die "could not render shared/.env from $GL_PARAMETER_PATH"
 log "collectstatic"
-mapfile -d '' collect < <(manifest collectstatic "$stage")
 as_app "$stage" "${collect[@]}" >&2 || die "collectstatic failed"
 
 printf '%s\n' "$GL_SHA256" >"$stage/.artifact-sha256"

@@ -1,0 +1,174 @@
+// Sections 2 and 5, through the whole program: test/rig/rehearsal.ts runs index.ts under a mock
+// engine that behaves like `pulumi up` (remote commands really run over SSH on local hosts the
+// program's instances boot) with a load balancer stand-in in front of the hosts. A steady load
+// goes through that load balancer, as users' requests do, while `npm run release` + `pulumi up`
+// releases and activates the idle colour and cuts over, and while `npm run rollback` + `pulumi
+// up` flips back. The engine's journal says what each `pulumi up` changed and ran.
+import { execFileSync } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
+import { Variant, debianWheelDir, siteArtifact } from "../test/rig/artifacts";
+import { Rehearsal, UpResult, getThrough } from "../test/rig/rehearsal";
+import { Stops, progress, sleep } from "./lib";
+import { PhaseCount, startLoad } from "./load";
+
+export interface CutoverCycle {
+  release: string;
+  variant: Variant;
+  /** The load while the idle colour was released, activated and cut over to. */
+  releasePhase: PhaseCount;
+  /** Requests answered while `pulumi up` of the release ran. */
+  duringReleaseUp: number;
+  releaseUp: { ms: number; changes: number; commands: number };
+  /** How the idle colour took the release: "reload" (same venv, HUP) or "restart". */
+  activation: string;
+  /** The load across the rollback: before, during and after the flip. */
+  rollbackPhase: PhaseCount;
+  rollbackUp: { ms: number; changes: number; commands: number; changed: string[]; ran: string[] };
+  /** From the start of the rollback's `pulumi up` until the load balancer served the old release. */
+  rollbackServedMs: number;
+}
+
+export interface CutoverResult {
+  stack: string;
+  concurrency: number;
+  paths: string[];
+  minRequests: number;
+  cycles: CutoverCycle[];
+}
+
+const RIG_PREFIX = "glr";
+
+/** The Rehearsal class always uses rig prefix glr (subnet 31): wait until nobody else's runs. */
+async function waitForRehearsalRig(): Promise<void> {
+  const busy = () => {
+    const netns = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
+    const links = execFileSync("ip", ["-o", "link", "show"], { encoding: "utf8" });
+    return new RegExp(`(^|\\s)${RIG_PREFIX}-`, "m").test(netns) || new RegExp(`: ${RIG_PREFIX}-`).test(links);
+  };
+  const deadline = Date.now() + 30 * 60_000;
+  let said = false;
+  while (busy()) {
+    if (Date.now() > deadline) throw new Error(`a ${RIG_PREFIX}- rig (another rehearsal) ran for 30 minutes`);
+    if (!said) progress(`  another rehearsal's rig (${RIG_PREFIX}-*) is running: waiting for it to end`);
+    said = true;
+    await sleep(5_000);
+  }
+}
+
+function summary(u: UpResult) {
+  return { ms: u.ms, changes: u.changes.length, commands: u.commands.length };
+}
+
+export async function cutoverSections(opts: {
+  cycles: number;
+  minRequests: number;
+  concurrency: number;
+  stops: Stops;
+}): Promise<CutoverResult> {
+  const stack = "qa";
+  // Mostly the health path (the app's middleware, no query), and the API (a query, and a new
+  // database connection per request) on a quarter of the clients: the API alone is bound by
+  // TLS + SCRAM connection set-up (about 50 requests/s here), too slow for 5,000 per phase.
+  const paths = ["/api/notes", "/healthz", "/healthz", "/healthz"];
+  progress(`sections 2 and 5: ${opts.cycles} release + rollback cycles of stack ${stack} through the load balancer`);
+  await waitForRehearsalRig();
+  // The rehearsal's own lines (each remote command as the engine runs it) are progress too.
+  const r = await Rehearsal.start({ stack, log: (line) => progress(`    ${line.trim()}`) });
+  opts.stops.add("the rehearsal (hosts, PostgreSQL, stand-ins)", () => r.stop());
+  // The Debian wheels every artifact is built from: made once per process (section 1 may have).
+  const wheels = debianWheelDir();
+  opts.stops.add("the wheel directory", () => fs.rmSync(wheels, { recursive: true, force: true }));
+  const must = async (what: string) => {
+    const u = await r.up();
+    if (!u.ok) throw new Error(`${what}: pulumi up failed: ${u.error}`);
+    return u;
+  };
+  const served = async () => {
+    try {
+      const res = await getThrough(r.albUrl()!, "/healthz");
+      return res.status === 200 ? res.body : String(res.status);
+    } catch {
+      return "-";
+    }
+  };
+  const waitServed = async (release: string) => {
+    for (let i = 0; i < 200 && (await served()) !== release; i++) await sleep(50);
+  };
+
+  progress("  provisioning (pulumi up) and the first release r1 (untimed)");
+  await must("provision");
+  await r.release("base", "r1");
+  await must("release r1");
+  await waitServed("r1");
+
+  const result: CutoverResult = {
+    stack,
+    concurrency: opts.concurrency,
+    paths,
+    minRequests: opts.minRequests,
+    cycles: [],
+  };
+  // Every cycle releases new code (the same lock: a warm release), the last ones with migrations.
+  // Built before the load starts, so packaging does not compete with it (the rehearsal's
+  // release() finds them in the artifacts' per-process cache).
+  const variants: Variant[] = ["restyled", "pinned", "fixed-migration"];
+  for (const v of variants.slice(0, opts.cycles)) await siteArtifact(v, path.join(r.dir, "artifacts"));
+  const load = startLoad(r.albUrl()!, { paths, concurrency: opts.concurrency });
+  opts.stops.add("the load", () => load.stop());
+  try {
+    await load.until(200);
+    load.phase();
+    for (let k = 0; k < opts.cycles; k++) {
+      const variant = variants[k % variants.length];
+      const id = `r${k + 2}`;
+      progress(`  cycle ${k + 1}: npm run release (${variant} as ${id}) + pulumi up, under load`);
+      const plan = await r.release(variant, id);
+      const before = load.count();
+      const up = await must(`release ${id}`);
+      const duringReleaseUp = load.count() - before;
+      const activated = String(r.resource(`${stack}-release-${plan.slot}-activate-0`)?.state.stderr ?? "");
+      const activation = /reloaded slot \w+ gracefully/.test(activated) ? "reload" : "restart";
+      await waitServed(id);
+      await load.until(opts.minRequests);
+      const releasePhase = load.phase();
+      progress(
+        `    ${id} -> ${plan.slot}: ${releasePhase.requests} requests (${duringReleaseUp} during pulumi up), ` +
+          `${releasePhase.failed} failed; activation: ${activation}`,
+      );
+
+      // The rollback in the middle of its phase: load before, during and after the flip.
+      await load.until(opts.minRequests / 2);
+      const back = r.rollback();
+      progress(`  cycle ${k + 1}: npm run rollback (${back.from} -> ${back.to}) + pulumi up, under load`);
+      const started = Date.now();
+      const rb = await must("rollback");
+      await waitServed(back.release);
+      const rollbackServedMs = Date.now() - started;
+      await load.until(opts.minRequests);
+      const rollbackPhase = load.phase();
+      progress(
+        `    rollback: ${rb.changes.length} resource(s) changed, ${rb.commands.length} command(s) ran; ` +
+          `${rollbackPhase.requests} requests, ${rollbackPhase.failed} failed`,
+      );
+      result.cycles.push({
+        release: id,
+        variant,
+        releasePhase,
+        duringReleaseUp,
+        releaseUp: summary(up),
+        activation,
+        rollbackPhase,
+        rollbackUp: {
+          ...summary(rb),
+          changed: rb.changes.map((c) => `${c.op} ${c.type} ${c.name}`),
+          ran: rb.commands,
+        },
+        rollbackServedMs,
+      });
+    }
+  } finally {
+    await load.stop();
+  }
+  return result;
+}
