@@ -18,7 +18,7 @@ export interface Results {
 /** Where a step's time goes: segments between log lines that match these markers, in order. */
 const FETCH_MARKS: [string, RegExp][] = [
   ["SSH, checks, lock", /: downloading /],
-  ["download, sha256, tar check, unpack, manifest", /: (venv \S+ reused|building venv)/],
+  ["download, sha256 and unpack (one pass), manifest", /: (venv \S+ reused|building venv)/],
   ["venv (built or reused), links, .env ready", /: collectstatic$/],
   ["collectstatic", /: release \S+ ready/],
   ["rename into place, SSH close", /$^/],
@@ -30,8 +30,8 @@ const ACTIVATE_MARKS: [string, RegExp][] = [
 ];
 const BACKUP_MARKS: [string, RegExp][] = [
   ["SSH, SSM read (connection settings)", /: pg_dump of /],
-  ["pg_dump, pg_restore --list, sha256", /: verified /],
-  ["upload (aws s3 cp), SSH close", /$^/],
+  ["pg_dump streamed to S3 (upload, sha256 alongside), pg_restore --list", /: verified /],
+  ["SSH close", /$^/],
 ];
 
 /** Each segment's duration in one run (NaN when a marker is missing). */
@@ -216,8 +216,8 @@ function releaseSection(rel: ReleasePathResult, ratio: number): string[] {
       `**Goal missed by ${((ratio - 0.2) * 100).toFixed(1)} points**: warm takes ${seconds(warm)}, ` +
         `20% of cold is ${seconds(cold * 0.2)}.`,
       "What is left of a warm release is fixed cost, not work a warm release could skip: the download",
-      `(${seconds(seg(fetches, FETCH_MARKS, 1))} with the unpack), which is mostly the start of an AWS CLI process`,
-      "(the other one, the SSM read for .env, now runs beside it); collectstatic",
+      `(${seconds(seg(fetches, FETCH_MARKS, 1))} with the hash and the unpack), mostly starting Python with boto3`,
+      "(the SSM read for .env runs beside it); collectstatic",
       `(${seconds(seg(fetches, FETCH_MARKS, 3))}, mostly Django's start-up); the reloaded workers importing the`,
       `app (${seconds(seg(activations, ACTIVATE_MARKS, 1))} until the health gate passes); and two SSH sessions`,
       `(${seconds(seg(fetches, FETCH_MARKS, 0) + seg(activations, ACTIVATE_MARKS, 0))}). The cold path adds the venv build`,
@@ -299,8 +299,8 @@ function backupSection(bk: BackupResult, ratio: number): string[] {
     `app's database: ${(bk.tableBytes / 2 ** 20).toFixed(0)} MB of table, ${(bk.databaseBytes / 2 ** 20).toFixed(0)} MB ` +
       `of database; the dump: ${(median(bk.ours.map((s) => s.bytes)) / 2 ** 20).toFixed(1)} MB.`,
     "Both run over SSH as the deploy user on the same host, against the same PostgreSQL (TLS, the app's role): ours is the backup step exactly as",
-    "the program sends it (connection settings from SSM, `pg_dump -Fc`, `pg_restore --list`, sha256,",
-    "upload to the S3 stand-in with the sha256 as metadata); the reference is `pg_dump --format=custom`",
+    "the program sends it (connection settings from SSM; `pg_dump -Fc` streamed to the S3 stand-in while it",
+    "is written, hashed on the way, with a local copy that `pg_restore --list` reads back); the reference is `pg_dump --format=custom`",
     "to a local file with a password file. One untimed dump first warms the caches; then they alternate.",
     "",
     "| run | bare pg_dump -Fc | backup step |",
@@ -313,8 +313,11 @@ function backupSection(bk: BackupResult, ratio: number): string[] {
     breakdown("backup step", [{ label: "median", steps: bk.ours.map((s) => s.run!).filter(Boolean) }], BACKUP_MARKS),
     "",
     `From pg_dump's start to the end of the verification the step takes ${seconds(dumped)}, against ` +
-      `${seconds(bare)} for the bare dump with its SSH session: the verification does not count, as`,
-    "`pg_restore --list` runs while the dump is hashed, and the hash uses the CPU's SHA instructions.",
+      `${seconds(bare)} for the bare dump with its SSH session: the upload and the hash run alongside the dump,`,
+    "and what that segment adds is CPU: on this 2-core machine PostgreSQL, the S3 stand-in and the uploader",
+    "share the cores pg_dump compresses on (on AWS the database and S3 run elsewhere). Streaming has a cost",
+    "worth knowing: a custom-format dump written to a pipe has no data offsets, so pg_restore reads it in",
+    "order (greenlight's restore does) and cannot restore it in parallel (`-j`) without a local re-dump.",
   ];
   if (ratio >= 1.15) {
     const seg = (k: number) => median(bk.ours.map((st) => segments(st.run!, BACKUP_MARKS)[k]));
@@ -322,17 +325,13 @@ function backupSection(bk: BackupResult, ratio: number): string[] {
       "",
       `**Goal missed by ${(ratio - 1.15).toFixed(3)}**: ${seconds(over)} of overhead, 15% of the bare dump is ` +
         `${seconds(bare * 0.15)}.`,
-      `What remains is the connection settings read from SSM before the dump (${seconds(seg(0))} with the SSH session)`,
-      `and the upload after it (${seconds(seg(2))}): two AWS CLI processes of about a second of start-up each on`,
-      "this machine, plus the transfer. Neither can move: pg_dump needs the password first, and the upload",
-      "needs the finished, hashed dump, because `pg_dump -Fc` to a file rewrites its table of contents at",
-      "the end and the object carries the sha256 as metadata, which S3 takes only when an upload begins.",
+      `What remains is the connection settings read from SSM before the dump (${seconds(seg(0))} with the SSH`,
+      "session: a Python start with boto3, which pg_dump must wait for, as it needs the password), and",
+      "the CPU the streamed upload takes from pg_dump on this 2-core machine (see above).",
       "Being fixed, the overhead is under 15% from a bare dump of about " +
         `${seconds(over / 0.15, 0)} (about ${((over / 0.15 / bare) * (bk.tableBytes / 2 ** 20)).toFixed(0)} MB of rows like these).`,
-      "Not done: starting the upload's CLI during the dump with its metadata read from a FIFO (about 0.8 s,",
-      "but it leans on the CLI's argument order inside the step that guards every migration), reading",
-      "the settings from the app's .env instead of SSM (deploy is meant never to hold that file), and a",
-      "private AWS config with bigger multipart chunks (about 0.2 s, overriding the operator's config).",
+      "Not done: reading the connection settings from the app's .env instead of SSM (the deploy user is",
+      "meant never to hold that file), or keeping them in a second secret file on the host.",
     );
   }
   return lines;
@@ -378,5 +377,10 @@ const HISTORY = [
   "| 1. cold release, fetch + activate | 12.38 s (fetch 9.64 + activate 2.73) | the .env render overlaps the download (below); the restart stays, a new venv needs a new interpreter |",
   "| 1. warm release, fetch + activate | 5.81 s (fetch 2.95 + activate 2.93) | fetch renders .env from SSM while the artifact downloads and unpacks, reads the manifest with one interpreter, hashes with openssl; activate reloads a slot whose gunicorn already runs the release's venv (HUP; gunicorn.conf.py now names the release's directory) instead of restarting it and waiting out supervisor's startsecs, and polls health every 0.1 s instead of 1 s |",
   "| 1. warm / cold | 46.9% | |",
-  "| 3. backup step / bare `pg_dump -Fc` | 1.479 (13.77 s / 9.31 s) | `pg_restore --list` runs while the dump is hashed; the hash uses openssl (the CPU's SHA instructions) instead of sha256sum |",
+  "| 3. backup step / bare `pg_dump -Fc` | 1.479 (13.77 s / 9.31 s) | `pg_restore --list` runs while the dump is hashed; then the dump streams to S3 while it is written, hashed on the way |",
+  "",
+  "After that first round (24% and 1.34), a second change: the steps call S3 and SSM through boto3",
+  "(Debian's python3-boto3: one Python start, about 0.3 s, instead of the AWS CLI's second), the",
+  "artifact is downloaded, hashed and unpacked in one pass, and the backup streams to the bucket",
+  "while pg_dump writes it instead of uploading afterwards.",
 ];

@@ -23,7 +23,7 @@ APP=$GL_APP
 ROOT=/srv/$APP
 
 # --- packages -----------------------------------------------------------------------------
-packages=(nginx supervisor python3 python3-venv postgresql-client awscli curl sudo
+packages=(nginx supervisor python3 python3-venv python3-boto3 postgresql-client curl sudo
   unattended-upgrades logrotate ca-certificates)
 missing=()
 for p in "${packages[@]}"; do

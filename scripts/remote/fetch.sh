@@ -54,21 +54,14 @@ tmp_dir work fetch "$RELEASES"
 render_env &
 render_job=$!
 
-log "downloading s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
-aws_cli s3 cp --only-show-errors "s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY" "$work/artifact.tar.gz" >&2
-# openssl uses the CPU's SHA instructions (several times sha256sum's speed); ca-certificates,
-# which the bootstrap installs, brings it.
-actual=$(openssl dgst -sha256 -r "$work/artifact.tar.gz")
-actual=${actual%% *}
+# Download, hash and unpack in one pass into this private directory; nothing in it is used
+# unless the checksum matches (and it is removed when it does not).
+log "downloading and unpacking s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
+mkdir "$work/a"
+actual=$(aws_py unpack "$GL_ARTIFACT_BUCKET" "$GL_ARTIFACT_KEY" "$work/a") ||
+  die "could not download or unpack $GL_ARTIFACT_KEY (see above)"
 [[ $actual == "$GL_SHA256" ]] ||
   die "checksum mismatch for $GL_ARTIFACT_KEY: expected $GL_SHA256, got $actual (corrupt or replaced artifact)"
-
-# Refuse archives that would write outside the release: absolute paths, .. and links.
-if tar -tvzf "$work/artifact.tar.gz" | awk '{print substr($1,1,1), $NF}' | grep -Eq '^[lh] |^. /|(^. |/)\.\.(/|$)'; then
-  die "the artifact contains absolute paths, .. or links"
-fi
-mkdir "$work/a"
-tar -xzf "$work/artifact.tar.gz" -C "$work/a" --no-same-owner --no-same-permissions
 for f in manifest.json requirements.lock wheelhouse app; do
   [[ -e $work/a/$f ]] || die "the artifact has no $f (build it with npm run package-site)"
 done

@@ -23,7 +23,7 @@ work=""
 tmp_dir work restore
 db_connection "$work"
 log "downloading s3://$GL_BACKUP_BUCKET/$GL_BACKUP_KEY"
-aws_cli s3 cp --only-show-errors "s3://$GL_BACKUP_BUCKET/$GL_BACKUP_KEY" "$work/restore.dump" >&2
+aws_py get "$GL_BACKUP_BUCKET" "$GL_BACKUP_KEY" "$work/restore.dump" >/dev/null
 pg_restore --list "$work/restore.dump" >/dev/null || die "$GL_BACKUP_KEY is not a pg_dump custom-format archive"
 log "restoring $GL_BACKUP_KEY into $PGDATABASE (public schema)"
 pg_restore --clean --if-exists --schema=public --no-owner --no-privileges --single-transaction \

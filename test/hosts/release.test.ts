@@ -267,6 +267,24 @@ describe("release steps on real hosts", function () {
     assert.match(await sh(h1, `ls /srv/${APP}/releases`), /r3/);
   });
 
+  it("failed fetch, hostile archive: a link or a path outside the release is refused before it is written", async () => {
+    const dir = fs.mkdtempSync(path.join(out, "evil-"));
+    fs.mkdirSync(path.join(dir, "app"));
+    fs.symlinkSync("/etc", path.join(dir, "app", "etc"));
+    const file = path.join(out, "evil.tar.gz");
+    execFileSync("tar", ["-czf", file, "-C", dir, "app"]);
+    const sha256 = execFileSync("sha256sum", [file]).toString().split(" ")[0];
+    await uploadArtifact(s3, w.artifactBucket, artifactKey(sha256), file, sha256);
+    await fails(
+      h0,
+      "fetch",
+      w.values.fetch("blue", "r3x", { key: artifactKey(sha256), sha256 }),
+      /the artifact has a link, an absolute path or \.\. \(app\/etc\)/,
+    );
+    assert.equal(await sh(h0, `test -e /srv/${APP}/releases/r3x && echo yes || echo no`), "no");
+    await unchanged();
+  });
+
   it("failed fetch, venv build: the release is not created, the broken venv is not kept", async () => {
     const bad = await artifact("missing-wheel");
     await fails(h0, "fetch", w.values.fetch("blue", "r4", bad), /venv could not be built/);
@@ -283,8 +301,13 @@ describe("release steps on real hosts", function () {
 
   it("failed backup: an upload error fails the step before any migration", async () => {
     w.aws.failNext("PutObject", 10); // more than the CLI's retries
-    await fails(h0, "backup", w.values.backup("r5"), /upload failed/);
+    await fails(h0, "backup", w.values.backup("r5"), /no backup: the dump, its upload or its check failed/);
     w.aws.clearFaults();
+    assert.deepEqual(
+      w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r5")),
+      [],
+      "a failed backup leaves no object that looks like one",
+    );
     await unchanged();
     await ok(h0, "backup", w.values.backup("r5"));
   });

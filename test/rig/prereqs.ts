@@ -19,6 +19,7 @@ export const HOST_TEST_PACKAGES = [
   "python3-wheel",
   "python3-setuptools",
   "awscli",
+  "python3-boto3",
   "shellcheck",
   "curl",
   "sudo",
