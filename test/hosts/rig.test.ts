@@ -449,7 +449,13 @@ describe("host rig (real namespaces, sshd, PostgreSQL)", function () {
       );
       assert.strictEqual(sh("ip", ["netns", "pids", "glrk-h0"]).code, 0);
       assert.notStrictEqual(sh("ip", ["netns", "pids", "glrk-h0"]).out.trim(), "");
+      const exited = new Promise<void>((resolve) =>
+        child.exitCode !== null || child.signalCode !== null ? resolve() : child.once("exit", () => resolve()),
+      );
       child.kill("SIGKILL");
+      // The owner is gone only once it has exited and been reaped (its exit event): until then
+      // /proc still lists it. Its hosts die with it (pdeathsig).
+      await exited;
       await until("the crashed rig's processes to die", 10_000, () =>
         pidsInNamespaces("net", new Set([netns])).length === 0 ? true : undefined,
       );

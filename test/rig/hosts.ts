@@ -304,19 +304,29 @@ async function cleanup(prefix: string, root: string, initPids: number[] = []): P
   if (r.code !== 0) throw new Error(`rig cleanup (${prefix}) failed: ${r.stderr.trim()}`);
 }
 
-/** Start time of a process in clock ticks since boot (pids are reused; this pair is not). */
-function processStart(pid: number): string {
+/**
+ * State and start time (clock ticks since boot) of a process: pids are reused, the pair of
+ * pid and start time is not.
+ */
+function processStat(pid: number): { state: string; start: string } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { state: fields[0], start: fields[19] };
 }
 
-/** The pid owning the rig directory, if that process still runs (and is not this one). */
+/**
+ * The pid owning the rig directory, if that process still runs (and is not this one). A
+ * killed owner that its parent has not reaped yet is a zombie (state Z, or X while it is
+ * being reaped): it holds no namespace and no host any more, so it owns nothing.
+ */
 function liveOwner(root: string): number | undefined {
   try {
     const [pidText, start] = fs.readFileSync(path.join(root, "owner"), "utf8").trim().split(" ");
     const pid = Number(pidText);
     if (!pid || pid === process.pid) return undefined;
-    return processStart(pid) === start ? pid : undefined;
+    const stat = processStat(pid);
+    if (stat.state === "Z" || stat.state === "X") return undefined;
+    return stat.start === start ? pid : undefined;
   } catch {
     return undefined; // no owner file, or the owner is gone
   }
@@ -728,7 +738,7 @@ export async function startHosts(opts: StartHostsOptions): Promise<HostRig> {
     // The machine's disk makes each file creation cost about a millisecond (copying /etc
     // three times took 2-10 s); a tmpfs takes 0.1 s, and makes venv builds in /srv fast.
     await must("mount", ["-t", "tmpfs", "-o", `size=${opts.tmpfsSize ?? "8g"},mode=0755`, `${prefix}-rig`, root]);
-    fs.writeFileSync(path.join(root, "owner"), `${process.pid} ${processStart(process.pid)}\n`);
+    fs.writeFileSync(path.join(root, "owner"), `${process.pid} ${processStat(process.pid).start}\n`);
     await must("ip", ["link", "add", bridge, "type", "bridge"]);
     noForwarding(bridge);
     await must("ip", ["addr", "add", `${bridgeIp}/24`, "dev", bridge]);
