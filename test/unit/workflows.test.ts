@@ -77,10 +77,14 @@ describe("GitHub workflows", () => {
       ["npm ci && npm test"],
     );
     const node = usesOf(job, "actions/setup-node")[0];
-    assert.equal(String(node.with?.["node-version"]), "20");
+    assert.equal(String(node.with?.["node-version"]), "22");
     assert.equal(node.with?.cache, "npm");
-    // The host tests need root and namespaces; the image is Debian 12 with Node 20.
-    assert.match(job.container!.image, /^node:20-bookworm/);
+    // The host tests need root and namespaces; the image is Debian 12 with Node 22.
+    assert.match(job.container!.image, /^node:22-bookworm/);
+    // pretest builds the real Pulumi CLI with Go; its cache is keyed by the pinned go.sum.
+    assert.equal(usesOf(job, "actions/setup-go").length, 1);
+    const cache = usesOf(job, "actions/cache")[0];
+    assert.match(String(cache.with?.key), /hashFiles\('scripts\/dev\/pulumi-toolchain\/go\.sum'\)/);
     assert.match(job.container!.options ?? "", /--privileged/);
     assert.deepEqual(job.permissions, { contents: "read" });
   });
@@ -130,6 +134,8 @@ describe("GitHub workflows", () => {
     assert.equal(inputs["stack-name"], "${{ matrix.stack }}");
     assert.equal(inputs["comment-on-pr"], true);
     assert.equal(inputs["edit-pr-comment"], true);
+    // The comment is trimmed from the end at 64,000 characters: the summary must survive.
+    assert.equal(inputs["always-include-summary"], true);
     assert.equal(inputs.diff, true);
     assert.equal(inputs.policyPacks, "policy");
     assert.match(inputs["cloud-url"], /^\$\{\{ vars\.[A-Z_]+ \}\}$/);
@@ -186,7 +192,7 @@ describe("GitHub workflows", () => {
         assert.ok(open >= 0 && open < up && up < close, `${stack}: open, up, close in that order`);
         assert.equal(job.steps[close].if, "always()", `${stack}: the close step runs even when up fails`);
         assert.equal(job.env?.STACK, stack);
-        const cli = job.steps.findIndex((s) => s.uses?.startsWith("pulumi/actions@") && !s.with);
+        const cli = job.steps.findIndex((s) => s.uses?.startsWith("pulumi/actions@") && !s.with?.command);
         assert.ok(cli >= 0 && cli < open, `${stack}: the Pulumi CLI is installed before the script reads outputs`);
       }
     });
@@ -198,6 +204,20 @@ describe("GitHub workflows", () => {
         assert.match(s.uses!, /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/, `${f}: ${s.uses}`);
       }
     }
+  });
+
+  it("every pulumi/actions step pins the CLI version the tests build and run", () => {
+    const gomod = fs.readFileSync(path.join(ROOT, "scripts", "dev", "pulumi-toolchain", "go.mod"), "utf8");
+    const tested = /^require github\.com\/pulumi\/pulumi\/pkg\/v3 v(\d+\.\d+\.\d+)$/m.exec(gomod)?.[1];
+    assert.ok(tested, "go.mod pins pkg/v3");
+    let seen = 0;
+    for (const f of files()) {
+      for (const s of steps(load(f)).filter((x) => x.uses?.startsWith("pulumi/actions@"))) {
+        assert.equal(String(s.with?.["pulumi-version"]), tested, `${f}: ${s.name ?? s.with?.command ?? s.uses}`);
+        seen++;
+      }
+    }
+    assert.ok(seen >= 5);
   });
 
   it("pulumi/actions gets only inputs its action.yml declares", () => {
