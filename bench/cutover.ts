@@ -127,7 +127,7 @@ export async function cutoverSections(opts: {
       const before = load.count();
       const up = await must(`release ${id}`);
       const duringReleaseUp = load.count() - before;
-      const activated = String(r.resource(`${stack}-release-${plan.slot}-activate-0`)?.state.stderr ?? "");
+      const activated = String((await r.resource(`${stack}-release-${plan.slot}-activate-0`))?.outputs.stderr ?? "");
       const activation = /reloaded slot \w+ gracefully/.test(activated) ? "reload" : "restart";
       await waitServed(id);
       await load.until(opts.minRequests);
@@ -139,7 +139,7 @@ export async function cutoverSections(opts: {
 
       // The rollback in the middle of its phase: load before, during and after the flip.
       await load.until(opts.minRequests / 2);
-      const back = r.rollback();
+      const back = await r.rollback();
       progress(`  cycle ${k + 1}: npm run rollback (${back.from} -> ${back.to}) + pulumi up, under load`);
       const started = Date.now();
       const rb = await must("rollback");

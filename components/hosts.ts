@@ -170,6 +170,8 @@ export class Hosts extends pulumi.ComponentResource {
 
     const machine = (
       id: string,
+      /** Which machine this is, as a tag (`h0`, `h1`, ..., `bastion`): what tools find it by. */
+      role: string,
       instanceType: string,
       subnetId: pulumi.Input<string>,
       sg: pulumi.Input<string>,
@@ -195,7 +197,7 @@ export class Hosts extends pulumi.ComponentResource {
               .apply(([priv, pub, deploy]) => userData(priv, pub, deploy)),
           ),
           userDataReplaceOnChange: false,
-          tags: { Name: id },
+          tags: { Name: id, "greenlight:host": role },
         },
         { parent: this, ...amiOpts, ...more },
       );
@@ -209,6 +211,7 @@ export class Hosts extends pulumi.ComponentResource {
     if (args.bastion) {
       this.bastion = machine(
         `${name}-bastion`,
+        "bastion",
         args.bastion.instanceType,
         args.bastion.subnetId,
         args.bastion.securityGroupId,
@@ -220,6 +223,7 @@ export class Hosts extends pulumi.ComponentResource {
     for (let i = 0; i < args.hostCount; i++) {
       const m = machine(
         `${name}-${i}`,
+        `h${i}`,
         args.instanceType,
         args.subnetIds[i % args.subnetIds.length],
         args.securityGroupId,

@@ -4,7 +4,6 @@
 #
 #   ${GREENLIGHT_CACHE:-~/.cache/greenlight}/toolchain/pulumi-<version>/bin/
 #     pulumi                          the CLI and engine (scripts/dev/pulumi-toolchain/go.mod)
-#     pulumi-analyzer-policy-nodejs   launcher of a Node policy pack (see below)
 #     status.txt                      what could and could not be built here, and why
 #
 # Usage: scripts/dev/pulumi-toolchain.sh [--print-bin]
@@ -73,18 +72,6 @@ else
   mv "$bin/pulumi.tmp" "$bin/pulumi"
   say "built pulumi $("$bin/pulumi" version) in $(($(date +%s) - started))s"
 fi
-
-# The CLI's release tarball ships small launchers that a Go build does not produce. Without a
-# nodejs language plugin the engine runs a Node policy pack through `pulumi-analyzer-policy-
-# nodejs <engine address> .` in the pack's directory: that is `@pulumi/pulumi`'s run-policy-pack.
-cat >"$bin/pulumi-analyzer-policy-nodejs.tmp" <<'EOF'
-#!/bin/sh
-# Runs a Node policy pack (CrossGuard) for the Pulumi engine, as the CLI distribution's launcher does.
-script=$(node -e "process.stdout.write(require.resolve('@pulumi/pulumi/cmd/run-policy-pack'))") || exit 1
-exec node "$script" "$@"
-EOF
-chmod +x "$bin/pulumi-analyzer-policy-nodejs.tmp"
-mv "$bin/pulumi-analyzer-policy-nodejs.tmp" "$bin/pulumi-analyzer-policy-nodejs"
 
 # What else the toolchain would have, tried against the proxy each time (a refusal is quick).
 status="$dir/status.txt"

@@ -1,24 +1,50 @@
-// The rehearsal (npm run rehearse) as the end-to-end test: the real program under the
-// stateful mock engine, with every remote command run over SSH on local hosts.
+// The rehearsal (npm run rehearse) as the end-to-end test: the real index.ts under the real
+// Pulumi CLI and engine, with every remote command run over SSH on local hosts (see
+// test/rig/rehearsal.ts for what is real and what stands in).
 import * as assert from "assert";
-import { rehearse } from "../rig/scenario";
+import { RehearsalResult, rehearse } from "../rig/scenario";
 
-describe("rehearsal (end to end)", function () {
-  this.timeout(30 * 60_000);
+function failedChecks(result: RehearsalResult): string[] {
+  return result.steps.flatMap((s) =>
+    s.checks.filter((c) => !c.ok).map((c) => `${s.name}: ${c.what} ${c.detail ?? ""}`),
+  );
+}
 
-  it("qa: provision, release, cutover under load, rollback, failed migration, fixed release, cleanup", async () => {
+for (const stack of ["qa", "prod"]) {
+  describe(`rehearsal of ${stack} (end to end, real Pulumi CLI)`, function () {
+    this.timeout(40 * 60_000);
     const lines: string[] = [];
-    const result = await rehearse({ stack: "qa", log: (l) => lines.push(l) });
-    const failed = result.steps.flatMap((s) =>
-      s.checks.filter((c) => !c.ok).map((c) => `${s.name}: ${c.what} ${c.detail ?? ""}`),
-    );
-    assert.deepEqual(failed, [], lines.join("\n"));
-    assert.equal(result.steps.length, 7);
-    assert.ok(result.ok);
-    const rollback = result.steps[3];
-    assert.equal(rollback.up?.changes.length, 1, "rollback changes one resource");
-    assert.equal(rollback.up?.commands.length, 0, "rollback runs no command");
-    assert.equal(result.outputs.liveRelease, "r4");
-    assert.ok(lines.some((l) => l.includes("stopped every process")));
+    let result: RehearsalResult;
+
+    before(async () => {
+      result = await rehearse({ stack, log: (l) => lines.push(l) });
+    });
+
+    it("provision, release, cutover under load, a non-release update, rollback, failed migration, fixed release, cleanup", () => {
+      assert.deepEqual(failedChecks(result), [], lines.join("\n"));
+      assert.equal(result.steps.length, 8);
+      assert.ok(result.ok);
+      assert.equal(result.outputs.liveRelease, "r4");
+      assert.ok(lines.some((l) => l.includes("stopped every process")));
+    });
+
+    it("ran the real pulumi binary, and says which providers are stand-ins", () => {
+      assert.ok(
+        lines.some((l) => /\$ pulumi version: v3\.\d+\.\d+ \(.*toolchain\/pulumi-v3\.\d+\.\d+\/bin\)/.test(l)),
+        "the transcript shows `pulumi version` of the toolchain's binary",
+      );
+      assert.ok(lines.some((l) => /providers: aws, random, tls.* stand-in plugins/.test(l)));
+    });
+
+    it("rollback changes one resource and runs no command", () => {
+      const rollback = result.steps.find((s) => s.name === "rollback")!;
+      assert.equal(rollback.up?.changes.length, 1, "rollback changes one resource");
+      assert.equal(rollback.up?.commands.length, 0, "rollback runs no command");
+    });
+
+    it("the preview of a release fits a PR comment and shows what will happen", () => {
+      assert.ok(result.preview.length > 0);
+      assert.ok(result.preview.length < 20_000, `${result.preview.length} characters`);
+    });
   });
-});
+}

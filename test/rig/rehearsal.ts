@@ -1,115 +1,209 @@
-// The rehearsal: the real index.ts, for a stack, under a mock engine that behaves like
-// `pulumi up` (test/rig/engine.ts), where AWS resources are played by local stand-ins and
-// `command:remote:Command` really runs over SSH on local hosts that the program's own
-// instances boot (with the host key and deploy key from their user data). It walks a stack
-// through the life DESIGN.md promises: provision, release, cutover under load, rollback, a
-// failed migration, the fixed release and cleanup, and checks each step.
-import { S3Client } from "@aws-sdk/client-s3";
-import { randomBytes } from "crypto";
+// The rehearsal: the real index.ts under the real Pulumi CLI and engine (built from the Go
+// module proxy by scripts/dev/pulumi-toolchain.sh), driven as a user drives it: `pulumi login
+// file://...`, `pulumi stack init`, `npm run release` / `rollback`, `pulumi preview --diff
+// --policy-pack policy`, `pulumi up`, `pulumi stack output --json`, `pulumi stack export`.
+//
+// What is real and what stands in (nothing else is imitated):
+//   real      the pulumi CLI and engine, @pulumi/* SDKs, the program, the policy pack, the
+//             release/rollback CLIs, sshd/PostgreSQL/nginx/supervisor/gunicorn on the hosts
+//   stand-in  the providers that cannot be built here, served to the engine as ambient plugins
+//             (providers/bin/pulumi-resource-{aws,random,tls,command}): aws plays its
+//             resources on the local world (providers/localWorld.ts); command is a stand-in
+//             of pulumi-resource-command 1.2.1 (its Go module is not served here)
+//   inline    without pulumi-language-nodejs (not served either), the program runs as an
+//             Automation API inline program: the same CLI and engine (`pulumi up --client`)
+import { LocalWorkspace, PulumiCommand, Stack, EngineEvent, OpType } from "@pulumi/pulumi/automation";
+import { execFile, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { parse } from "yaml";
 import { Colour } from "../../components/constants";
-import {
-  artifactKey,
-  planRelease,
-  planRollback,
-  readState,
-  servingColour,
-  writeConfig,
-} from "../../scripts/cli/lib/stack";
-import { uploadArtifact } from "../../scripts/cli/lib/upload";
+import { DeployedResource, servingColour } from "../../scripts/cli/lib/stack";
 import { AlbStandIn, startAlbStandIn } from "./albStandIn";
 import { Variant, siteArtifact } from "./artifacts";
 import { AwsStandIn } from "./awsStandIn";
-import { EngineState, Handler, JournalEntry, StatefulEngine, StoredResource } from "./engine";
-import { HostRig, RigHost, generateHostKey } from "./hosts";
+import { HostRig, RigHost } from "./hosts";
 import { RigPostgres } from "./postgres";
-import { ProgramRun, Registered, runProgram } from "./program";
-import { Connection, runRemote } from "./ssh";
-import { ROOT, stackConfig } from "./stackConfig";
-import { startStandIns } from "./world";
-import { fakeEngine } from "../unit/fakeEngine";
+import { LocalWorld, startLocalWorld } from "./providers/localWorld";
+import { ROOT } from "./stackConfig";
+import { REGION, startStandIns } from "./world";
 
-const ACCOUNT = "123456789012";
 const COMMAND = "command:remote:Command";
+const PROVIDERS_BIN = path.join(ROOT, "test", "rig", "providers", "bin");
+const TOOLCHAIN = path.join(ROOT, "scripts", "dev", "pulumi-toolchain.sh");
+const PASSPHRASE = "rehearsal-passphrase-not-a-secret";
+
+export type Op = "create" | "update" | "replace" | "delete";
+
+export interface Change {
+  urn: string;
+  type: string;
+  name: string;
+  op: Op;
+  ok: boolean;
+}
 
 export interface UpResult {
   ok: boolean;
   ms: number;
-  changes: JournalEntry[];
-  /** Remote commands that ran, by resource name. */
+  /** Every resource the update touched (not the stack, not components). */
+  changes: Change[];
+  /** Names of the command resources that ran (created, updated, replaced or deleted). */
   commands: string[];
+  /** The engine's error diagnostics, by resource name (what `pulumi up` prints for each). */
+  errors: Record<string, string>;
   error?: string;
   outputs: Record<string, unknown>;
 }
 
-const hex = (n: number) => randomBytes(n).toString("hex");
-const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
-
-function randomFrom(alphabet: string, length: number): string {
-  return [...randomBytes(length)].map((b) => alphabet[b % alphabet.length]).join("");
+/** What `npm run release` said. */
+export interface ReleaseSaid {
+  text: string;
+  slot?: Colour;
+  /** A release in that slot that never went live, which this one replaces. */
+  neverLive?: string;
 }
 
-/** One local environment that plays AWS for one stack, and the engine state between runs. */
+/** What `npm run rollback` said. */
+export interface RollbackSaid {
+  text: string;
+  from: Colour;
+  to: Colour;
+  release: string;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+function opOf(op: OpType): Op | undefined {
+  switch (op) {
+    case "create":
+    case "update":
+    case "delete":
+      return op;
+    case "replace":
+    case "create-replacement":
+    case "delete-replaced":
+    case "discard-replaced":
+      return "replace";
+    default:
+      return undefined;
+  }
+}
+
+/** The toolchain's bin directory (built or reused) and what it says it could not build. */
+function toolchain(log: (line: string) => void): { bin: string; notBuilt: string[] } {
+  const out = spawnSync("bash", [TOOLCHAIN, "--print-bin"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  for (const l of out.stderr.trim().split("\n").filter(Boolean)) log(`   ${l}`);
+  if (out.status !== 0) throw new Error(`${TOOLCHAIN} failed:\n${out.stderr}`);
+  const bin = out.stdout.trim();
+  const status = path.join(path.dirname(bin), "status.txt");
+  const notBuilt = fs.existsSync(status)
+    ? fs
+        .readFileSync(status, "utf8")
+        .split("\n")
+        .filter((l) => l.split("\t")[1] === "not-buildable")
+        .map((l) => l.split("\t")[0])
+    : [];
+  return { bin, notBuilt };
+}
+
+/** One local environment that plays AWS for one stack, with its own Pulumi backend and home. */
 export class Rehearsal {
-  private state: EngineState = { resources: {} };
-  private readonly ips = new Map<string, string>();
-  private readonly lbDns = new Map<string, string>();
-  /** The name browsers use: the domain when the stack has one, else the ALB's DNS name. */
-  private readonly domain?: string;
-  private readonly hostsByName = new Map<string, RigHost>();
   private lastOutputs: Record<string, unknown> = {};
-  private s3: S3Client;
+  private stackRef?: Stack;
 
   private constructor(
     readonly stack: string,
+    /** The project directory: Pulumi.yaml and the stack file (a copy; releases edit it). */
     readonly dir: string,
+    private readonly work: string,
+    private readonly env: Record<string, string>,
+    private readonly pulumi: PulumiCommand,
     private readonly rig: HostRig,
     private readonly pg: RigPostgres,
     private readonly aws: AwsStandIn,
     private readonly alb: AlbStandIn,
+    private readonly world: LocalWorld,
     private readonly log: (line: string) => void,
-  ) {
-    const cfg = parse(fs.readFileSync(path.join(dir, `Pulumi.${stack}.yaml`), "utf8")) as {
-      config?: Record<string, unknown>;
-    };
-    this.domain = (cfg.config?.["greenlight:domain"] as string | undefined) || undefined;
-    this.s3 = new S3Client({
-      region: "eu-west-1",
-      endpoint: aws.endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: "rehearsal", secretAccessKey: "rehearsal" },
-    });
-  }
+  ) {}
 
   static async start(opts: {
     stack: string;
     log: (line: string) => void;
     overrides?: Record<string, string>;
   }): Promise<Rehearsal> {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `greenlight-rehearsal-${opts.stack}-`));
+    const log = opts.log;
+    const work = fs.mkdtempSync(path.join(os.tmpdir(), `greenlight-rehearsal-${opts.stack}-`));
     const stops: (() => Promise<unknown>)[] = [];
     try {
-      // The stack file is a copy: releases and rollbacks edit it, never the repository's.
-      const file = path.join(dir, `Pulumi.${opts.stack}.yaml`);
+      const { bin, notBuilt } = toolchain(log);
+      const dir = path.join(work, "project");
+      fs.mkdirSync(dir);
+      // The project file as it is, less `main`: the CLI checks that the entry point exists,
+      // and an inline program has none (the program is required from the repository).
+      const project = fs.readFileSync(path.join(ROOT, "Pulumi.yaml"), "utf8");
+      fs.writeFileSync(path.join(dir, "Pulumi.yaml"), project.replace(/^main: .*\n/m, ""));
       const text = fs.readFileSync(path.join(ROOT, `Pulumi.${opts.stack}.yaml`), "utf8");
-      fs.writeFileSync(file, writeConfig(text, opts.overrides ?? {}));
+      const { writeConfig } = await import("../../scripts/cli/lib/stack");
+      fs.writeFileSync(path.join(dir, `Pulumi.${opts.stack}.yaml`), writeConfig(text, opts.overrides ?? {}));
+      const cfg = parse(text) as { config?: Record<string, unknown> };
+      const domain = (cfg.config?.["greenlight:domain"] as string | undefined) || undefined;
+
       // No hosts yet: the program's instances boot them from their user data.
-      const { rig, aws, pg, stop } = await startStandIns({
-        prefix: "glr",
-        subnetIndex: 31,
-        hosts: 0,
-        adminAuthorizedKey: "",
-      });
-      stops.push(stop);
+      const standIns = await startStandIns({ prefix: "glr", subnetIndex: 31, hosts: 0, adminAuthorizedKey: "" });
+      stops.push(standIns.stop);
       const alb = startAlbStandIn({ intervalMs: 500 });
-      return new Rehearsal(opts.stack, dir, rig, pg, aws, alb, opts.log);
+      stops.push(() => alb.close());
+      const world = await startLocalWorld({ ...standIns, alb, domain, log });
+      stops.push(() => world.close());
+
+      fs.mkdirSync(path.join(work, "state"));
+      const env: Record<string, string> = {
+        PATH: `${bin}:${PROVIDERS_BIN}:${process.env.PATH ?? ""}`,
+        PULUMI_HOME: path.join(work, "pulumi-home"),
+        PULUMI_CONFIG_PASSPHRASE: PASSPHRASE,
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+        GREENLIGHT_STANDINS_URL: world.url,
+        // The release CLI uploads to the local S3 stand-in (the AWS SDK reads these).
+        AWS_ENDPOINT_URL_S3: standIns.aws.endpoint,
+        AWS_ACCESS_KEY_ID: "rehearsal",
+        AWS_SECRET_ACCESS_KEY: "rehearsal",
+        AWS_REGION: REGION,
+      };
+      const pulumi = await PulumiCommand.get({ root: path.dirname(bin) });
+      const r = new Rehearsal(
+        opts.stack,
+        dir,
+        work,
+        env,
+        pulumi,
+        standIns.rig,
+        standIns.pg,
+        standIns.aws,
+        alb,
+        world,
+        log,
+      );
+      log(`   $ pulumi version: ${(await r.cli(["version"])).stdout.trim()} (${bin})`);
+      log(
+        `   providers: aws, random, tls${notBuilt.some((n) => n.startsWith("pulumi-resource-command")) ? ", command" : ""} ` +
+          `are the rig's stand-in plugins (test/rig/providers/bin); not buildable here: ${notBuilt.join(", ") || "none"}`,
+      );
+      await r.must(["login", `file://${path.join(work, "state")}`]);
+      await r.must(["stack", "init", opts.stack, "--secrets-provider", "passphrase"]);
+      return r;
     } catch (e) {
       for (const s of stops.reverse()) await s().catch(() => undefined);
-      fs.rmSync(dir, { recursive: true, force: true });
+      fs.rmSync(work, { recursive: true, force: true });
       throw e;
     }
   }
@@ -118,87 +212,185 @@ export class Rehearsal {
     return path.join(this.dir, `Pulumi.${this.stack}.yaml`);
   }
 
+  /** The real `pulumi` binary, in the project directory, as a user types it. */
+  cli(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+    return this.exec(path.join(this.pulumi.command), args, opts);
+  }
+
+  /** `npm run <script> -- args`, as a user types it (run from the repository). */
+  npm(script: string, args: string[]): Promise<CliResult> {
+    return this.exec("npm", ["run", "--silent", script, "--", ...args], { cwd: ROOT });
+  }
+
+  private exec(cmd: string, args: string[], opts: { cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+    return new Promise((resolve) => {
+      execFile(
+        cmd,
+        args,
+        {
+          cwd: opts.cwd ?? this.dir,
+          env: { ...process.env, ...this.env },
+          encoding: "utf8",
+          maxBuffer: 256 << 20,
+          timeout: opts.timeoutMs ?? 10 * 60_000,
+        },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+          resolve({ code, stdout, stderr: stderr || (err && typeof err.code !== "number" ? err.message : "") });
+        },
+      );
+    });
+  }
+
+  private async must(args: string[]): Promise<string> {
+    const r = await this.cli(args);
+    this.log(`   $ pulumi ${args.join(" ")}${r.code === 0 ? "" : ` -> exit ${r.code}`}`);
+    if (r.code !== 0) throw new Error(`pulumi ${args.join(" ")} failed: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  private async stackHandle(): Promise<Stack> {
+    if (this.stackRef) return this.stackRef;
+    const program = async () => {
+      // A fresh evaluation of the program each time, as a new `pulumi up` process would do.
+      for (const k of Object.keys(require.cache)) {
+        if (k === path.join(ROOT, "index.ts") || k.startsWith(path.join(ROOT, "components") + path.sep))
+          delete require.cache[k];
+      }
+      return (await import(path.join(ROOT, "index.ts"))) as Record<string, unknown>;
+    };
+    this.stackRef = await LocalWorkspace.selectStack(
+      { stackName: this.stack, projectName: "greenlight", program },
+      { workDir: this.dir, envVars: this.env, pulumiCommand: this.pulumi },
+    );
+    return this.stackRef;
+  }
+
+  /** `pulumi up --yes`: the real engine against the stack's state. */
+  async up(): Promise<UpResult> {
+    const started = Date.now();
+    const stack = await this.stackHandle();
+    const changes = new Map<string, Change>();
+    const errors: Record<string, string> = {};
+    const onEvent = (e: EngineEvent) => {
+      const meta = e.resourcePreEvent?.metadata ?? e.resOutputsEvent?.metadata ?? e.resOpFailedEvent?.metadata;
+      if (meta) {
+        const op = opOf(meta.op);
+        if (!op || meta.type.startsWith("pulumi:") || meta.type.startsWith("greenlight:")) return;
+        const name = meta.urn.split("::").pop()!;
+        const c = changes.get(meta.urn) ?? { urn: meta.urn, type: meta.type, name, op, ok: false };
+        if (e.resourcePreEvent && meta.type === COMMAND && !changes.has(meta.urn)) this.log(`      ${op} ${name} ...`);
+        if (e.resOutputsEvent) c.ok = true;
+        if (e.resOpFailedEvent) c.ok = false;
+        changes.set(meta.urn, c);
+      }
+      const d = e.diagnosticEvent;
+      if (d && d.severity === "error" && d.urn) {
+        const name = d.urn.split("::").pop()!;
+        errors[name] = (errors[name] ?? "") + d.message;
+      }
+    };
+    let error: string | undefined;
+    try {
+      await stack.up({ onEvent, color: "never" });
+    } catch (e) {
+      error = Object.values(errors).join("\n") || (e instanceof Error ? e.message : String(e));
+    }
+    const list = [...changes.values()];
+    for (const c of list.filter((x) => x.type === COMMAND || x.type === "aws:lb/listener:Listener"))
+      this.log(`      ${c.ok ? "ok    " : "FAILED"} ${c.op} ${c.name}`);
+    const ok = error === undefined;
+    if (ok) this.lastOutputs = await this.stackOutputs();
+    return {
+      ok,
+      ms: Date.now() - started,
+      changes: list,
+      commands: list.filter((c) => c.type === COMMAND).map((c) => c.name),
+      errors,
+      error,
+      outputs: ok ? this.lastOutputs : {},
+    };
+  }
+
+  /** `pulumi preview --diff --policy-pack policy`: the text a PR comment carries. */
+  async preview(): Promise<{ ok: boolean; text: string; error?: string }> {
+    const stack = await this.stackHandle();
+    let text = "";
+    try {
+      await stack.preview({
+        diff: true,
+        color: "never",
+        // policy/, through its launcher (no nodejs language plugin here: see the launcher).
+        policyPacks: [path.join(PROVIDERS_BIN, "greenlight-policy-pack")],
+        onOutput: (s) => (text += s),
+      });
+      return { ok: true, text };
+    } catch (e) {
+      return { ok: false, text, error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  /** `pulumi stack output --json --show-secrets`. */
+  async stackOutputs(): Promise<Record<string, unknown>> {
+    return JSON.parse(await this.must(["stack", "output", "--json", "--show-secrets"])) as Record<string, unknown>;
+  }
+
+  /** `pulumi stack export`: the deployment's resources. */
+  async exported(): Promise<DeployedResource[]> {
+    const out = await this.cli(["stack", "export", "--show-secrets"]);
+    if (out.code !== 0) throw new Error(`pulumi stack export failed: ${out.stderr}`);
+    const state = JSON.parse(out.stdout) as { deployment?: { resources?: DeployedResource[] } };
+    return state.deployment?.resources ?? [];
+  }
+
+  /** The colour the listener forwards to, from `pulumi stack export` (as the release CLI reads it). */
+  async serving(): Promise<Colour | undefined> {
+    return servingColour(await this.exported());
+  }
+
+  /** A resource of the deployment by its logical name. */
+  async resource(
+    name: string,
+    type = COMMAND,
+  ): Promise<{ outputs: Record<string, unknown>; inputs: Record<string, unknown> } | undefined> {
+    const r = (await this.exported()).find((x) => x.type === type && !!x.urn?.endsWith(`::${name}`)) as
+      (DeployedResource & { inputs?: Record<string, unknown> }) | undefined;
+    return r ? { outputs: (r.outputs ?? {}) as Record<string, unknown>, inputs: r.inputs ?? {} } : undefined;
+  }
+
   /** The local address of the load balancer's forwarding listener. */
   albUrl(): string | undefined {
     return this.alb.url(443) ?? this.alb.url(80);
   }
 
-  /** The colour the listener forwards to, from the engine's state (like `pulumi stack export`). */
-  serving(): Colour | undefined {
-    return servingColour(
-      Object.values(this.state.resources).map((r) => ({ type: r.type, urn: this.urnOf(r), outputs: r.state })),
-    );
-  }
-
-  private urnOf(r: StoredResource): string {
-    return Object.entries(this.state.resources).find(([, v]) => v === r)?.[0] ?? "";
-  }
-
-  resource(name: string, type = COMMAND): StoredResource | undefined {
-    return Object.values(this.state.resources).find((r) => r.name === name && r.type === type);
-  }
-
   host(i: number): RigHost | undefined {
-    return this.hostsByName.get(`h${i}`);
+    return this.world.hosts.get(`h${i}`);
   }
 
-  /** `pulumi up`: runs the program once against the remembered state. */
-  async up(): Promise<UpResult> {
-    const started = Date.now();
-    const engine = new StatefulEngine(this.state, (t) => this.handler(t), fakeEngine.call.bind(fakeEngine), {
-      start: (e) => {
-        if (e.type === COMMAND)
-          this.log(`      ${e.op === "replace" ? "+-" : e.op === "update" ? "~ " : "+ "} ${e.name} ...`);
-      },
-      end: (e) => {
-        if (e.type === COMMAND || e.type === "aws:lb/listener:Listener") {
-          const mark = e.ok ? "ok" : "FAILED";
-          const why = e.error ? `: ${e.error.split("\n").slice(-3).join(" | ")}` : "";
-          this.log(`      ${mark.padEnd(6)} ${e.op} ${e.name} (${seconds(e.ms)})${why}`);
-        }
-      },
-    });
-    let run: ProgramRun | undefined;
-    let error: string | undefined;
-    try {
-      run = await runProgram(this.stack, stackConfig(this.stack, {}, this.dir), engine);
-      if (run.failures.length) error = run.failures.find((f) => f.type === COMMAND)?.error ?? run.failures[0].error;
-    } catch (e) {
-      error = e instanceof Error ? e.message : String(e);
-    }
-    const ok = error === undefined;
-    this.state = await engine.finish(ok);
-    if (ok && run) this.lastOutputs = run.outputs;
-    fs.writeFileSync(path.join(this.dir, "state.json"), JSON.stringify(this.state, null, 1));
-    const changes = engine.changes();
+  /** `npm run package-site` (the variant's artifact) + `npm run release -- --stack S --artifact F --id ID`. */
+  async release(variant: Variant, id: string): Promise<ReleaseSaid> {
+    const a = await siteArtifact(variant, path.join(this.work, "artifacts"));
+    const r = await this.npm("release", ["--stack", this.stack, "--artifact", a.file, "--id", id, "--dir", this.dir]);
+    this.log(`   $ npm run release -- --stack ${this.stack} --artifact site-${variant}.tar.gz --id ${id}`);
+    for (const l of (r.stdout + r.stderr).trim().split("\n")) this.log(`     ${l}`);
+    if (r.code !== 0) throw new Error(`npm run release failed (exit ${r.code}): ${r.stderr.trim()}`);
+    // "release r4 -> green slot of qa (replacing r3)"; "release r3 in green never went live (...)"
     return {
-      ok,
-      ms: Date.now() - started,
-      changes,
-      commands: changes.filter((c) => c.ran).map((c) => c.name),
-      error,
-      outputs: run?.outputs ?? {},
+      text: r.stdout,
+      slot: new RegExp(`release ${id} -> (blue|green) slot`).exec(r.stdout)?.[1] as Colour | undefined,
+      neverLive: /release (\S+) in (?:blue|green) never went live/.exec(r.stdout)?.[1],
     };
   }
 
-  /** `npm run package-site` + `npm run release`: artifact uploaded, idle slot written, live flipped. */
-  async release(variant: Variant, id: string) {
-    const a = await siteArtifact(variant, path.join(this.dir, "artifacts"));
-    const key = artifactKey(a.sha256);
-    const bucket = String(this.lastOutputs.artifactBucket);
-    await uploadArtifact(this.s3, bucket, key, a.file, a.sha256);
-    const text = fs.readFileSync(this.stackFile, "utf8");
-    const plan = planRelease(readState(text), { release: id, artifact: key, sha256: a.sha256 }, this.serving());
-    fs.writeFileSync(this.stackFile, writeConfig(text, plan.values));
-    return plan;
-  }
-
-  /** `npm run rollback`. */
-  rollback() {
-    const text = fs.readFileSync(this.stackFile, "utf8");
-    const plan = planRollback(readState(text));
-    fs.writeFileSync(this.stackFile, writeConfig(text, plan.values));
-    return plan;
+  /** `npm run rollback -- --stack S`. */
+  async rollback(): Promise<RollbackSaid> {
+    const r = await this.npm("rollback", ["--stack", this.stack, "--dir", this.dir]);
+    this.log(`   $ npm run rollback -- --stack ${this.stack}`);
+    for (const l of (r.stdout + r.stderr).trim().split("\n")) this.log(`     ${l}`);
+    if (r.code !== 0) throw new Error(`npm run rollback failed (exit ${r.code}): ${r.stderr.trim()}`);
+    // "live: green -> blue (release r1) in Pulumi.qa.yaml"
+    const m = /live: (blue|green) -> (blue|green) \(release (\S+)\)/.exec(r.stdout);
+    return { text: r.stdout, from: m?.[1] as Colour, to: m?.[2] as Colour, release: m?.[3] ?? "" };
   }
 
   outputs(): Record<string, unknown> {
@@ -206,184 +398,12 @@ export class Rehearsal {
   }
 
   async stop(): Promise<void> {
-    this.s3.destroy();
+    await this.world.close().catch(() => undefined);
     await this.alb.close().catch(() => undefined);
     await this.aws.close().catch(() => undefined);
     await this.pg.stop().catch(() => undefined);
     await this.rig.stop().catch(() => undefined);
-    fs.rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  // --- what each resource type does here ------------------------------------------------------
-
-  private handler(type: string): Handler {
-    switch (type) {
-      case COMMAND:
-        return {
-          create: (r, i) => this.runCommand(r.name, i, i.create as string),
-          update: (r, i) => this.runCommand(r.name, i, (i.update ?? i.create) as string),
-          delete: async (old) => {
-            if (!old.inputs.delete) return { ran: false };
-            await this.runCommand(old.name, old.inputs, old.inputs.delete as string);
-            return { ran: true };
-          },
-        };
-      case "aws:ec2/instance:Instance":
-        return { create: (r, i) => this.boot(r, i), update: async (_, __, old) => ({ id: old.id, state: old.state }) };
-      case "aws:rds/instance:Instance":
-        return {
-          create: async (r, i) => {
-            await this.pg.createRoleAndDatabase(String(i.username), String(i.password));
-            const address = this.rig.bridgeIp;
-            return {
-              id: `${r.name}-${hex(4)}`,
-              state: { address, port: this.pg.port, endpoint: `${address}:${this.pg.port}`, identifier: r.name },
-            };
-          },
-          update: async (_, __, old) => ({ id: old.id, state: old.state }),
-        };
-      case "aws:ssm/parameter:Parameter": {
-        const put = async (_: Registered, i: Record<string, unknown>) => {
-          this.aws.putParameter(String(i.name), String(i.value), i.type as "String" | "SecureString");
-          return { state: { arn: `arn:aws:ssm:eu-west-1:${ACCOUNT}:parameter${i.name}`, version: 1 } };
-        };
-        return { create: put, update: put, delete: async (old) => this.aws.deleteParameter(String(old.inputs.name)) };
-      }
-      case "aws:s3/bucket:Bucket":
-        return {
-          create: async (r) => {
-            const name = `${r.name}-${hex(4)}`.toLowerCase();
-            this.aws.createBucket(name);
-            return { id: name, state: { bucket: name, arn: `arn:aws:s3:::${name}` } };
-          },
-          update: async (_, __, old) => ({ id: old.id, state: old.state }),
-        };
-      case "aws:lb/loadBalancer:LoadBalancer":
-        return {
-          create: async (r) => {
-            const arn = `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:loadbalancer/app/${r.name}/${hex(8)}`;
-            const dnsName = `${r.name}-${parseInt(hex(3), 16)}.eu-west-1.elb.amazonaws.com`;
-            this.lbDns.set(arn, dnsName);
-            return { state: { arn, dnsName, zoneId: "Z32O12XQLNTSW2", arnSuffix: arn.split(":loadbalancer/")[1] } };
-          },
-          update: async (_, __, old) => ({ id: old.id, state: old.state }),
-        };
-      case "aws:lb/targetGroup:TargetGroup": {
-        const register = async (r: Registered, i: Record<string, unknown>, old?: StoredResource) => {
-          const arn =
-            (old?.state.arn as string) ??
-            `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:targetgroup/${r.name}/${hex(8)}`;
-          this.alb.targetGroup(arn, String((i.healthCheck as { path?: string })?.path ?? "/"));
-          return { state: { arn, arnSuffix: arn.split(":")[5] } };
-        };
-        return {
-          create: (r, i) => register(r, i),
-          update: register,
-          delete: async (old) => this.alb.removeTargetGroup(String(old.state.arn)),
-        };
-      }
-      case "aws:lb/targetGroupAttachment:TargetGroupAttachment":
-        return {
-          create: async (_, i) => {
-            this.alb.attach(String(i.targetGroupArn), this.ips.get(String(i.targetId))!, Number(i.port));
-            return {};
-          },
-          delete: async (old) =>
-            this.alb.detach(
-              String(old.inputs.targetGroupArn),
-              this.ips.get(String(old.inputs.targetId))!,
-              Number(old.inputs.port),
-            ),
-        };
-      case "aws:lb/listener:Listener": {
-        const point = async (r: Registered, i: Record<string, unknown>, old?: StoredResource) => {
-          const action = ((i.defaultActions ?? []) as { type: string; targetGroupArn?: string }[])[0];
-          if (action?.type === "forward") {
-            const host = this.domain ?? this.lbDns.get(String(i.loadBalancerArn));
-            await this.alb.listen(Number(i.port), action.targetGroupArn, host);
-          }
-          return {
-            state: {
-              arn:
-                (old?.state.arn as string) ??
-                `arn:aws:elasticloadbalancing:eu-west-1:${ACCOUNT}:listener/${r.name}/${hex(8)}`,
-            },
-          };
-        };
-        return {
-          create: (r, i) => point(r, i),
-          update: point,
-          delete: async (old) => this.alb.closeListener(Number(old.inputs.port)),
-        };
-      }
-      case "tls:index/privateKey:PrivateKey":
-        return {
-          create: async () => {
-            const k = generateHostKey();
-            return { state: { privateKeyOpenssh: k.privateKey, publicKeyOpenssh: `${k.publicKey}\n` } };
-          },
-        };
-      case "random:index/randomPassword:RandomPassword":
-      case "random:index/randomString:RandomString":
-        return {
-          create: async (_, i) => {
-            let alphabet = "";
-            if (i.lower !== false) alphabet += "abcdefghijklmnopqrstuvwxyz";
-            if (i.upper !== false) alphabet += "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-            if (i.numeric !== false) alphabet += "0123456789";
-            if (i.special !== false) alphabet += String(i.overrideSpecial ?? "!@#$%&*()-_=+[]{}<>:?");
-            return { state: { result: randomFrom(alphabet, Number(i.length)) } };
-          },
-        };
-      case "random:index/randomId:RandomId":
-        return { create: async (_, i) => ({ state: { hex: hex(Number(i.byteLength)) } }) };
-      default:
-        return {
-          create: async (r) => fakeEngine.newResource(r),
-          update: async (_, __, old) => ({ id: old.id, state: old.state }),
-        };
-    }
-  }
-
-  private async runCommand(name: string, inputs: Record<string, unknown>, text: string) {
-    const res = await runRemote(inputs.connection as Connection, text, { timeoutMs: 20 * 60_000 });
-    // @pulumi/command trims one trailing newline from stdout and stderr.
-    const trim = (s: string) => s.replace(/\n$/, "");
-    if (res.code !== 0) {
-      const tail = res.stderr.trim().split("\n").slice(-12).join("\n");
-      throw new Error(`${name}: Process exited with status ${res.code}\n${tail}`);
-    }
-    return { ran: true, state: { stdout: trim(res.stdout), stderr: trim(res.stderr) } };
-  }
-
-  /** A new instance boots: cloud-init installs the host key and the admin's key from user data. */
-  private async boot(r: Registered, inputs: Record<string, unknown>) {
-    const userData = String(inputs.userData ?? "");
-    if (!userData.startsWith("#cloud-config\n")) throw new Error(`${r.name}: user data is not cloud-config`);
-    const cloud = parse(userData) as {
-      ssh_keys: { ed25519_private: string; ed25519_public: string };
-      ssh_authorized_keys: string[];
-    };
-    const m = /-(\d+|bastion)$/.exec(r.name);
-    if (!m) throw new Error(`${r.name}: cannot tell which host this is`);
-    const name = m[1] === "bastion" ? "bastion" : `h${m[1]}`;
-    this.log(`      boot ${r.name} as local host ${name}`);
-    const host = await this.rig.addHost({
-      name,
-      hostKey: { privateKey: cloud.ssh_keys.ed25519_private, publicKey: cloud.ssh_keys.ed25519_public },
-      adminAuthorizedKey: cloud.ssh_authorized_keys[0],
-    });
-    this.hostsByName.set(name, host);
-    const id = `i-${hex(8)}`;
-    this.ips.set(id, host.ip);
-    return {
-      id,
-      state: {
-        privateIp: host.ip,
-        publicIp: inputs.associatePublicIpAddress ? host.ip : "",
-        arn: `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/${id}`,
-      },
-    };
+    fs.rmSync(this.work, { recursive: true, force: true });
   }
 }
 
@@ -443,3 +463,5 @@ export function getThrough(url: string, requestPath: string): Promise<{ status: 
       .on("error", reject);
   });
 }
+
+export { seconds };

@@ -24,6 +24,8 @@ export interface RehearsalResult {
   stack: string;
   steps: StepResult[];
   outputs: Record<string, unknown>;
+  /** The `pulumi preview --diff` text of the second release: what a PR comment shows. */
+  preview: string;
 }
 
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
@@ -36,8 +38,12 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     return `[${String(Math.floor(s / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}]`;
   };
   const steps: StepResult[] = [];
-  let result: RehearsalResult = { ok: false, stack: opts.stack, steps, outputs: {} };
-  log(`${stamp()} greenlight rehearsal of stack ${opts.stack}: local hosts, PostgreSQL, S3/SSM and ALB stand-ins`);
+  let result: RehearsalResult = { ok: false, stack: opts.stack, steps, outputs: {}, preview: "" };
+  let previewText = "";
+  log(
+    `${stamp()} greenlight rehearsal of stack ${opts.stack}: the real Pulumi CLI and engine; ` +
+      "local hosts, PostgreSQL, S3/SSM and ALB stand-ins",
+  );
   // keepReleases 2 so the cleanup at the end has something to remove.
   const r = await Rehearsal.start({ stack: opts.stack, log, overrides: { keepReleases: "2" } });
   log(`${stamp()} stand-ins up; stack file copied to ${r.stackFile}`);
@@ -75,15 +81,9 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
   };
   const servedRelease = async () => (await getThrough(r.albUrl()!, "/healthz")).body;
   const release = async (s: StepResult, variant: Parameters<Rehearsal["release"]>[0], id: string) => {
-    const plan = await r.release(variant, id);
-    log(
-      `   npm run release -- --stack ${opts.stack} --artifact site-${variant}.tar.gz --id ${id}: ` +
-        `${id} -> ${plan.slot}${plan.replaces ? ` (replacing ${plan.replaces})` : ""}, live: ${plan.slot}`,
-    );
-    if (plan.neverLive)
-      log(`   (${plan.neverLive} never went live: the load balancer still serves ${plan.previousLive?.colour})`);
-    check(s, `the release goes to the ${plan.slot} slot`, true);
-    return plan;
+    const said = await r.release(variant, id);
+    check(s, `the release goes to a slot (${said.slot})`, !!said.slot);
+    return said;
   };
   const commandsOf = (u: UpResult, pattern: RegExp) => u.commands.filter((c) => pattern.test(c));
 
@@ -119,6 +119,20 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
 
     await step("release r2", "to the idle colour, cutover while requests flow", async (s) => {
       await release(s, "pinned", "r2");
+      // What the pull request's preview comment shows (pulumi/actions posts this text).
+      log(`   $ pulumi preview --diff --policy-pack policy --stack ${opts.stack}`);
+      const p = await r.preview();
+      previewText = p.text;
+      check(s, "the preview succeeds", p.ok, p.error?.split("\n").slice(-5).join(" | "));
+      for (const l of p.text.trim().split("\n").slice(-12)) log(`     | ${l}`);
+      check(s, "the policy pack ran in the preview", /Policies:|greenlight-policy|policy pack/i.test(p.text));
+      check(s, `the preview text fits a PR comment (${p.text.length} < 20,000 characters)`, p.text.length < 20_000);
+      const shows = (what: string, re: RegExp) => check(s, `the preview shows ${what}`, re.test(p.text));
+      shows("the release id", /r2/);
+      shows("the colour going live (green)", /greenlight:live|live[^\n]*green|green-activate/);
+      shows("the backup", /green-backup/);
+      shows("the migrations", /green-migrate/);
+      shows("the listener change", /aws:lb\/listener:Listener|lb:Listener/);
       const load = loadThrough(r.albUrl()!, "/api/notes");
       const u = await up(s);
       // Keep the load on for a moment after the cutover, so it sees the new release too.
@@ -137,14 +151,35 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
         Object.keys(seen.seen).includes("r1") && Object.keys(seen.seen).includes("r2"),
         JSON.stringify(seen.seen),
       );
-      const migrations = r.resource(`${opts.stack}-release-green-migrate`)?.state.stdout as string | undefined;
+      const migrations = (await r.resource(`${opts.stack}-release-green-migrate`))?.outputs.stdout as
+        string | undefined;
       check(s, "the new migration was applied once", /notes\.0003_note_pinned/.test(migrations ?? ""), migrations);
       check(s, "the load balancer serves r2", (await servedRelease()) === "r2");
     });
 
+    await step("an update that is not a release", "a step setting changes: outputs keep their values", async (s) => {
+      const before = r.outputs();
+      const { writeConfig } = await import("../../scripts/cli/lib/stack");
+      const fs = await import("fs");
+      fs.writeFileSync(r.stackFile, writeConfig(fs.readFileSync(r.stackFile, "utf8"), { commandTimeoutMinutes: "25" }));
+      log(`   $ pulumi config set commandTimeoutMinutes 25 (in ${r.stackFile})`);
+      const u = await up(s);
+      check(s, "pulumi up succeeds", u.ok, u.error);
+      check(
+        s,
+        "the release steps were updated (their time limit is part of what they run)",
+        u.commands.some((c) => /-(backup|migrate)$/.test(c)),
+        u.commands.join(" "),
+      );
+      for (const k of ["backups", "lastBackup", "migrations"]) {
+        const same = JSON.stringify(u.outputs[k]) === JSON.stringify(before[k]);
+        check(s, `${k} keeps its value`, same && !!before[k], JSON.stringify(u.outputs[k])?.slice(0, 200));
+      }
+      check(s, "the load balancer still serves r2", (await servedRelease()) === "r2");
+    });
+
     await step("rollback", "flip live back: one resource changes, no command runs", async (s) => {
-      const plan = r.rollback();
-      log(`   npm run rollback -- --stack ${opts.stack}: live ${plan.from} -> ${plan.to} (${plan.release})`);
+      await r.rollback();
       const u = await up(s);
       check(s, "pulumi up succeeds", u.ok, u.error);
       check(
@@ -191,7 +226,7 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     });
 
     await step("cleanup", "keeps 2 releases per host, and every slot's release", async (s) => {
-      const cleanup = r.resource(`${opts.stack}-release-cleanup-0`)?.state.stdout as string | undefined;
+      const cleanup = (await r.resource(`${opts.stack}-release-cleanup-0`))?.outputs.stdout as string | undefined;
       const result = JSON.parse(cleanup ?? "{}") as { kept?: string[]; removed?: string[] };
       log(`   cleanup-0 kept ${JSON.stringify(result.kept)}, removed ${JSON.stringify(result.removed)}`);
       check(
@@ -218,9 +253,9 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     await r.stop();
     log(`\n${stamp()} stopped every process and removed the work directory`);
     printSummary(log, steps, outputs);
-    const ok = steps.length === 7 && steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
+    const ok = steps.length === 8 && steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
     log(`\nrehearsal ${ok ? "passed" : "FAILED"} in ${seconds(Date.now() - begun)}`);
-    result = { ok, stack: opts.stack, steps, outputs };
+    result = { ok, stack: opts.stack, steps, outputs, preview: previewText };
   }
   return result;
 }

@@ -134,7 +134,7 @@ function forwardOut(proxy: Client, host: string, port: number): Promise<ClientCh
   });
 }
 
-async function dial(conn: Connection): Promise<{ client: Client; proxy?: Client }> {
+export async function dial(conn: Connection): Promise<{ client: Client; proxy?: Client }> {
   const limit = conn.dialErrorLimit ?? 10;
   if (!conn.proxy) {
     return { client: await withRetry("Dial", limit, () => connectOnce(conn)) };

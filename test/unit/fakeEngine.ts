@@ -2,9 +2,10 @@
 // program reads (addresses, ARNs, key material), derived from its name. Unknown invokes fail
 // loudly rather than returning their inputs.
 import { MockEngine, Registered, ProgramRun, reveal, runProgram } from "../rig/program";
+import { awsInvoke } from "../rig/providers/invokes";
 import { Override, stackConfig } from "../rig/stackConfig";
 
-const ACCOUNT = "123456789012";
+import { ACCOUNT } from "../rig/providers/invokes";
 
 function hash(s: string): number {
   let h = 7;
@@ -74,23 +75,10 @@ export const fakeEngine: MockEngine = {
     return { id, state: { name: r.name, ...r.inputs, ...extra, id } };
   },
   call(token: string) {
-    switch (token) {
-      case "aws:index/getAvailabilityZones:getAvailabilityZones":
-        return {
-          names: ["eu-west-1a", "eu-west-1b", "eu-west-1c"],
-          zoneIds: ["euw1-az1", "euw1-az2", "euw1-az3"],
-          id: "eu-west-1",
-        };
-      case "aws:index/getCallerIdentity:getCallerIdentity":
-        return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDTEST", id: ACCOUNT };
-      case "aws:index/getPartition:getPartition":
-        return { partition: "aws", dnsSuffix: "amazonaws.com", id: "aws" };
-      case "aws:ec2/getAmi:getAmi":
-        return { id: "ami-0debian12amd64000", architecture: "x86_64", name: "debian-12-amd64-20261101-1234" };
-      case "aws:route53/getZone:getZone":
-        return { zoneId: "Z0EXAMPLEZONE", name: "example.com", id: "Z0EXAMPLEZONE" };
-      default:
-        throw new Error(`Mock not implemented: ${token}`);
+    try {
+      return awsInvoke(token);
+    } catch {
+      throw new Error(`Mock not implemented: ${token}`);
     }
   },
 };
