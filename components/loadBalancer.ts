@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { COLOURS, Colour, SLOT_PORTS } from "./config";
+import { COLOUR_TAG, LISTENER_TAG } from "./constants";
 
 /** TLS 1.3 with 1.2 fallback: the modern policy AWS recommends for ALBs. */
 export const TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06";
@@ -75,7 +76,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
             healthyThreshold: 2,
             unhealthyThreshold: 3,
           },
-          tags: { colour },
+          tags: { [COLOUR_TAG]: colour },
         },
         parent,
       );
@@ -138,6 +139,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
           port: 80,
           protocol: "HTTP",
           defaultActions: [{ type: "redirect", redirect: { protocol: "HTTPS", port: "443", statusCode: "HTTP_301" } }],
+          tags: { [LISTENER_TAG]: "redirect" },
         },
         parent,
       );
@@ -150,13 +152,20 @@ export class LoadBalancer extends pulumi.ComponentResource {
           sslPolicy: TLS_POLICY,
           certificateArn,
           defaultActions: forwardTo(args.live),
+          tags: { [LISTENER_TAG]: "live" },
         },
         cutover,
       );
     } else {
       this.forward = new aws.lb.Listener(
         `${name}-http`,
-        { loadBalancerArn: this.alb.arn, port: 80, protocol: "HTTP", defaultActions: forwardTo(args.live) },
+        {
+          loadBalancerArn: this.alb.arn,
+          port: 80,
+          protocol: "HTTP",
+          defaultActions: forwardTo(args.live),
+          tags: { [LISTENER_TAG]: "live" },
+        },
         cutover,
       );
     }
@@ -171,6 +180,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
           sslPolicy: certificateArn ? TLS_POLICY : undefined,
           certificateArn,
           defaultActions: forwardTo(idle),
+          tags: { [LISTENER_TAG]: "test" },
         },
         { parent: this, dependsOn: args.testAfter },
       );

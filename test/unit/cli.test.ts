@@ -79,24 +79,26 @@ describe("release and rollback: stack file edits", () => {
     assert.equal(planRelease(readState(pending), rel("r3", "c"), "green").slot, "blue");
   });
 
-  it("reads the served colour from the stack's state: the forwarding listener's target group", () => {
+  it("reads the served colour from the stack's state: the live listener's target group, by tags", () => {
     const tg = (colour: string) => ({
       type: "aws:lb/targetGroup:TargetGroup",
       outputs: { arn: `arn:tg/${colour}`, tags: { colour } },
     });
-    const listener = (urn: string, actions: object[]) => ({
+    // Names say nothing: the listeners' tags tell the live one from the test and redirect ones.
+    const listener = (urn: string, role: string, actions: object[]) => ({
       type: "aws:lb/listener:Listener",
       urn,
-      outputs: { defaultActions: actions },
+      outputs: { defaultActions: actions, tags: { "greenlight:listener": role } },
     });
     const resources = [
       tg("blue"),
       tg("green"),
-      listener("urn:...::qa-alb-http", [{ type: "redirect" }]),
-      listener("urn:...::qa-alb-test", [{ type: "forward", targetGroupArn: "arn:tg/green" }]),
-      listener("urn:...::qa-alb-https", [{ type: "forward", targetGroupArn: "arn:tg/blue" }]),
+      listener("urn:...::a", "redirect", [{ type: "redirect" }]),
+      listener("urn:...::b", "test", [{ type: "forward", targetGroupArn: "arn:tg/green" }]),
+      listener("urn:...::c", "live", [{ type: "forward", targetGroupArn: "arn:tg/blue" }]),
     ];
     assert.equal(servingColour(resources), "blue");
+    assert.equal(servingColour([resources[0], resources[1], resources[3]]), undefined, "a test listener is not live");
     assert.equal(servingColour([]), undefined);
   });
 

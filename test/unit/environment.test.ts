@@ -168,6 +168,12 @@ describe("environment under mocks", function () {
       );
       const test = inputs(byName(run, "qa-alb-test"));
       assert.match(test.defaultActions[0].targetGroupArn, /\/qa-alb-green$/);
+      // Tools tell the listeners apart by their tags (servingColour), not by their names.
+      assert.equal(test.tags["greenlight:listener"], "test");
+      assert.equal(inputs(byName(run, "qa-alb-http")).tags["greenlight:listener"], "live");
+      const prod = await evaluate("prod", slot("blue", "r1"));
+      assert.equal(inputs(byName(prod, "prod-alb-http")).tags["greenlight:listener"], "redirect");
+      assert.equal(inputs(byName(prod, "prod-alb-https")).tags["greenlight:listener"], "live");
     });
   });
 

@@ -4,7 +4,16 @@
 import * as fs from "fs";
 import * as path from "path";
 import { isMap, parseDocument } from "yaml";
-import { ARTIFACT_KEY, COLOURS, Colour, RELEASE_ID, SHA256, otherColour } from "../../../components/constants";
+import {
+  ARTIFACT_KEY,
+  COLOURS,
+  COLOUR_TAG,
+  Colour,
+  LISTENER_TAG,
+  RELEASE_ID,
+  SHA256,
+  otherColour,
+} from "../../../components/constants";
 
 export type { Colour };
 
@@ -94,11 +103,12 @@ export function servingColour(resources: DeployedResource[]): Colour | undefined
   const groups = new Map<string, Colour>();
   for (const r of resources) {
     if (r.type !== "aws:lb/targetGroup:TargetGroup") continue;
-    const colour = (r.outputs?.tags as Record<string, string> | undefined)?.colour as Colour;
+    const colour = (r.outputs?.tags as Record<string, string> | undefined)?.[COLOUR_TAG] as Colour;
     if (COLOURS.includes(colour) && typeof r.outputs?.arn === "string") groups.set(r.outputs.arn, colour);
   }
   for (const r of resources) {
-    if (r.type !== "aws:lb/listener:Listener" || /-alb-test$/.test(r.urn ?? "")) continue;
+    if (r.type !== "aws:lb/listener:Listener") continue;
+    if ((r.outputs?.tags as Record<string, string> | undefined)?.[LISTENER_TAG] !== "live") continue;
     const actions = (r.outputs?.defaultActions ?? []) as { type?: string; targetGroupArn?: string }[];
     const forward = actions.find((a) => a.type === "forward");
     if (forward?.targetGroupArn && groups.has(forward.targetGroupArn)) return groups.get(forward.targetGroupArn);
