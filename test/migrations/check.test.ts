@@ -210,7 +210,7 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
       const from = PRODUCT + "\n\nclass Maker(models.Model):\n    name = models.CharField(max_length=20)\n";
       const to = from.replace(
         "    price = models.IntegerField(null=True)\n",
-        "    price = models.IntegerField(null=True)\n    maker = models.ForeignKey(Maker, null=True, on_delete=models.SET_NULL)\n",
+        "    price = models.IntegerField(null=True)\n    maker = models.ForeignKey('Maker', null=True, on_delete=models.SET_NULL)\n",
       );
       const r = await release(from, to);
       const op = assertUnsafe(r, "AddField", "index-lock");
@@ -280,6 +280,61 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
         r.ops.map((o) => o.sql),
         r.ops.map(() => []),
       );
+    });
+
+    // Django cannot generate these two: they are written as the README says, and their SQL
+    // still comes from Django.
+    it("the README's two-release drop: state-only RemoveField, then RunSQL DROP COLUMN, each safe in turn", async () => {
+      const project = await serving(PRODUCT);
+      const without = PRODUCT.replace(/ {4}code = .*\n/, "");
+      project.models(without);
+      project.migration(
+        "0002_forget_code",
+        "0001_initial",
+        "migrations.AlterField('product', 'code', models.CharField(max_length=50, blank=True, null=True)),\n" +
+          "        migrations.SeparateDatabaseAndState(state_operations=[migrations.RemoveField('product', 'code')]),",
+      );
+      const first = await project.check();
+      assert.strictEqual(first.report.verdict, "safe", describeOps(first.report));
+      assert.deepStrictEqual(first.report.plan[0].operations[1].sql, [], "the column stays");
+      await project.migrate();
+      // Release 1 serves now, and it no longer knows the column: release 2 drops it.
+      project.migration(
+        "0003_drop_code",
+        "0002_forget_code",
+        'migrations.RunSQL(\'ALTER TABLE "shop_product" DROP COLUMN "code"\', migrations.RunSQL.noop),',
+      );
+      const second = await project.check();
+      assert.strictEqual(second.report.verdict, "safe", describeOps(second.report));
+      // The same RunSQL on a column the serving release still has is refused.
+      project.migration(
+        "0004_drop_name",
+        "0003_drop_code",
+        'migrations.RunSQL(\'ALTER TABLE "shop_product" DROP COLUMN "name"\', migrations.RunSQL.noop),',
+      );
+      const third = await project.check();
+      assert.deepStrictEqual(
+        third.report.plan.map((m) => m.verdict),
+        ["safe", "unsafe"],
+      );
+      assert.strictEqual(third.report.plan[1].operations[0].findings[0].kind, "drop-column");
+    });
+
+    it("AddIndexConcurrently in a non-atomic migration: CREATE INDEX CONCURRENTLY", async () => {
+      const project = await serving(PRODUCT);
+      project.models(
+        PRODUCT + '\n    class Meta:\n        indexes = [models.Index(fields=["code"], name="product_code_idx")]\n',
+      );
+      project.migration(
+        "0002_code_index",
+        "0001_initial",
+        "AddIndexConcurrently('product', models.Index(fields=['code'], name='product_code_idx')),",
+        { atomic: false, imports: "from django.contrib.postgres.operations import AddIndexConcurrently\n" },
+      );
+      const { report, code } = await project.check();
+      assert.strictEqual(report.verdict, "safe", describeOps(report));
+      assert.strictEqual(code, 0);
+      assert.match(report.plan[0].operations[0].sql[0], /^CREATE INDEX CONCURRENTLY "product_code_idx"/);
     });
 
     it("the first release on an empty database: nothing serves, so every operation is safe; the plan is migrate --plan's", async () => {

@@ -143,6 +143,19 @@ export class DjangoProject {
     return made.map((f) => f.replace(/\.py$/, ""));
   }
 
+  /** A migration written by hand (what makemigrations cannot generate), after `after`. */
+  migration(name: string, after: string, operations: string, opts: { atomic?: boolean; imports?: string } = {}): void {
+    fs.writeFileSync(
+      path.join(this.dir, "shop", "migrations", `${name}.py`),
+      "from django.db import migrations, models\n" +
+        (opts.imports ?? "") +
+        "\n\nclass Migration(migrations.Migration):\n" +
+        (opts.atomic === false ? "    atomic = False\n" : "") +
+        `    dependencies = [("shop", "${after}")]\n` +
+        `    operations = [\n        ${operations}\n    ]\n`,
+    );
+  }
+
   migrationFiles(): string[] {
     return fs
       .readdirSync(path.join(this.dir, "shop", "migrations"))
