@@ -137,10 +137,10 @@ def type_change(old, new):
 
 def safe_ways(has_db_default):
     default = (
-        "give it a database default with db_default=... (this site's Django has it), so INSERTs that leave the "
+        "give it a database default with db_default=<value> (this site's Django has it), so INSERTs that leave the "
         "column out get the default"
         if has_db_default
-        else "upgrade to Django 5.0 or later and give it db_default=..."
+        else "upgrade to Django 5.0 or later and give it db_default=<value>"
     )
     return {
         "not-null-without-default": (

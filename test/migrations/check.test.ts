@@ -113,7 +113,7 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
             "serving release (which does not know the column) fails with a NOT NULL violation, until the cutover " +
             "and after a rollback.",
           "    Safe way: add it with null=True in this release (the serving release's INSERTs leave it NULL), fill " +
-            "it, and make it NOT NULL in a later release; or give it a database default with db_default=... (this " +
+            "it, and make it NOT NULL in a later release; or give it a database default with db_default=<value> (this " +
             "site's Django has it), so INSERTs that leave the column out get the default.",
           "To let this one release through on purpose (under maintenance mode, or when you know the serving release " +
             "does not use what changes): pulumi config set allowUnsafeMigrations r2 --stack qa",
