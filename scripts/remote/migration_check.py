@@ -69,12 +69,30 @@ def split_top(text, sep):
     return [s for s in out if s]
 
 
+def strip_comments(text):
+    """SQL without its -- comments (outside quotes)."""
+    out, quote, i = [], None, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif text.startswith("--", i):
+            end = text.find("\n", i)
+            i = len(text) if end < 0 else end
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def statements(collected):
     """Django's collected SQL (one string may hold `...; SET CONSTRAINTS ...`) as statements."""
     result = []
     for chunk in collected:
-        lines = [line for line in chunk.splitlines() if not line.lstrip().startswith("--")]
-        for stmt in split_top("\n".join(lines), ";"):
+        for stmt in split_top(strip_comments(chunk), ";"):
             stmt = re.sub(r"\s+", " ", stmt).strip()
             if stmt:
                 result.append(stmt)
