@@ -3,9 +3,9 @@
 their operations is safe while the previous release still serves and after a rollback to it.
 
 Run with the release's own venv python, from anywhere, against the real database (the
-release's .env):
+release's .env), as a file or through stdin (`python - --project ...`):
 
-    <release>/venv/bin/python migration_check.py --project <release> [--release ID] [--allow-unsafe]
+    <release>/venv/bin/python migration_check.py --project <release> [--release ID] [--stack S] [--allow-unsafe]
 
 Everything comes from Django itself: the plan is the one `manage.py migrate` would run
 (MigrationExecutor.migration_plan of the graph's leaf nodes against the applied migrations in
@@ -619,7 +619,7 @@ def refusal(release, stack, unsafe, allow):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="migration_check.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", required=True, help="the release's directory (with manage.py and .env)")
     parser.add_argument("--settings", help="settings module (default: DJANGO_SETTINGS_MODULE, else manage.py's)")
     parser.add_argument("--release", default="", help="release id, for the message")
@@ -636,7 +636,7 @@ def main(argv=None):
     except Exception as e:  # noqa: BLE001 - one line, never a value from .env
         print(f"greenlight migration check: could not run: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    json.dump(report, sys.stdout, indent=1)
+    json.dump(report, sys.stdout, separators=(",", ":"))
     sys.stdout.write("\n")
     if report["verdict"] == "unsafe":
         print(report["message"], file=sys.stderr)

@@ -353,6 +353,8 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
       assert.strictEqual(report.verdict, "safe");
       assert.deepStrictEqual(report.pending, await project.migratePlan());
       assert.deepStrictEqual(report.pending, ["shop.0001_initial", "shop.0002_product_stock"]);
+      // Sent through stdin, as a step can send it without a file on the host: the same report.
+      assert.deepStrictEqual((await project.check([], { stdin: true })).report, report);
     });
 
     it("a column added and removed within the same release is unknown to the serving one", async () => {

@@ -177,12 +177,17 @@ export class DjangoProject {
       .map((m) => `${m[1]}.${m[2]}`);
   }
 
-  /** scripts/remote/migration_check.py as the hosts run it; never throws on its exit code. */
-  async check(extra: string[] = []): Promise<CheckResult> {
-    const r = await run(this.python, [CHECK_SCRIPT, "--project", this.dir, ...extra], {
+  /**
+   * scripts/remote/migration_check.py as the hosts run it, as a file or (stdin) sent through
+   * `python -`; never throws on its exit code.
+   */
+  async check(extra: string[] = [], opts: { stdin?: boolean } = {}): Promise<CheckResult> {
+    const args = opts.stdin ? ["-", "--project", this.dir, ...extra] : [CHECK_SCRIPT, "--project", this.dir, ...extra];
+    const r = await run(this.python, args, {
       cwd: "/",
       env: cleanEnv(),
       timeoutMs: 120_000,
+      input: opts.stdin ? fs.readFileSync(CHECK_SCRIPT, "utf8") : undefined,
     });
     let report: Report;
     try {
