@@ -6,6 +6,7 @@ Run with the release's own venv python, from anywhere, against the real database
 release's .env), as a file or through stdin (`python - --project ...`):
 
     <release>/venv/bin/python migration_check.py --project <release> [--release ID] [--stack S] [--allow-unsafe]
+        [--serving <serving release>]
 
 Everything comes from Django itself: the plan is the one `manage.py migrate` would run
 (MigrationExecutor.migration_plan of the graph's leaf nodes against the applied migrations in
@@ -15,10 +16,12 @@ mode), one operation at a time so that deferred statements (indexes, foreign key
 attributed to the operation that makes them. Nothing is written: the session is read-only,
 RunPython is never called, RunSQL only collected.
 
-What the serving release knows is the project state of the migrations already applied: a
-table or column in it is in use by the serving release (a release's models match its
-migrations); one that is not (new in this release, or removed from the models' state by an
-earlier SeparateDatabaseAndState) is not.
+What the serving release uses is its own models' state (--serving: the serving release's
+directory, read with its own venv; needed after a rollback, when the database is ahead of
+the serving release), or else the project state of the migrations already applied: a table
+or column in it is in use (a release's models match its migrations); one that is not (new in
+this release, or removed from the models' state by an earlier SeparateDatabaseAndState) is
+not.
 
 stdout: one JSON document (see `report` below). stderr: on an unsafe plan, the refusal message.
 Exit status: 0 safe (or unsafe but allowed with --allow-unsafe), 3 unsafe and refused,
@@ -256,6 +259,12 @@ class Columns:
                     "db_default": db_default is not NOT_PROVIDED,
                 }
 
+    @classmethod
+    def from_json(cls, tables):
+        self = cls.__new__(cls)
+        self.tables = tables
+        return self
+
     def table(self, name):
         return self.tables.get(name)
 
@@ -492,13 +501,53 @@ def runs_python(op):
     return any(runs_python(o) for o in getattr(op, "database_operations", []) or [])
 
 
-def check(project, release, stack, allow):
+def setup(project):
     sys.path.insert(0, project)
     os.chdir(project)
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module(project)
     import django
 
     django.setup()
+
+
+def dump_state(project):
+    """The tables and columns of the project's own models (its migrations' leaf state), no database."""
+    setup(project)
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return Columns(loader.project_state(), connections[DEFAULT_DB_ALIAS]).tables
+
+
+def serving_columns(serving, python):
+    """What the serving release (another release directory, its own venv) uses: --dump-state there."""
+    import subprocess
+
+    if not os.path.isfile(python):
+        raise SystemExit(f"greenlight migration check: the serving release's python {python} does not exist")
+    script = os.path.abspath(__file__) if os.path.isfile(__file__) else None
+    if not script:
+        raise SystemExit("greenlight migration check: --serving needs this script as a file, not on stdin")
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    r = subprocess.run(
+        [python, script, "--dump-state", "--project", serving],
+        cwd=serving,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=600,
+        check=False,
+    )
+    if r.returncode != 0:
+        tail = r.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no output"]
+        raise SystemExit(f"greenlight migration check: could not read the serving release's models: {tail[0]}")
+    return Columns.from_json(json.loads(r.stdout))
+
+
+def check(project, release, stack, allow, serving=None):
+    setup(project)
+    import django
     from django.db import DEFAULT_DB_ALIAS, connections
     from django.db.migrations.executor import MigrationExecutor
 
@@ -519,7 +568,9 @@ def check(project, release, stack, allow):
 
     ways = safe_ways(django.VERSION >= (5, 0))
     state = executor._create_project_state(with_applied_migrations=True)
-    prev = Columns(state, connection)
+    # What the serving release uses: its own models when we are told where it is (after a
+    # rollback the database is ahead of it), else the state of the applied migrations.
+    prev = serving if serving is not None else Columns(state, connection)
     report_plan = []
     for migration, backwards in plan:
         name = f"{migration.app_label}.{migration.name}"
@@ -581,6 +632,7 @@ def check(project, release, stack, allow):
         "release": release,
         "django": django.get_version(),
         "database": connection.vendor,
+        "serving": "the serving release's models" if serving is not None else "the applied migrations",
         "pending": [entry["migration"] for entry in report_plan],
         "verdict": "unsafe" if unsafe else "safe",
         "allowed": bool(unsafe) and allow,
@@ -625,12 +677,22 @@ def main(argv=None):
     parser.add_argument("--release", default="", help="release id, for the message")
     parser.add_argument("--stack", default="", help="stack name, for the message")
     parser.add_argument("--allow-unsafe", action="store_true", help="report unsafe operations but exit 0")
+    parser.add_argument("--serving", help="the serving release's directory: judge against its models")
+    parser.add_argument("--serving-python", help="its python (default: SERVING/venv/bin/python)")
+    parser.add_argument("--dump-state", action="store_true", help="print the project's models' tables and exit")
     args = parser.parse_args(argv)
     project = os.path.abspath(args.project)
     if args.settings:
         os.environ["DJANGO_SETTINGS_MODULE"] = args.settings
     try:
-        report = check(project, args.release, args.stack, args.allow_unsafe)
+        if args.dump_state:
+            json.dump(dump_state(project), sys.stdout, separators=(",", ":"))
+            return 0
+        serving = None
+        if args.serving:
+            where = os.path.abspath(args.serving)
+            serving = serving_columns(where, args.serving_python or os.path.join(where, "venv", "bin", "python"))
+        report = check(project, args.release, args.stack, args.allow_unsafe, serving)
     except SystemExit:
         raise
     except Exception as e:  # noqa: BLE001 - one line, never a value from .env

@@ -320,6 +320,34 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
       assert.strictEqual(third.report.plan[1].operations[0].findings[0].kind, "drop-column");
     });
 
+    it("after a rollback the serving release's own models decide (--serving), not the database's state", async () => {
+      const r1 = await serving(PRODUCT);
+      const r2 = r1.clone();
+      r2.models(PRODUCT.replace(/ {4}code = .*\n/, ""));
+      r2.migration(
+        "0002_forget_code",
+        "0001_initial",
+        "migrations.AlterField('product', 'code', models.CharField(max_length=50, blank=True, null=True)),\n" +
+          "        migrations.SeparateDatabaseAndState(state_operations=[migrations.RemoveField('product', 'code')]),",
+      );
+      await r2.migrate();
+      // Rolled back: r1 serves again on r2's schema, and still reads "code". r3 drops it.
+      const r3 = r2.clone();
+      r3.migration(
+        "0003_drop_code",
+        "0002_forget_code",
+        'migrations.RunSQL(\'ALTER TABLE "shop_product" DROP COLUMN "code"\', migrations.RunSQL.noop),',
+      );
+      const serving1 = ["--serving", r1.dir, "--serving-python", python];
+      const refused = await r3.check(serving1);
+      assert.strictEqual(refused.code, 3, refused.stderr);
+      assert.strictEqual(operationsOf(refused.report, "0003_drop_code")[0].findings[0].kind, "drop-column");
+      assert.strictEqual(refused.report.serving, "the serving release's models");
+      // With r2 serving (no rollback), the same drop is the safe second step.
+      const allowed = await r3.check(["--serving", r2.dir, "--serving-python", python]);
+      assert.strictEqual(allowed.report.verdict, "safe", describeOps(allowed.report));
+    });
+
     it("AddIndexConcurrently in a non-atomic migration: CREATE INDEX CONCURRENTLY", async () => {
       const project = await serving(PRODUCT);
       project.models(

@@ -89,6 +89,7 @@ export interface OperationReport {
 export interface Report {
   release: string;
   django: string;
+  serving: string;
   pending: string[];
   verdict: "safe" | "unsafe";
   allowed: boolean;
@@ -106,7 +107,7 @@ export class DjangoProject {
 
   constructor(
     readonly python: string,
-    databaseUrl: string,
+    readonly databaseUrl: string,
   ) {
     this.dir = tmpDir("mig-project");
     fs.mkdirSync(path.join(this.dir, "proj"));
@@ -119,6 +120,14 @@ export class DjangoProject {
     fs.writeFileSync(path.join(this.dir, ".env"), `SECRET_KEY=test-only\nDATABASE_URL=${databaseUrl}\n`, {
       mode: 0o600,
     });
+  }
+
+  /** Another release of the same site on the same database: a copy of this one's app. */
+  clone(): DjangoProject {
+    const next = new DjangoProject(this.python, this.databaseUrl);
+    fs.rmSync(path.join(next.dir, "shop"), { recursive: true });
+    fs.cpSync(path.join(this.dir, "shop"), path.join(next.dir, "shop"), { recursive: true });
+    return next;
   }
 
   /** The app's models.py body (after `from django.db import models`). */
