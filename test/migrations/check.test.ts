@@ -4,8 +4,8 @@
 // against the real database with scripts/remote/migration_check.py.
 import * as assert from "assert";
 import { startPostgres, RigPostgres } from "../rig/postgres";
-import { freePort } from "../site/helpers";
-import { DjangoProject, djangoVenv, OperationReport, operationsOf, Report } from "./project";
+import { freePort, run } from "../site/helpers";
+import { CHECK_SCRIPT, DjangoProject, djangoVenv, OperationReport, operationsOf, Report } from "./project";
 
 const PRODUCT = `class Product(models.Model):
     name = models.CharField(max_length=200)
@@ -216,6 +216,26 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
       const op = assertUnsafe(r, "AddField", "index-lock");
       assert.ok(kinds(op).includes("constraint-lock"), kinds(op).join(", "));
     });
+  });
+
+  it("a check that cannot reach the database fails (exit 1) in one line, with no secret in it", async () => {
+    const name = `mig${++count}`;
+    await pg!.createRoleAndDatabase(name, "right-pw-_.~Zq");
+    const wrong = "wrong-pw-_.~Qz";
+    const project = new DjangoProject(
+      python,
+      `postgres://${name}:${wrong}@127.0.0.1:${pg!.port}/${name}?sslmode=require`,
+    );
+    project.models(PRODUCT);
+    await project.makemigrations();
+    const r = await run(python, [CHECK_SCRIPT, "--project", project.dir], { cwd: "/", timeoutMs: 120_000 });
+    assert.strictEqual(r.code, 1, r.stderr);
+    assert.strictEqual(r.stdout, "");
+    assert.match(
+      r.stderr,
+      /^greenlight migration check: could not run: OperationalError: .*password authentication failed/,
+    );
+    for (const secret of [wrong, "right-pw", "test-only"]) assert.ok(!r.stderr.includes(secret), r.stderr);
   });
 
   describe("safe", () => {
