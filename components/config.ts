@@ -272,6 +272,12 @@ export const CONFIG_SCHEMA = {
     "a key in the backup bucket",
     (v) => ARTIFACT_KEY.test(v),
   ),
+  allowUnsafeMigrations: optionalStr(
+    "Release id whose unsafe migrations (not compatible with the serving release: docs/architecture.md, " +
+      '"Migration safety") may run anyway, on purpose; every other release with one is refused before the backup.',
+    "the release id of blueRelease or greenRelease",
+    (v) => RELEASE_ID.test(v),
+  ),
 } as const;
 
 export type ConfigKey = keyof typeof CONFIG_SCHEMA;
@@ -323,6 +329,8 @@ export interface EnvConfig {
   idle: Colour;
   slots: Record<Colour, SlotRelease | undefined>;
   restoreBackup?: string;
+  /** The one release whose unsafe migrations may run (allowUnsafeMigrations). */
+  allowUnsafeMigrations?: string;
   alarmEmail?: string;
   ci?: { repository: string; deployEnvironment?: string; createOidcProvider: boolean; stateBucket: string };
   userSecrets: UserSecret[];
@@ -492,6 +500,14 @@ export function parseConfig(
       `${project}:ciRepository = ${JSON.stringify(p.ciRepository)} needs ${project}:ciStateBucket; allowed: the S3 bucket of the Pulumi state`,
     );
   }
+  if (p.allowUnsafeMigrations !== "" && !COLOURS.some((c) => slots[c]?.release === p.allowUnsafeMigrations)) {
+    const held = COLOURS.filter((c) => slots[c]).map((c) => `${c}Release = ${JSON.stringify(slots[c]!.release)}`);
+    problems.push(
+      `${project}:allowUnsafeMigrations = ${JSON.stringify(p.allowUnsafeMigrations)} names no release in a slot; ` +
+        `allowed: "" or the release id of ${held.length ? held.join(" or ") : "blueRelease or greenRelease"} ` +
+        `(it lets that one release's unsafe migrations through)`,
+    );
+  }
   if (problems.length) throw new ConfigError(problems);
 
   return {
@@ -527,6 +543,7 @@ export function parseConfig(
     idle,
     slots,
     restoreBackup: p.restoreBackup || undefined,
+    allowUnsafeMigrations: p.allowUnsafeMigrations || undefined,
     alarmEmail: p.alarmEmail || undefined,
     ci: p.ciRepository
       ? {

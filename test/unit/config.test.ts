@@ -173,6 +173,29 @@ describe("config", () => {
     });
   });
 
+  describe("allowUnsafeMigrations", () => {
+    const blue = { blueRelease: "r1", blueArtifact: "releases/x.tar.gz", blueSha256: "a".repeat(64) };
+    it("lets through exactly the named release, which must be in a slot", () => {
+      assert.equal(parse("qa", { ...blue, allowUnsafeMigrations: "r1" }).allowUnsafeMigrations, "r1");
+      assert.equal(parse("qa", blue).allowUnsafeMigrations, undefined);
+    });
+
+    it("refuses a release id in no slot (a typo, or an allowance left over from an earlier release)", () => {
+      rejects(
+        "qa",
+        { ...blue, allowUnsafeMigrations: "r9" },
+        "greenlight:allowUnsafeMigrations",
+        '"r9"',
+        "names no release in a slot",
+        'allowed: "" or the release id of blueRelease = "r1"',
+      );
+    });
+
+    it("refuses a value that is not a release id", () => {
+      rejects("qa", { ...blue, allowUnsafeMigrations: "r1; rm" }, "greenlight:allowUnsafeMigrations", '"r1; rm"');
+    });
+  });
+
   describe("user secrets", () => {
     it("turns every unknown --secret key into an app secret named for .env", () => {
       const c = parse("qa", {

@@ -1,0 +1,215 @@
+// A mixed read/write HTTP load for the rig: keep-alive clients that each loop over GETs and
+// POSTs through the site's normal write path (the example site's POST /api/notes creates a
+// note; when `update` is given, later POSTs change notes created earlier), counting every
+// answer and every failure (a status outside 2xx/3xx, an error, a timeout) in the phase it
+// happened in (fetch, backup, migrate, activate, cutover, rollback, ...), reads and writes
+// apart. Bounded: it stops by itself after `maxRequests` requests or `maxMs`, whichever comes
+// first, and it only talks to loopback addresses or to the rig's own test hosts, named in
+// `testHosts`.
+import * as http from "http";
+import * as net from "net";
+
+export type Kind = "read" | "write";
+
+export interface Tally {
+  ok: number;
+  failed: number;
+  /** "500", "ECONNRESET", "timeout", ... and how often. */
+  reasons: Record<string, number>;
+}
+
+export interface PhaseTally {
+  phase: string;
+  ms: number;
+  read: Tally;
+  write: Tally;
+}
+
+export interface MixedLoadOptions {
+  /** Base URLs (http://address:port), spread over the clients. */
+  bases: string[];
+  /** Host header (the load balancer's name), if any. */
+  host?: string;
+  /** GET paths, e.g. ["/", "/api/notes"]. */
+  reads: string[];
+  /** Path of the POST that creates a row (form fields title and body). Default /api/notes. */
+  create?: string;
+  /** Path of the POST that updates row `id`, when the site has one. */
+  update?: (id: number) => string;
+  /** One write every `writeEvery` requests of a client (default 3: two reads, one write). */
+  writeEvery?: number;
+  concurrency?: number;
+  timeoutMs?: number;
+  maxRequests?: number;
+  maxMs?: number;
+  /** Addresses of the rig's test hosts (network namespaces) that may be targets besides loopback. */
+  testHosts?: string[];
+  /** First phase's name. */
+  phase?: string;
+}
+
+export interface MixedLoad {
+  /** Ends the current phase and starts `next`; returns the one that ended. */
+  phase(next: string): PhaseTally;
+  /** Requests answered so far in the current phase (reads and writes). */
+  count(): number;
+  /** Stops the clients and returns every phase, in order. */
+  stop(): Promise<PhaseTally[]>;
+  /** True once a bound (count or time) stopped the load by itself. */
+  readonly bounded: boolean;
+}
+
+/** Loopback (127.0.0.0/8, ::1, localhost) or one of `testHosts`; anything else throws. */
+export function checkTarget(base: string, testHosts: string[] = []): URL {
+  const url = new URL(base);
+  if (url.protocol !== "http:") throw new Error(`load target ${base}: only http:// is supported`);
+  const host = url.hostname.replace(/^\[|\]$/g, "");
+  const loopback = host === "localhost" || host === "::1" || (net.isIPv4(host) && host.startsWith("127."));
+  if (!loopback && !testHosts.includes(host)) {
+    throw new Error(
+      `load target ${base}: not a loopback address or one of the rig's test hosts (${testHosts.join(", ") || "none given"})`,
+    );
+  }
+  return url;
+}
+
+function freshTally(): Tally {
+  return { ok: 0, failed: 0, reasons: {} };
+}
+
+export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
+  if (opts.bases.length === 0 || opts.reads.length === 0) throw new Error("startMixedLoad needs bases and reads");
+  const bases = opts.bases.map((b) => checkTarget(b, opts.testHosts));
+  const concurrency = opts.concurrency ?? 4;
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const maxRequests = opts.maxRequests ?? 20_000;
+  const maxMs = opts.maxMs ?? 10 * 60_000;
+  const writeEvery = Math.max(1, opts.writeEvery ?? 3);
+  const create = opts.create ?? "/api/notes";
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const started = Date.now();
+  const deadline = setTimeout(() => {
+    bounded = true;
+    running = false;
+  }, maxMs);
+  deadline.unref();
+  let running = true;
+  let bounded = false;
+  let total = 0;
+  let seq = 0;
+  const created: number[] = [];
+  const phases: PhaseTally[] = [];
+  let current: PhaseTally = { phase: opts.phase ?? "start", ms: 0, read: freshTally(), write: freshTally() };
+  let phaseStarted = started;
+
+  const record = (kind: Kind, failure?: string) => {
+    const t = current[kind];
+    if (failure === undefined) t.ok++;
+    else {
+      t.failed++;
+      t.reasons[failure] = (t.reasons[failure] ?? 0) + 1;
+    }
+  };
+
+  const send = (base: URL, kind: Kind, method: string, path: string, form?: Record<string, string>) =>
+    new Promise<void>((resolve) => {
+      const body = form ? Buffer.from(new URLSearchParams(form).toString()) : undefined;
+      const headers: Record<string, string> = opts.host ? { host: opts.host } : {};
+      if (body) {
+        headers["content-type"] = "application/x-www-form-urlencoded";
+        headers["content-length"] = String(body.length);
+      }
+      let done = false;
+      const finish = (failure?: string) => {
+        if (done) return;
+        done = true;
+        record(kind, failure);
+        resolve();
+      };
+      const req = http.request(new URL(path, base), { method, agent, headers, timeout: timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", (e) => finish((e as NodeJS.ErrnoException).code ?? e.message));
+        res.on("end", () => {
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 400) return finish(String(status));
+          if (kind === "write" && method === "POST" && path === create) {
+            try {
+              const id = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }).id;
+              if (typeof id === "number") created.push(id);
+            } catch {
+              // a redirect or a page: the row was written, its id is just not known
+            }
+          }
+          finish();
+        });
+      });
+      req.on("timeout", () => req.destroy(Object.assign(new Error("timeout"), { code: "timeout" })));
+      req.on("error", (e) => finish((e as NodeJS.ErrnoException).code ?? e.message));
+      req.end(body);
+    });
+
+  const client = async (i: number) => {
+    const base = bases[i % bases.length];
+    for (let n = 0; running; n++) {
+      if (total >= maxRequests) {
+        bounded = true;
+        running = false;
+        break;
+      }
+      total++;
+      if (n % writeEvery === writeEvery - 1) {
+        const k = ++seq;
+        // Every other write updates one of the last few rows created (one client's create may
+        // still be in flight: the list only holds ids the site answered with).
+        const recent = Math.min(created.length, 5);
+        const target =
+          opts.update && recent > 0 && k % 2 === 0 ? created[created.length - 1 - (k % recent)] : undefined;
+        if (target !== undefined) {
+          await send(base, "write", "POST", opts.update!(target), { title: `updated ${k}`, body: `by client ${i}` });
+        } else {
+          await send(base, "write", "POST", create, { title: `load ${k}`, body: `by client ${i}` });
+        }
+      } else {
+        await send(base, "read", "GET", opts.reads[(i + n) % opts.reads.length]);
+      }
+    }
+  };
+  const clients = Array.from({ length: concurrency }, (_, i) => client(i));
+
+  const endPhase = (next: string): PhaseTally => {
+    const done = current;
+    done.ms = Date.now() - phaseStarted;
+    phases.push(done);
+    current = { phase: next, ms: 0, read: freshTally(), write: freshTally() };
+    phaseStarted = Date.now();
+    return done;
+  };
+
+  return {
+    phase: endPhase,
+    count: () => current.read.ok + current.read.failed + current.write.ok + current.write.failed,
+    get bounded() {
+      return bounded;
+    },
+    async stop() {
+      running = false;
+      await Promise.all(clients);
+      clearTimeout(deadline);
+      agent.destroy();
+      endPhase("stopped");
+      return phases;
+    },
+  };
+}
+
+/** "migrate: 120 reads (0 failed), 40 writes (2 failed: 500 x2)", one line per phase. */
+export function describeTallies(phases: PhaseTally[]): string {
+  const part = (name: string, t: Tally) => {
+    const why = Object.entries(t.reasons)
+      .map(([r, n]) => `${r} x${n}`)
+      .join(", ");
+    return `${t.ok + t.failed} ${name} (${t.failed} failed${why ? `: ${why}` : ""})`;
+  };
+  return phases.map((p) => `${p.phase}: ${part("reads", p.read)}, ${part("writes", p.write)}`).join("\n");
+}
