@@ -124,12 +124,15 @@ function mutate(dir: string, variant: Variant): void {
   }
 }
 
-const built = new Map<Variant, Promise<Artifact>>();
+const built = new Map<string, Promise<Artifact>>();
 
 /** The artifact of a site variant (cached per process). */
 export function siteArtifact(variant: Variant, outDir: string): Promise<Artifact> {
-  if (!built.has(variant)) built.set(variant, build(variant, outDir));
-  return built.get(variant)!;
+  // Per directory too: a rehearsal removes its directory when it stops, and the next one of the
+  // same process (the bench runs qa, then prod) needs its own copy.
+  const key = `${variant}\0${outDir}`;
+  if (!built.has(key)) built.set(key, build(variant, outDir));
+  return built.get(key)!;
 }
 
 async function build(variant: Variant, outDir: string): Promise<Artifact> {
