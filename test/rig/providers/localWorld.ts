@@ -55,7 +55,8 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
     const host = await o.rig.addHost({
       name: hostName,
       hostKey: { privateKey: cloud.ssh_keys.ed25519_private, publicKey: cloud.ssh_keys.ed25519_public },
-      adminAuthorizedKey: cloud.ssh_authorized_keys[0],
+      // cloud-init authorises every listed key for the admin user, options included.
+      adminAuthorizedKey: cloud.ssh_authorized_keys.join("\n"),
     });
     hosts.set(hostName, host);
     const id = `i-${hex(8)}`;
