@@ -18,6 +18,8 @@ export type Variant =
   | "pinned"
   /** "pinned" plus a migration that raises: the migrate step fails. */
   | "bad-migration"
+  /** "pinned" plus a migration that never ends: the migrate step must be stopped at its limit. */
+  | "hung-migration"
   /** "pinned" plus a working 0004 migration: the fix of "bad-migration". */
   | "fixed-migration"
   /** The WSGI module raises on import: the slot never becomes healthy. */
@@ -47,10 +49,16 @@ class Migration(migrations.Migration):
     ]
 `;
 
-const BAD_MIGRATION = `from django.db import migrations
+const BAD_MIGRATION = `import sys
+
+from django.db import migrations
 
 
 def fail(apps, schema_editor):
+    # What app code may print when it fails: here the database password. It must stay in the
+    # log on the host, never reach pulumi's error message.
+    from django.conf import settings
+    print("app-output-marker", settings.DATABASES["default"]["PASSWORD"], file=sys.stderr)
     raise RuntimeError("greenlight test: this migration always fails")
 
 
@@ -58,6 +66,21 @@ class Migration(migrations.Migration):
     dependencies = [("notes", "0003_note_pinned")]
 
     operations = [migrations.RunPython(fail, migrations.RunPython.noop)]
+`;
+
+const HUNG_MIGRATION = `import time
+
+from django.db import migrations
+
+
+def hang(apps, schema_editor):
+    time.sleep(3600)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0003_note_pinned")]
+
+    operations = [migrations.RunPython(hang, migrations.RunPython.noop)]
 `;
 
 const FIXED_MIGRATION = `from django.db import migrations
@@ -93,7 +116,7 @@ export function debianWheelDir(): string {
 function mutate(dir: string, variant: Variant): void {
   const models = path.join(dir, "notes", "models.py");
   const migrations = path.join(dir, "notes", "migrations");
-  if (["pinned", "bad-migration", "fixed-migration"].includes(variant)) {
+  if (["pinned", "bad-migration", "hung-migration", "fixed-migration"].includes(variant)) {
     const text = fs.readFileSync(models, "utf8");
     const anchor = /(\n {4}attachment = [^\n]*\n)/;
     if (!anchor.test(text)) throw new Error("examples/site/notes/models.py changed: cannot add the pinned field");
@@ -105,6 +128,9 @@ function mutate(dir: string, variant: Variant): void {
       break;
     case "bad-migration":
       fs.writeFileSync(path.join(migrations, "0004_always_fails.py"), BAD_MIGRATION);
+      break;
+    case "hung-migration":
+      fs.writeFileSync(path.join(migrations, "0004_never_ends.py"), HUNG_MIGRATION);
       break;
     case "fixed-migration":
       fs.writeFileSync(path.join(migrations, "0004_untitled_notes.py"), FIXED_MIGRATION);

@@ -211,14 +211,65 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
           "no activation and no listener change",
           !u.changes.some((c) => /-activate-|-alb-http/.test(c.name) && c.ok),
         );
+        // What `pulumi up` prints for the failed step: short, where and why, never app output.
+        const message = Object.entries(u.errors).find(([name]) => /-migrate$/.test(name))?.[1] ?? "";
+        for (const l of message.trim().split("\n").slice(0, 8)) log(`     > ${l}`);
+        check(
+          s,
+          `the failed step's message is short (${message.length} < 4,096 characters)`,
+          message.length > 0 && message.length < 4096,
+        );
+        check(s, "it names the step and the host", /greenlight migrate failed on h0/.test(message));
+        check(
+          s,
+          "it gives the path of the whole log on the host",
+          /The whole log stays on the host: \/\S+\.log/.test(message),
+        );
+        check(s, "it carries none of the app's own output (a secret)", !message.includes("app-output-marker"));
         const body = await servedRelease();
         check(s, "r1 is still served", body === "r1", body);
       },
     );
 
-    await step("fixed release r4", "replaces r3 and goes live", async (s) => {
+    if (opts.stack === "qa")
+      await step("hung release r3b", "its migration never ends: stopped at the step's limit on the host", async (s) => {
+        const fs = await import("fs");
+        const { writeConfig } = await import("../../scripts/cli/lib/stack");
+        fs.writeFileSync(
+          r.stackFile,
+          writeConfig(fs.readFileSync(r.stackFile, "utf8"), { commandTimeoutMinutes: "2" }),
+        );
+        log(`   $ pulumi config set commandTimeoutMinutes 2 (in ${r.stackFile})`);
+        await release(s, "hung-migration", "r3b");
+        const t = Date.now();
+        const u = await up(s);
+        const ms = Date.now() - t;
+        const message = Object.entries(u.errors).find(([name]) => /-migrate$/.test(name))?.[1] ?? "";
+        for (const l of message.trim().split("\n").slice(0, 3)) log(`     > ${l}`);
+        check(s, "pulumi up fails", !u.ok);
+        check(
+          s,
+          "the migration timed out after its limit",
+          /greenlight migrate timed out after 2 min/.test(message),
+          message.split("\n")[0],
+        );
+        check(s, `pulumi up ended within the limit and a margin (${seconds(ms)} < 4 min)`, ms < 4 * 60_000);
+        check(s, "r1 is still served", (await servedRelease()) === "r1");
+        fs.writeFileSync(
+          r.stackFile,
+          writeConfig(fs.readFileSync(r.stackFile, "utf8"), { commandTimeoutMinutes: "20" }),
+        );
+        // The next `pulumi up` (the fixed release) needs the stack lock and the host's deploy lock:
+        // that it succeeds shows both were released.
+      });
+
+    await step("fixed release r4", "replaces the release that never went live, and goes live", async (s) => {
       const plan = await release(s, "fixed-migration", "r4");
-      check(s, "it replaces r3, which never went live", plan.neverLive === "r3");
+      check(
+        s,
+        `it replaces ${opts.stack === "qa" ? "r3b" : "r3"}, which never went live`,
+        plan.neverLive === (opts.stack === "qa" ? "r3b" : "r3"),
+      );
       const u = await up(s);
       check(s, "pulumi up succeeds", u.ok, u.error);
       const body = await servedRelease();
@@ -253,7 +304,9 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     await r.stop();
     log(`\n${stamp()} stopped every process and removed the work directory`);
     printSummary(log, steps, outputs);
-    const ok = steps.length === 8 && steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
+    const ok =
+      steps.length === (opts.stack === "qa" ? 9 : 8) &&
+      steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
     log(`\nrehearsal ${ok ? "passed" : "FAILED"} in ${seconds(Date.now() - begun)}`);
     result = { ok, stack: opts.stack, steps, outputs, preview: previewText };
   }
