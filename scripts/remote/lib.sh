@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
-# greenlight: helpers shared by every remote script. The program sends this file, byte for
-# byte, in front of each script (components/remote.ts); run from a checkout, a script
-# sources it instead. Values arrive as GL_* environment assignments in the command text:
-# none of them is a secret. Secrets come only from SSM (read with the instance role) or
-# shared/.env, travel through pipes, and are never printed.
+# greenlight: helpers shared by every remote script, which sources this file from its own
+# directory: /usr/local/lib/greenlight/<scripts-id>/ on a host (installed by the bootstrap),
+# or a checkout. step.sh runs each step and hands it its values (GL_* variables) from the
+# command line: none of them is a secret. Secrets come only from SSM (read with the instance
+# role) or shared/.env, travel through pipes, and are never printed.
 set -Eeuo pipefail
 umask 027
 export LC_ALL=C.UTF-8
@@ -12,7 +12,9 @@ export LC_ALL=C.UTF-8
 GL_STEP=${GL_STEP:-greenlight}
 GL_LOCK_TIMEOUT=${GL_LOCK_TIMEOUT:-900}
 
-log() { printf '%s greenlight %s: %s\n' "$(date -u +%H:%M:%S)" "$GL_STEP" "$*" >&2; }
+# Log lines go to the step's log on the host (step.sh); their millisecond stamps say where a
+# step's time goes (bench/).
+log() { printf '%s greenlight %s: %s\n' "$(date -u +%H:%M:%S.%3N)" "$GL_STEP" "$*" >&2; }
 die() {
   log "error: $*"
   exit 1
@@ -55,6 +57,20 @@ check_release() { check GL_RELEASE '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a releas
 check_key() { # NAME: an S3 key without traversal or odd characters
   check "$1" '^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$' "an S3 key"
   [[ ${!1} != *..* ]] || die "$1 contains .."
+}
+
+# scripts_id DIR: the content address of the scripts in DIR (every *.sh, by name): the first
+# 16 hex digits of the sha256 of "<name>\n<size>\n<content>" for each file in C order. The
+# program computes the same (components/remote.ts, scriptsId).
+scripts_id() {
+  local f
+  (
+    cd "$1" || exit 1
+    for f in *.sh; do
+      printf '%s\n%s\n' "$f" "$(stat -c %s -- "$f")"
+      cat -- "$f"
+    done | sha256sum | cut -c1-16
+  )
 }
 
 app_paths() {
