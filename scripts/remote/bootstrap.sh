@@ -134,7 +134,7 @@ install -d -o app -g app -m 0750 "/var/log/$APP"
 # --- sudo: exactly what the release steps need ------------------------------------------------
 slots_cmds=""
 for slot in blue green; do
-  for verb in start stop restart status "signal HUP"; do
+  for verb in start stop restart status update "signal HUP"; do
     slots_cmds+="${slots_cmds:+, }/usr/bin/supervisorctl $verb $APP-$slot"
   done
 done
@@ -147,7 +147,7 @@ cat >"$sudoers" <<EOF
 # in group app) can remove them.
 Defaults>app umask=0002
 deploy ALL=(root) NOPASSWD: $slots_cmds
-deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.env, $ROOT/releases/*/venv/bin/python, \\
+deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.env.new, $ROOT/releases/*/venv/bin/python, \\
   /usr/bin/kill -TERM -- -[0-9]*, /usr/bin/kill -KILL -- -[0-9]*
 EOF
 visudo -cqf "$sudoers" || die "generated sudoers does not parse"
@@ -195,8 +195,21 @@ EOF
 }
 ensure_running supervisor
 supervisor_conf | write_file "/etc/supervisor/conf.d/greenlight-$APP.conf" 0644 root:root || true
-supervisorctl reread >&2
-supervisorctl update >&2
+# A changed program is applied at once only to a slot that is not running: `supervisorctl
+# update` would restart a running one, and this host cannot know which colour the load balancer
+# serves. A running slot takes its new program at its next activation (activate.sh updates it
+# before it restarts it).
+mapfile -t reread < <(supervisorctl reread 2>&1)
+for line in "${reread[@]}"; do
+  [[ $line =~ ^($APP-(blue|green)):\ (changed|available)$ ]] || continue
+  program=${BASH_REMATCH[1]}
+  if [[ ${BASH_REMATCH[3]} == changed ]] && supervisorctl status "$program" 2>/dev/null | grep -q RUNNING; then
+    log "$program is running: its new supervisor program applies at its next activation, not now"
+  else
+    supervisorctl update "$program" >&2
+    log "supervisor program $program ${BASH_REMATCH[3]}: applied"
+  fi
+done
 
 # --- nginx: one server per slot port, static from the slot's release, media from shared/.
 # X-Forwarded-Proto is passed on only from the VPC (the ALB) and loopback.

@@ -99,7 +99,8 @@ lock() {
 #   aws_py get BUCKET KEY FILE    download to FILE; prints its sha256
 #   aws_py unpack BUCKET KEY DIR  download a .tar.gz and unpack it into DIR in the same pass
 #                                 (regular files and directories only: no link, no absolute
-#                                 path, no ..); prints the archive's sha256 for the caller to check
+#                                 path, no ..; sane modes, as tarfile's data filter); prints the
+#                                 archive's sha256 for the caller to check
 #   aws_py put BUCKET KEY FILE|-  upload (multipart when large; - streams stdin); prints the sha256 sent
 #   aws_py rm BUCKET KEY          delete
 # shellcheck disable=SC2016 # Python, not shell
@@ -110,6 +111,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 op, args = sys.argv[1], sys.argv[2:]
+DATA_FILTER = hasattr(tarfile, "data_filter")
 session = boto3.session.Session(region_name=os.environ["GL_REGION"])
 options = {
     "endpoint_url": os.environ.get("GL_AWS_ENDPOINT_URL") or None,
@@ -158,7 +160,19 @@ try:
                 parts = member.name.split("/")
                 if member.name.startswith("/") or ".." in parts or not (member.isreg() or member.isdir()):
                     sys.exit(f"greenlight: the artifact has a link, an absolute path or .. ({member.name})")
-                tar.extract(member, dest)
+                # What the tarfile "data" filter keeps (Python >= 3.12; Debian 12 has 3.11.2): no
+                # setuid, setgid or sticky bit, nothing group- or world-writable, no mode-000
+                # directory; directories 0755, files 0644 or, if the owner could run them, 0755.
+                if member.isdir():
+                    member.mode = 0o755
+                else:
+                    member.mode = 0o755 if member.mode & 0o100 else 0o644
+                member.uid = member.gid = 0
+                member.uname = member.gname = ""
+                if DATA_FILTER:
+                    tar.extract(member, dest, filter="data")
+                else:
+                    tar.extract(member, dest)
         while reader.read(1 << 20):  # the rest of the stream (gzip trailer): hash every byte
             pass
         print(digest.hexdigest())
@@ -252,11 +266,18 @@ as_app() {
   (cd "$dir" && umask 002 && sudo -n -u app -- "${argv[@]}")
 }
 
-# render_env: shared/.env from the environment's SSM parameters. Written as the app user into
-# the file the bootstrap created (app's, 0600), so deploy never holds it. Not atomic, but only
-# read when a process starts, and those start under the lock (or reload gracefully, see
-# settings.sh).
+# render_env: shared/.env from the environment's SSM parameters, whole or not at all. The app
+# user writes them (tee, through sudoers) into shared/.env.new, 0600 (umask 077: sudo applies
+# the union of ours and sudoers'), so deploy never holds them; only when the read and the write
+# both succeeded does deploy (shared/'s owner) rename it over .env. A failed SSM read or a full
+# disk leaves .env as it was. .env is read when a process starts (under the lock, or by a
+# graceful reload, see settings.sh).
 render_env() {
-  parameters_as_env | sudo -n -u app /usr/bin/tee "$SHARED/.env" >/dev/null
+  local new=$SHARED/.env.new
+  if ! (umask 077 && parameters_as_env | sudo -n -u app /usr/bin/tee "$new" >/dev/null); then
+    rm -f -- "$new"
+    die "could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
+  fi
+  mv -f -- "$new" "$SHARED/.env"
   log "rendered shared/.env from $GL_PARAMETER_PATH"
 }

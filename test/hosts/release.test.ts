@@ -87,6 +87,14 @@ describe("release steps on real hosts", function () {
   const slotTarget = (host: RigHost, slot: Slot) => sh(host, `readlink /srv/${APP}/${slot} || true`);
   const serves = async (host: RigHost, slot: Slot) => (await w.get(host, PORT[slot], "/healthz")).body;
 
+  /** A copy of scripts/remote (named "remote", as the copy on a host is), to change. */
+  const scriptsCopy = () => {
+    const dir = path.join(fs.mkdtempSync(path.join(out, "scripts-")), "remote");
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(SCRIPT_DIR)) fs.copyFileSync(path.join(SCRIPT_DIR, f), path.join(dir, f));
+    return dir;
+  };
+
   /** A whole release into `slot`: fetch everywhere, backup + migrate on h0, activate everywhere. */
   const release = async (slot: Slot, id: string, variant: Variant) => {
     const a = await artifact(variant);
@@ -155,7 +163,7 @@ describe("release steps on real hosts", function () {
     assert.match(
       sudo,
       new RegExp(
-        "\\(app\\) NOPASSWD: /usr/bin/tee /srv/site/shared/\\.env, /srv/site/releases/\\*/venv/bin/python, " +
+        "\\(app\\) NOPASSWD: /usr/bin/tee /srv/site/shared/\\.env\\.new, /srv/site/releases/\\*/venv/bin/python, " +
           "/usr/bin/kill -TERM -- -\\[0-9\\]\\*, /usr/bin/kill -KILL -- -\\[0-9\\]\\*$",
       ),
     );
@@ -187,8 +195,7 @@ describe("release steps on real hosts", function () {
       0,
     );
     // A new version of one step's script: the bootstrap installs it and prepares nothing again.
-    const dir = fs.mkdtempSync(path.join(out, "scripts-"));
-    for (const f of fs.readdirSync(SCRIPT_DIR)) fs.copyFileSync(path.join(SCRIPT_DIR, f), path.join(dir, f));
+    const dir = scriptsCopy();
     fs.appendFileSync(path.join(dir, "cleanup.sh"), "# a new version\n");
     const next = scriptsId(dir);
     assert.notEqual(next, id);
@@ -306,6 +313,47 @@ describe("release steps on real hosts", function () {
     assert.equal(await serves(h1, "green"), "r2");
   });
 
+  it("a bootstrap that changes the slots' supervisor program restarts no running slot; activation applies it", async () => {
+    const pids = () => Promise.all(["blue", "green"].map((slot) => sh(h0, `supervisorctl pid ${APP}-${slot}`)));
+    const before = await pids();
+    const dir = scriptsCopy();
+    const boot = path.join(dir, "bootstrap.sh");
+    fs.writeFileSync(boot, fs.readFileSync(boot, "utf8").replace("startretries=3", "startretries=4"));
+    const call = w.values.bootstrap();
+    const r = await run(
+      h0,
+      { ...call, values: { ...call.values, GL_BOOTSTRAP_ID: "newsupervisor" } },
+      { scriptsDir: dir },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const log = await logOf(h0, r);
+    for (const slot of ["blue", "green"]) {
+      assert.match(
+        log,
+        new RegExp(`${APP}-${slot} is running: its new supervisor program applies at its next activation`),
+      );
+    }
+    assert.deepEqual(await pids(), before, "neither slot restarted");
+    assert.equal(await serves(h0, "blue"), "r1");
+    assert.equal(await serves(h0, "green"), "r2");
+    await ok(h0, w.values.activate("blue", "r1"));
+    assert.equal(await sh(h0, "supervisorctl reread"), `${APP}-green: changed`, "blue runs its new program now");
+    assert.equal(await serves(h0, "blue"), "r1");
+  });
+
+  it("a failed SSM read leaves .env whole: it is rendered to a temporary file, renamed only on success", async () => {
+    const env = () => sh(h0, `sha256sum /srv/${APP}/shared/.env; stat -c '%U %a %s' /srv/${APP}/shared/.env`);
+    const before = await env();
+    assert.doesNotMatch(before, / 0$/, "a .env with settings");
+    w.aws.failNext("GetParametersByPath", 10); // more than boto3's retries
+    await fails(h0, w.values.settings(), /could not read the settings from \/greenlight\/hosttest\/ .*unchanged/);
+    w.aws.clearFaults();
+    assert.equal(await env(), before, "the .env is as it was");
+    assert.equal(await sh(h0, `ls -A /srv/${APP}/shared | grep -c '^.env.new$' || true`), "0");
+    assert.equal(await serves(h0, "blue"), "r1");
+    assert.equal(await serves(h0, "green"), "r2");
+  });
+
   it("migrations ran exactly once across hosts and releases", async () => {
     const dupes = await w.pg.query(
       "select app, name, count(*) from django_migrations group by 1, 2 having count(*) > 1",
@@ -392,6 +440,55 @@ describe("release steps on real hosts", function () {
       /the artifact has a link, an absolute path or \.\. \(app\/etc\)/,
     );
     assert.equal(await sh(h0, `test -e /srv/${APP}/releases/r3x && echo yes || echo no`), "no");
+    await unchanged();
+  });
+
+  it("an artifact's dangerous modes do not survive unpacking (setuid, world-writable, mode 000)", async () => {
+    const base = await siteArtifact("base", out);
+    const file = path.join(out, "modes.tar.gz");
+    execFileSync(
+      "/usr/bin/python3",
+      [
+        "-c",
+        `
+import io, sys, tarfile
+src, dst = sys.argv[1:3]
+with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
+    for m in a:
+        b.addfile(m, a.extractfile(m) if m.isreg() else None)
+    def add(name, mode, data=None):
+        t = tarfile.TarInfo(name)
+        t.mode = mode
+        if data is None:
+            t.type = tarfile.DIRTYPE
+            b.addfile(t)
+        else:
+            t.size = len(data)
+            b.addfile(t, io.BytesIO(data))
+    add("app/suid", 0o4755, b"#!/bin/sh\\n")
+    add("app/sgid", 0o2775, b"x")
+    add("app/wide", 0o1777)
+    add("app/locked", 0o000)
+    add("app/locked/inside", 0o666, b"y")
+`,
+        base.file,
+        file,
+      ],
+      { stdio: "pipe" },
+    );
+    const sha256 = execFileSync("sha256sum", [file]).toString().split(" ")[0];
+    await uploadArtifact(s3, w.artifactBucket, artifactKey(sha256), file, sha256);
+    await ok(h0, w.values.fetch("blue", "r3m", { key: artifactKey(sha256), sha256 }));
+    const r = `/srv/${APP}/releases/r3m`;
+    assert.equal(
+      await sh(h0, `cd ${r} && stat -c '%n %a' suid sgid wide locked locked/inside`),
+      "suid 755\nsgid 644\nwide 755\nlocked 755\nlocked/inside 644",
+    );
+    assert.equal(
+      await sh(h0, `find ${r}/ -path ${r}/static -prune -o -perm /7022 -not -type l -print | head -3`),
+      "",
+      "no special or group/world-writable mode",
+    );
     await unchanged();
   });
 
