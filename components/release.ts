@@ -146,15 +146,18 @@ export class Release extends pulumi.ComponentResource {
   }
 
   /**
-   * A rotated secret or a changed setting reaches every host: .env is rendered again and the
-   * running slots reload gracefully. The digest is secret; it only says "changed".
+   * A rotated secret or a changed setting reaches every host, host after host: .env is rendered
+   * again and the running slots reload one by one, each gated on its health path; a setting
+   * that stops the app booting puts the previous .env back and stops at the first host. The
+   * digest is secret; it only says "changed".
    */
   private renderSettings(): void {
+    const call = steps.settings({ ...this.common, healthPath: this.args.config.healthPath });
     this.args.hosts.hosts.forEach((h, i) => {
       this.settings.push(
-        this.step(`settings-${i}`, i, steps.settings(this.common), {
+        this.step(`settings-${i}`, i, call, {
           triggers: [this.args.settingsDigest, h.instance.id],
-          dependsOn: [this.bootstraps[i], ...this.args.ready],
+          dependsOn: [this.bootstraps[i], ...(i > 0 ? [this.settings[i - 1]] : []), ...this.args.ready],
           updateIsNoop: true,
         }),
       );

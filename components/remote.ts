@@ -114,7 +114,14 @@ export const steps = {
       GL_SCRIPTS_ID: scriptsId(),
     },
   }),
-  settings: (a: Common): StepCall => deploy("settings", common(a)),
+  settings: (a: Common & { healthPath: string; healthTimeout?: number }): StepCall =>
+    deploy("settings", {
+      ...common(a),
+      GL_HEALTH_PATH: a.healthPath,
+      GL_BLUE_PORT: String(SLOT_PORTS.blue),
+      GL_GREEN_PORT: String(SLOT_PORTS.green),
+      ...(a.healthTimeout !== undefined ? { GL_HEALTH_TIMEOUT: String(a.healthTimeout) } : {}),
+    }),
   fetch: (
     a: Common & {
       slot: Colour;

@@ -101,7 +101,8 @@ lock() {
 #                                 (regular files and directories only: no link, no absolute
 #                                 path, no ..; sane modes, as tarfile's data filter); prints the
 #                                 archive's sha256 for the caller to check
-#   aws_py put BUCKET KEY FILE|-  upload (multipart when large; - streams stdin); prints the sha256 sent
+#   aws_py put BUCKET KEY FILE|-  upload (multipart when large; - streams stdin); prints the sha256
+#                                 and the size of what it sent
 #   aws_py rm BUCKET KEY          delete
 # shellcheck disable=SC2016 # Python, not shell
 GL_AWS_PY='
@@ -119,10 +120,12 @@ options = {
 }
 
 def hashing(stream, digest):
-    class Reader:  # what s3transfer reads, hashed on the way (and non-seekable: read in order)
+    class Reader:  # what s3transfer reads, hashed and counted on the way (non-seekable: in order)
+        size = 0
         def read(self, n=-1):
             data = stream.read(n)
             digest.update(data)
+            Reader.size += len(data)
             return data
     return Reader()
 
@@ -180,8 +183,9 @@ try:
         bucket, key, path = args
         digest = hashlib.sha256()
         source = sys.stdin.buffer if path == "-" else open(path, "rb")
-        session.client("s3", **options).upload_fileobj(hashing(source, digest), bucket, key)
-        print(digest.hexdigest())
+        reader = hashing(source, digest)
+        session.client("s3", **options).upload_fileobj(reader, bucket, key)
+        print(digest.hexdigest(), reader.size)
     elif op == "rm":
         bucket, key = args
         session.client("s3", **options).delete_object(Bucket=bucket, Key=key)
@@ -219,28 +223,45 @@ print(env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USER"])
   export PGPASSFILE=$dir/pgpass PGSSLMODE=${GL_PGSSLMODE:-require} PGCONNECT_TIMEOUT=15
 }
 
-# take_backup LABEL: pg_dump of the whole database to the backup bucket. The dump streams to
-# the bucket while it is written (the upload overlaps the dump) and to a local copy, which must
-# read back with pg_restore --list; if the dump, the upload or the check fails, the object is
-# removed again and nothing counts as a backup. Prints a JSON summary (key, size, sha256).
+# take_backup LABEL: pg_dump of the whole database to the backup bucket, never to local disk:
+# the dump streams to the bucket and, on the way, through pg_restore, which reads every byte of
+# it back (the whole archive rendered as SQL to a counter, not only its table of contents). If
+# the dump, the upload or the check fails, the object is removed again and nothing counts as a
+# backup. The host's disk is checked first: the work files (and the live slots) need room, and
+# a dump must never be what fills it. Prints a JSON summary (key, size, sha256).
+#   GL_BACKUP_MIN_FREE_MB: the free space below which no backup starts (default 256).
 take_backup() {
-  local label=$1 work key size sum entries
+  local label=$1 work key sum size entries check rc free
   require GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
+  GL_BACKUP_MIN_FREE_MB=${GL_BACKUP_MIN_FREE_MB:-256}
+  check GL_BACKUP_MIN_FREE_MB '^[0-9]{1,9}$' "a number of megabytes"
   work=""
   tmp_dir work backup
+  free=$(($(df -Pk -- "$work" | awk 'NR == 2 { print $4 }') / 1024))
+  ((free >= GL_BACKUP_MIN_FREE_MB)) ||
+    die "only $free MB free on $(df -P -- "$work" | awk 'NR == 2 { print $6 }') (at least $GL_BACKUP_MIN_FREE_MB MB needed): no backup started, free some space first"
   db_connection "$work"
   key="db/$(date -u +%Y%m%dT%H%M%SZ)-$label.dump"
-  log "pg_dump of $PGDATABASE on $PGHOST, streamed to s3://$GL_BACKUP_BUCKET/$key"
-  if ! sum=$(pg_dump --format=custom --no-password | tee "$work/backup.dump" | aws_py put "$GL_BACKUP_BUCKET" "$key" -) ||
-    ! pg_restore --list "$work/backup.dump" >"$work/toc"; then
+  mkfifo -m 0600 "$work/stream"
+  {
+    pg_restore --file=- <"$work/stream" | { grep -c '^-- Name: ' || true; } >"$work/entries"
+    echo "${PIPESTATUS[0]}" >"$work/check"
+  } &
+  check=$!
+  log "pg_dump of $PGDATABASE on $PGHOST, streamed to s3://$GL_BACKUP_BUCKET/$key and checked on the way"
+  rc=0
+  sum=$(pg_dump --format=custom --no-password | tee "$work/stream" | aws_py put "$GL_BACKUP_BUCKET" "$key" -) || rc=$?
+  wait "$check" || true
+  if ((rc != 0)) || [[ $(cat "$work/check" 2>/dev/null) != 0 ]]; then
     aws_py rm "$GL_BACKUP_BUCKET" "$key" 2>/dev/null || true
     die "no backup: the dump, its upload or its check failed (see above); the object was removed"
   fi
+  read -r sum size <<<"$sum"
   check sum '^[0-9a-f]{64}$' "a sha256"
+  check size '^[0-9]+$' "a size"
   # An empty database (before the first migration) has no entries: still a valid backup.
-  entries=$(grep -vc '^;' "$work/toc" || true)
-  size=$(stat -c %s "$work/backup.dump")
-  log "verified $entries entries, $size bytes"
+  entries=$(<"$work/entries")
+  log "verified $entries entries, $size bytes, from the stream"
   printf '{"key":"%s","bucket":"%s","size":%s,"sha256":"%s","database":"%s","entries":%s,"takenAt":"%s"}\n' \
     "$key" "$GL_BACKUP_BUCKET" "$size" "$sum" "$PGDATABASE" "$entries" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }
@@ -266,18 +287,33 @@ as_app() {
   (cd "$dir" && umask 002 && sudo -n -u app -- "${argv[@]}")
 }
 
-# render_env: shared/.env from the environment's SSM parameters, whole or not at all. The app
-# user writes them (tee, through sudoers) into shared/.env.new, 0600 (umask 077: sudo applies
-# the union of ours and sudoers'), so deploy never holds them; only when the read and the write
-# both succeeded does deploy (shared/'s owner) rename it over .env. A failed SSM read or a full
-# disk leaves .env as it was. .env is read when a process starts (under the lock, or by a
-# graceful reload, see settings.sh).
-render_env() {
+# render_env_new: the environment's SSM parameters into shared/.env.new, whole or not at all. The
+# app user writes them (tee, through sudoers), 0600 (umask 077: sudo applies the union of ours
+# and sudoers'), so deploy never holds them. A failed SSM read or a full disk leaves no file.
+render_env_new() {
   local new=$SHARED/.env.new
   if ! (umask 077 && parameters_as_env | sudo -n -u app /usr/bin/tee "$new" >/dev/null); then
     rm -f -- "$new"
     die "could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
   fi
-  mv -f -- "$new" "$SHARED/.env"
+}
+
+# render_env: shared/.env from SSM; only when the read and the write both succeeded does deploy
+# (shared/'s owner) rename the new file over .env, so a failure leaves .env as it was. .env is
+# read when a process starts (under the lock, or by a gated reload, see settings.sh).
+render_env() {
+  render_env_new
+  mv -f -- "$SHARED/.env.new" "$SHARED/.env"
   log "rendered shared/.env from $GL_PARAMETER_PATH"
+}
+
+# swap_files A B: exchanges two paths in one atomic step (renameat2 RENAME_EXCHANGE): there is
+# no moment without either. Needs only write access to their directory.
+swap_files() {
+  python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2) != 0:
+    sys.exit(f"greenlight: cannot exchange {sys.argv[1]} and {sys.argv[2]}: {os.strerror(ctypes.get_errno())}")
+' "$1" "$2"
 }

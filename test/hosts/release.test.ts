@@ -354,6 +354,31 @@ describe("release steps on real hosts", function () {
     assert.equal(await serves(h0, "green"), "r2");
   });
 
+  it("a setting that stops the app booting fails the first slot's gate: the previous .env comes back, nothing else reloads", async () => {
+    const env = () => sh(h0, `sha256sum /srv/${APP}/shared/.env`);
+    const before = await env();
+    const greenMaster = await sh(h0, `supervisorctl pid ${APP}-green`);
+    w.aws.deleteParameter(`${w.parameterPath}SECRET_KEY`); // the site refuses to start without it
+    let failed: Awaited<ReturnType<typeof fails>>;
+    try {
+      failed = await fails(
+        h0,
+        w.values.settings(),
+        new RegExp(`the new settings failed slot blue's health gate on ${h0.name}: \\.env is back as it was`),
+      );
+    } finally {
+      w.aws.putParameter(`${w.parameterPath}SECRET_KEY`, w.secrets.secretKey, "SecureString");
+    }
+    assert.match(failed.log, /putting the previous settings back and reloading blue on them/);
+    assert.equal(await env(), before, "the previous .env is back");
+    assert.equal(await sh(h0, `supervisorctl pid ${APP}-green`), greenMaster, "green was never reloaded");
+    for (let i = 0; (await serves(h0, "blue").catch(() => "")) !== "r1"; i++) {
+      assert.ok(i < 150, "blue serves r1 again");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(await serves(h0, "green"), "r2");
+  });
+
   it("migrations ran exactly once across hosts and releases", async () => {
     const dupes = await w.pg.query(
       "select app, name, count(*) from django_migrations group by 1, 2 having count(*) > 1",
@@ -406,6 +431,20 @@ describe("release steps on real hosts", function () {
     } finally {
       await w.pg.dropDatabase("restorecheck");
     }
+  });
+
+  it("a backup streams to the bucket, checked on the way, and refuses to start on a nearly full disk", async () => {
+    const call = w.values.backup("r2", "green");
+    const keys = w.aws.listKeys(w.backupBucket).length;
+    await fails(
+      h0,
+      { ...call, values: { ...call.values, GL_BACKUP_MIN_FREE_MB: "999999999" } },
+      /only \d+ MB free on \S+ \(at least 999999999 MB needed\): no backup started/,
+    );
+    assert.equal(w.aws.listKeys(w.backupBucket).length, keys, "nothing was uploaded");
+    const r = await run(h0, call);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(await logOf(h0, r), /verified [1-9]\d* entries, [1-9]\d* bytes, from the stream/);
   });
 
   // A failure at any step leaves the live slot serving and its link untouched; the retry

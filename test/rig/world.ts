@@ -249,7 +249,7 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
       values: {
         bootstrap: () =>
           steps.bootstrap({ app: APP, deployKey: deployKey.publicKey, vpcCidr: rig.subnet, pgMajor: "15" }),
-        settings: () => steps.settings(common),
+        settings: () => steps.settings({ ...common, healthPath: "/healthz" }),
         fetch: (slot, release, artifact) =>
           steps.fetch({
             ...common,

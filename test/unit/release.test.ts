@@ -102,6 +102,7 @@ describe("release graph", () => {
 
   it("bootstraps host after host, as admin through sudo; every other step runs as deploy", () => {
     assert.ok(dependsOn(prod, "prod-release-bootstrap-1", "prod-release-bootstrap-0"));
+    assert.ok(dependsOn(prod, "prod-release-settings-1", "prod-release-settings-0"), "settings host after host");
     for (const c of commands(prod)) {
       const i = inputs(c);
       if (c.name.includes("bootstrap")) {

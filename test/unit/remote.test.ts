@@ -31,7 +31,7 @@ const calls: StepCall[] = [
     vpcCidr: "10.40.0.0/16",
     pgMajor: "15",
   }),
-  steps.settings(common),
+  steps.settings({ ...common, healthPath: "/healthz" }),
   steps.fetch({
     ...common,
     slot: "green",
