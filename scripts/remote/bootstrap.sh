@@ -126,6 +126,8 @@ install -d -o app -g app -m 0755 "$ROOT/shared/media"
 install -d -o deploy -g deploy -m 0700 "$ROOT/steps" "$ROOT/steps/log"
 # The app's settings, rendered from SSM by each fetch: readable and writable by the app only.
 [[ -e $ROOT/shared/.env ]] || install -o app -g app -m 0600 /dev/null "$ROOT/shared/.env"
+# Where the app user writes a new .env (0600) for deploy to rename over the old one (lib.sh).
+install -d -o deploy -g app -m 2770 "$ROOT/shared/.settings"
 # gunicorn (app) creates its sockets here; nginx (www-data) connects: setgid keeps the group.
 install -d -o app -g www-data -m 2750 "$ROOT/run"
 install -d -o app -g app -m 0750 "/var/log/$APP"
@@ -147,7 +149,7 @@ cat >"$sudoers" <<EOF
 # in group app) can remove them.
 Defaults>app umask=0002
 deploy ALL=(root) NOPASSWD: $slots_cmds
-deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.env.new, $ROOT/releases/*/venv/bin/python, \\
+deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.settings/env.new, $ROOT/releases/*/venv/bin/python, \\
   /usr/bin/kill -TERM -- -[0-9]*, /usr/bin/kill -KILL -- -[0-9]*
 EOF
 visudo -cqf "$sudoers" || die "generated sudoers does not parse"

@@ -287,11 +287,13 @@ as_app() {
   (cd "$dir" && umask 002 && sudo -n -u app -- "${argv[@]}")
 }
 
-# render_env_new: the environment's SSM parameters into shared/.env.new, whole or not at all. The
-# app user writes them (tee, through sudoers), 0600 (umask 077: sudo applies the union of ours
-# and sudoers'), so deploy never holds them. A failed SSM read or a full disk leaves no file.
+# render_env_new: the environment's SSM parameters into shared/.settings/env.new, whole or not at
+# all. The app user writes them (tee, through sudoers) into that directory (deploy's, group app,
+# 2770: the app may create files there, deploy rename them), 0600 (umask 077: sudo applies the
+# union of ours and sudoers'), so deploy never holds them. A failed SSM read or a full disk
+# leaves no file.
 render_env_new() {
-  local new=$SHARED/.env.new
+  local new=$SHARED/.settings/env.new
   if ! (umask 077 && parameters_as_env | sudo -n -u app /usr/bin/tee "$new" >/dev/null); then
     rm -f -- "$new"
     die "could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
@@ -303,7 +305,7 @@ render_env_new() {
 # read when a process starts (under the lock, or by a gated reload, see settings.sh).
 render_env() {
   render_env_new
-  mv -f -- "$SHARED/.env.new" "$SHARED/.env"
+  mv -f -- "$SHARED/.settings/env.new" "$SHARED/.env"
   log "rendered shared/.env from $GL_PARAMETER_PATH"
 }
 

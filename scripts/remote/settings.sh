@@ -26,7 +26,7 @@ app_paths
 lock
 
 env=$SHARED/.env
-previous=$SHARED/.env.new
+previous=$SHARED/.settings/env.new
 render_env_new
 # The new settings in place at once; the previous ones kept next to them (still the app's, 0600).
 swap_files "$previous" "$env"
