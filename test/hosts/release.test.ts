@@ -506,6 +506,7 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
             b.addfile(t, io.BytesIO(data))
     add("app/suid", 0o4755, b"#!/bin/sh\\n")
     add("app/sgid", 0o2775, b"x")
+    add("app/gw", 0o666, b"z")
     add("app/wide", 0o1777)
     add("app/locked", 0o000)
     add("app/locked/inside", 0o666, b"y")
@@ -520,8 +521,8 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
     await ok(h0, w.values.fetch("blue", "r3m", { key: artifactKey(sha256), sha256 }));
     const r = `/srv/${APP}/releases/r3m`;
     assert.equal(
-      await sh(h0, `cd ${r} && stat -c '%n %a' suid sgid wide locked locked/inside`),
-      "suid 755\nsgid 644\nwide 755\nlocked 755\nlocked/inside 644",
+      await sh(h0, `cd ${r} && stat -c '%n %a' suid sgid gw wide locked locked/inside`),
+      "suid 755\nsgid 755\ngw 644\nwide 755\nlocked 755\nlocked/inside 644",
     );
     assert.equal(
       await sh(h0, `find ${r}/ -path ${r}/static -prune -o -perm /7022 -not -type l -print | head -3`),
