@@ -4,10 +4,10 @@
 //
 // The scripts (scripts/remote/*.sh) reach a host once per version: remote.CopyToRemote puts
 // the directory in /home/admin/.greenlight/<scripts-id>/remote, and the bootstrap installs it,
-// checked against its content address, root-owned in /usr/local/lib/greenlight/<scripts-id>/.
+// checked against its content address, root-owned in /srv/greenlight-scripts/<scripts-id>/.
 // Each step's command is then one short line that names the step, the version and the values:
 //
-//   bash /usr/local/lib/greenlight/<scripts-id>/step.sh fetch GL_APP='site' GL_RELEASE='r1' ...
+//   bash /srv/greenlight-scripts/<scripts-id>/step.sh fetch GL_APP='site' GL_RELEASE='r1' ...
 //   sudo -n bash /home/admin/.greenlight/<scripts-id>/remote/step.sh bootstrap GL_APP='site' ...
 //
 // Values are quoted words (the remote shell expands nothing in them) and never a secret: the
@@ -35,8 +35,11 @@ export const DEPLOY = "deploy";
 export const QUIET_STEPS: readonly Step[] = ["migrate", "restore"];
 
 export const SCRIPT_DIR = path.resolve(__dirname, "..", "scripts", "remote");
-/** Where the bootstrap installs each version of the scripts, root-owned. */
-export const INSTALL_ROOT = "/usr/local/lib/greenlight";
+/**
+ * Where the bootstrap installs each version of the scripts, root-owned. (Not under /usr: the
+ * test rig's hosts share the machine's /usr; "-" keeps it apart from any app's /srv/<app>.)
+ */
+export const INSTALL_ROOT = "/srv/greenlight-scripts";
 /** Where remote.CopyToRemote puts each version, for the bootstrap to install. */
 export const COPY_ROOT = `/home/${ADMIN}/.greenlight`;
 

@@ -3,7 +3,7 @@
 # (the admin user through sudo), host after host, from the copy of scripts/remote the program
 # puts in /home/admin/.greenlight/<scripts-id>/remote (remote.CopyToRemote). First it installs
 # that copy, checked against its content address, root-owned into
-# /usr/local/lib/greenlight/<scripts-id>/, where every other step runs from. Then, when this
+# /srv/greenlight-scripts/<scripts-id>/, where every other step runs from. Then, when this
 # script or its values changed since the host was last prepared, the rest. Idempotent: it
 # installs only missing packages, rewrites a file only when its content changes, and reloads
 # (never restarts) what serves traffic.
@@ -29,7 +29,7 @@ APP=$GL_APP
 ROOT=/srv/$APP
 
 # --- the scripts: root-owned, content-addressed ----------------------------------------------
-LIB_ROOT=/usr/local/lib/greenlight
+LIB_ROOT=/srv/greenlight-scripts
 source_dir=$(cd "${BASH_SOURCE[0]%/*}" && pwd -P)
 scripts=$LIB_ROOT/$GL_SCRIPTS_ID
 install -d -o root -g root -m 0755 "$LIB_ROOT"

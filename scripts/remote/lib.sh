@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
 # greenlight: helpers shared by every remote script, which sources this file from its own
-# directory: /usr/local/lib/greenlight/<scripts-id>/ on a host (installed by the bootstrap),
+# directory: /srv/greenlight-scripts/<scripts-id>/ on a host (installed by the bootstrap),
 # or a checkout. step.sh runs each step and hands it its values (GL_* variables) from the
 # command line: none of them is a secret. Secrets come only from SSM (read with the instance
 # role) or shared/.env, travel through pipes, and are never printed.

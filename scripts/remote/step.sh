@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # greenlight step runner: every release step the program runs on a host is one short line,
 #
-#   bash /usr/local/lib/greenlight/<scripts-id>/step.sh STEP GL_NAME='value'...
+#   bash /srv/greenlight-scripts/<scripts-id>/step.sh STEP GL_NAME='value'...
 #
 # (the bootstrap: `sudo -n bash /home/admin/.greenlight/<scripts-id>/remote/step.sh bootstrap
 # ...`, from the copy the program puts there). This runner

@@ -173,7 +173,7 @@ describe("release graph", () => {
       const triggers = JSON.stringify(inputs(c).triggers);
       assert.ok(!triggers.includes(scriptsId()), `${c.name}'s triggers do not name the scripts' version`);
       if (c.name.includes("bootstrap")) assert.ok(triggers.includes(scriptId("bootstrap")), c.name);
-      else assert.ok(inputs(c).create.includes(`/usr/local/lib/greenlight/${scriptsId()}/step.sh `), c.name);
+      else assert.ok(inputs(c).create.includes(`/srv/greenlight-scripts/${scriptsId()}/step.sh `), c.name);
     }
   });
 

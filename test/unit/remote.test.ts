@@ -120,7 +120,7 @@ describe("remote command builder", () => {
         assert.ok(command.startsWith(`sudo -n bash /home/admin/.greenlight/${id}/remote/step.sh bootstrap `));
       } else {
         assert.equal(call.user, DEPLOY);
-        assert.ok(command.startsWith(`bash /usr/local/lib/greenlight/${id}/step.sh ${call.step} `), command);
+        assert.ok(command.startsWith(`bash /srv/greenlight-scripts/${id}/step.sh ${call.step} `), command);
       }
     }
     assert.equal(ADMIN, ADMIN_USER);
