@@ -42,7 +42,7 @@ export interface SlotSteps {
  *
  *   scripts-<i>             the scripts' version reaches host i (remote.CopyToRemote)
  *   bootstrap-<i>           host after host: installs them, prepares the host
- *   settings-<i>            every host, when a setting or secret changes
+ *   settings-<i>            host after host, when a setting or secret changes (gated reloads)
  *   restore                 first host, when restoreBackup names a new backup
  *   <colour>-fetch-<i>      the slot, on every host, after its bootstrap
  *   <colour>-backup         first host, after every fetch of the colour
