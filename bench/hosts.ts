@@ -1,12 +1,12 @@
 // Sections 1 and 3, on a world of local hosts (test/rig/world.ts: a namespaced Debian host over
 // real SSH, PostgreSQL playing RDS, the S3/SSM stand-in): the per-host release path, cold and
-// warm, and the backup step against a bare pg_dump. Steps run byte for byte as the program
-// sends them (components/remote.ts), so the figures are those of the real scripts.
+// warm, and the backup step against a bare pg_dump. Steps run exactly as the program sends them
+// (components/remote.ts, through step.sh), so the figures are those of the real scripts.
 import { DeleteObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Step, remoteCommand } from "../components/remote";
+import { StepCall } from "../components/remote";
 import { artifactKey } from "../scripts/cli/lib/stack";
 import { uploadArtifact } from "../scripts/cli/lib/upload";
 import { Artifact, debianWheelDir, siteArtifact } from "../test/rig/artifacts";
@@ -89,7 +89,7 @@ export async function hostSections(opts: {
   const h = w.hosts[0];
 
   progress("bootstrap of the host");
-  await must(w, h, "bootstrap", w.values.bootstrap());
+  await must(w, h, w.values.bootstrap());
   progress("building the base site artifact (package-site, Debian wheels)");
   const wheels = debianWheelDir();
   opts.stops.add("the wheel directory", () => fs.rmSync(wheels, { recursive: true, force: true }));
@@ -101,9 +101,9 @@ export async function hostSections(opts: {
   // The live slot: blue serves r0 (its venv is the one warm releases reuse) on a migrated database.
   progress("first release r0 on blue (untimed: builds the base venv, migrates)");
   const r0 = await upload(base);
-  await must(w, h, "fetch", w.values.fetch("blue", "r0", r0));
-  await must(w, h, "migrate", w.values.migrate("r0"));
-  await must(w, h, "activate", w.values.activate("blue", "r0"));
+  await must(w, h, w.values.fetch("blue", "r0", r0));
+  await must(w, h, w.values.migrate("r0"));
+  await must(w, h, w.values.activate("blue", "r0"));
 
   const result: Partial<HostsResult> = {};
   if (!opts.only || opts.only.has("release")) {
@@ -131,8 +131,8 @@ async function releasePath(
     const a = kind === "cold" ? await coldVariant(base, out, `c${i}`) : await warmVariant(base, out, `${kind}${i}`);
     const ref = await upload(a);
     const release = `${kind}${i}`;
-    const fetch = await stepRun(w, h, "fetch", w.values.fetch("green", release, ref));
-    const activate = await stepRun(w, h, "activate", w.values.activate("green", release));
+    const fetch = await stepRun(w, h, w.values.fetch("green", release, ref));
+    const activate = await stepRun(w, h, w.values.activate("green", release));
     const sample = { release, fetch, activate, total: fetch.ms + activate.ms, venv: String(fetch.out.venv) };
     result[kind].push(sample);
     progress(
@@ -140,7 +140,7 @@ async function releasePath(
         ` = ${seconds(sample.total)}`,
     );
     // Keep the host's tmpfs small (old releases and their venvs go); untimed, as in a release.
-    await must(w, h, "cleanup", w.values.cleanup(2));
+    await must(w, h, w.values.cleanup(2));
   };
   progress(`section 1: release path per host, ${opts.coldRuns} cold and ${opts.warmRuns} warm runs, interleaved`);
   // Each cold run leaves green on a venv of its own; the base-lock release after it (timed too,
@@ -218,7 +218,7 @@ async function backupOverhead(
     return { ms: t.ms, bytes: Number(size.stdout.trim()) };
   };
   const ours = async (i: number): Promise<BackupSample> => {
-    const run = await stepRun(w, h, "backup", w.values.backup(`bench${i}`));
+    const run = await stepRun(w, h, w.values.backup(`bench${i}`));
     // The stand-in keeps objects in memory: drop each dump once measured (untimed).
     await s3.send(new DeleteObjectCommand({ Bucket: w.backupBucket, Key: String(run.out.key) }));
     return { ms: run.ms, bytes: Number(run.out.size), run };
@@ -247,33 +247,32 @@ async function backupOverhead(
   return result;
 }
 
-/** Runs a step over SSH as the program does, stamping each log line as it arrives. */
-async function stepRun(w: World, h: RigHost, step: Step, values: Record<string, string>): Promise<StepRun> {
-  const lines: StepRun["lines"] = [];
-  let partial = "";
+/**
+ * Runs a step over SSH as the program does, then reads its log from the host: each line's
+ * millisecond stamp (lib.sh's log) says when, since the step began, it was written.
+ */
+async function stepRun(w: World, h: RigHost, call: StepCall): Promise<StepRun> {
+  const startedAt = Date.now();
   const started = process.hrtime.bigint();
-  const since = () => Number(process.hrtime.bigint() - started) / 1e6;
-  const r = await runRemote(
-    w.connection(h, step === "bootstrap" ? "admin" : "deploy"),
-    remoteCommand(step, values, { sudo: step === "bootstrap" }),
-    {
-      timeoutMs: 600_000,
-      onOutput: (chunk, stream) => {
-        if (stream !== "stderr") return;
-        partial += chunk;
-        const parts = partial.split("\n");
-        partial = parts.pop()!;
-        const at = since();
-        for (const text of parts) lines.push({ at, text });
-      },
-    },
-  );
-  const ms = since();
-  if (r.code !== 0) throw new Error(`${step} on ${h.name} failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+  const r = await w.step(h, call, { timeoutSeconds: 600 });
+  const ms = Number(process.hrtime.bigint() - started) / 1e6;
+  if (r.code !== 0) throw new Error(`${call.step} on ${h.name} failed (${r.code}):\n${r.stderr.slice(-3000)}`);
+  const logPath = /\(log: (\S+)\)$/m.exec(r.stderr)?.[1];
+  if (!logPath) throw new Error(`${call.step} on ${h.name} named no log: ${r.stderr}`);
+  const log = await h.exec(["cat", "--", logPath]);
+  const dayStart = startedAt - (startedAt % 86_400_000);
+  const lines: StepRun["lines"] = [];
+  for (const text of log.stdout.split("\n")) {
+    const m = /^(\d\d):(\d\d):(\d\d)\.(\d{3}) /.exec(text);
+    if (!m) continue;
+    let at = dayStart + ((Number(m[1]) * 60 + Number(m[2])) * 60 + Number(m[3])) * 1000 + Number(m[4]) - startedAt;
+    if (at < -43_200_000) at += 86_400_000; // the step ran past midnight (UTC)
+    lines.push({ at, text });
+  }
   const last = r.stdout.trim().split("\n").pop() ?? "{}";
   return { ms, lines, out: JSON.parse(last) as Record<string, unknown> };
 }
 
-async function must(w: World, h: RigHost, step: Step, values: Record<string, string>) {
-  return (await stepRun(w, h, step, values)).out;
+async function must(w: World, h: RigHost, call: StepCall) {
+  return (await stepRun(w, h, call)).out;
 }

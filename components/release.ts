@@ -1,8 +1,22 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
-import { COLOURS, Colour, EnvConfig, SLOT_PORTS } from "./config";
-import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
-import { NOTHING_TO_REDO, Step, remoteCommand, scriptId } from "./remote";
+import { COLOURS, Colour, EnvConfig } from "./config";
+import { Hosts } from "./hosts";
+import {
+  ADMIN,
+  Common,
+  QUIET_STEPS,
+  SCRIPT_DIR,
+  STEPS,
+  Step,
+  StepCall,
+  createCommand,
+  scriptId,
+  scriptsCopyPath,
+  stepUser,
+  steps,
+  updateCommand,
+} from "./remote";
 
 export interface ReleaseArgs {
   config: EnvConfig;
@@ -24,212 +38,58 @@ export interface SlotSteps {
 }
 
 /**
- * The release graph, as `@pulumi/command` steps over SSH:
+ * The release graph, as `@pulumi/command` steps over SSH, in its phases:
  *
- *   bootstrap-0 -> bootstrap-1 -> ...                      (host after host)
- *   settings-<i>            every host, when a setting or secret changes
- *   <colour>-fetch-<i>      on every host, after its bootstrap
+ *   scripts-<i>             the scripts' version reaches host i (remote.CopyToRemote)
+ *   bootstrap-<i>           host after host: installs them, prepares the host
+ *   settings-<i>            host after host, when a setting or secret changes (gated reloads)
+ *   restore                 first host, when restoreBackup names a new backup
+ *   <colour>-fetch-<i>      the slot, on every host, after its bootstrap
  *   <colour>-backup         first host, after every fetch of the colour
  *   <colour>-migrate        first host, after the backup
  *   <colour>-activate-<i>   every host, after the migrate
  *   cleanup-<i>             every host, after its activations
  *
- * Each step's `triggers` are the slot's release id and sha256 (and the host's instance id),
- * so it runs once per release and again only on a replaced host. The load balancer's
- * forwarding listener depends on every activation of the live colour: a failure anywhere
- * stops the graph before the cutover. Flipping `live` changes no step here.
+ * Each step's command is built in components/remote.ts. A slot's steps are triggered by the
+ * slot's release id and sha256 (and the host's instance id), so they run once per release and
+ * again only on a replaced host; any other change (a new script version, a connection) runs
+ * their `update`, which prints the result they recorded, so the outputs keep their values. The
+ * load balancer's forwarding listener depends on every activation of the live colour: a failure
+ * anywhere stops the graph before the cutover. Flipping `live` changes no step here.
  */
 export class Release extends pulumi.ComponentResource {
+  readonly scripts: remote.CopyToRemote[] = [];
   readonly bootstraps: remote.Command[] = [];
   readonly settings: remote.Command[] = [];
   readonly slots: Partial<Record<Colour, SlotSteps>> = {};
   readonly restore?: remote.Command;
+  readonly cleanups: remote.Command[] = [];
   readonly lastBackup: pulumi.Output<Record<string, unknown> | null>;
   readonly migrations: pulumi.Output<Record<string, unknown>>;
   readonly backups: pulumi.Output<Record<string, unknown>>;
 
+  private readonly name: string;
+  private readonly args: ReleaseArgs;
+  private readonly common: Common;
+
   constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("greenlight:release:Release", name, {}, opts);
+    this.name = name;
+    this.args = args;
     const cfg = args.config;
-    const hosts = args.hosts.hosts;
-    const timeout = `${cfg.commandTimeoutMinutes}m`;
-    const timeouts = { create: timeout, update: timeout, delete: timeout };
+    this.common = { app: cfg.app, parameterPath: cfg.parameterPath, region: cfg.region };
 
-    const command = (
-      id: string,
-      host: number,
-      step: Step,
-      values: pulumi.Input<Record<string, pulumi.Input<string>>>,
-      o: {
-        triggers: pulumi.Input<unknown>[];
-        dependsOn: pulumi.Resource[];
-        /** Re-running on an input change (not a new release) would repeat work: do nothing. */
-        updateIsNoop?: boolean;
-        /** Output may come from the app's own code: keep it out of the logs and mark it secret. */
-        quiet?: boolean;
-      },
-    ) => {
-      const admin = step === "bootstrap";
-      return new remote.Command(
-        `${name}-${id}`,
-        {
-          connection: args.hosts.connection(host, admin ? ADMIN_USER : DEPLOY_USER),
-          create: pulumi.output(values).apply((v) => remoteCommand(step, v as Record<string, string>, { sudo: admin })),
-          update: o.updateIsNoop ? NOTHING_TO_REDO : undefined,
-          triggers: o.triggers,
-          addPreviousOutputInEnv: false,
-          logging: o.quiet ? "stdout" : "stdoutAndStderr",
-        },
-        {
-          parent: this,
-          dependsOn: o.dependsOn,
-          customTimeouts: timeouts,
-          additionalSecretOutputs: o.quiet ? ["stderr"] : [],
-        },
-      );
-    };
+    this.bootstrap();
+    this.renderSettings();
+    this.restore = this.restoreBackup();
+    for (const colour of COLOURS) this.slot(colour);
+    this.cleanup();
 
-    hosts.forEach((h, i) => {
-      this.bootstraps.push(
-        command(
-          `bootstrap-${i}`,
-          i,
-          "bootstrap",
-          {
-            GL_APP: cfg.app,
-            GL_DEPLOY_KEY: args.hosts.deployKey.publicKeyOpenssh.apply((k) => k.trim()),
-            GL_VPC_CIDR: args.vpcCidr,
-            GL_BLUE_PORT: String(SLOT_PORTS.blue),
-            GL_GREEN_PORT: String(SLOT_PORTS.green),
-            GL_PG_MAJOR: cfg.db.engineVersion,
-            GL_BOOTSTRAP_ID: scriptId("bootstrap"),
-          },
-          {
-            triggers: [scriptId("bootstrap"), h.instance.id],
-            // Host after host: a broken bootstrap stops at the first host.
-            dependsOn: i > 0 ? [this.bootstraps[i - 1]] : [],
-          },
-        ),
-      );
-    });
-
-    const common = { GL_APP: cfg.app, GL_PARAMETER_PATH: cfg.parameterPath, GL_REGION: cfg.region };
-
-    // A rotated secret or a changed setting reaches every host at once: .env is rendered again
-    // and running slots reload gracefully. The digest is secret; it only says "changed".
-    hosts.forEach((h, i) => {
-      this.settings.push(
-        command(`settings-${i}`, i, "settings", common, {
-          triggers: [args.settingsDigest, h.instance.id],
-          dependsOn: [this.bootstraps[i], ...args.ready],
-          updateIsNoop: true,
-        }),
-      );
-    });
-
-    if (cfg.restoreBackup) {
-      this.restore = command(
-        "restore",
-        0,
-        "restore",
-        { ...common, GL_BACKUP_BUCKET: args.backupBucket, GL_BACKUP_KEY: cfg.restoreBackup },
-        // Only a new key restores: a replaced host or a changed connection must never repeat it.
-        {
-          triggers: [cfg.restoreBackup],
-          dependsOn: [this.bootstraps[0], ...args.ready],
-          updateIsNoop: true,
-          quiet: true,
-        },
-      );
-    }
-
-    for (const colour of COLOURS) {
-      const slot = cfg.slots[colour];
-      if (!slot) continue;
-      const rel = { GL_RELEASE: slot.release };
-      const triggers = (i: number) => [slot.release, slot.sha256, hosts[i].instance.id];
-      const fetch = hosts.map((_, i) =>
-        command(
-          `${colour}-fetch-${i}`,
-          i,
-          "fetch",
-          {
-            ...common,
-            ...rel,
-            GL_SLOT: colour,
-            GL_ARTIFACT_BUCKET: args.artifactBucket,
-            GL_ARTIFACT_KEY: slot.artifact,
-            GL_SHA256: slot.sha256,
-            GL_WORKERS: String(cfg.workers),
-          },
-          { triggers: triggers(i), dependsOn: [this.bootstraps[i], ...args.ready], updateIsNoop: true },
-        ),
-      );
-      const backup = command(
-        `${colour}-backup`,
-        0,
-        "backup",
-        { ...common, ...rel, GL_BACKUP_BUCKET: args.backupBucket },
-        {
-          triggers: triggers(0),
-          dependsOn: [...fetch, ...(this.restore ? [this.restore] : [])],
-          updateIsNoop: true,
-        },
-      );
-      const migrate = command(
-        `${colour}-migrate`,
-        0,
-        "migrate",
-        { GL_APP: cfg.app, ...rel },
-        { triggers: triggers(0), dependsOn: [backup], updateIsNoop: true, quiet: true },
-      );
-      const activate = hosts.map((_, i) =>
-        command(
-          `${colour}-activate-${i}`,
-          i,
-          "activate",
-          {
-            GL_APP: cfg.app,
-            ...rel,
-            GL_SLOT: colour,
-            GL_PORT: String(SLOT_PORTS[colour]),
-            GL_HEALTH_PATH: cfg.healthPath,
-          },
-          { triggers: triggers(i), dependsOn: [migrate, fetch[i]], updateIsNoop: true },
-        ),
-      );
-      this.slots[colour] = { fetch, backup, migrate, activate };
-    }
-
-    hosts.forEach((h, i) => {
-      const activations = COLOURS.flatMap((c) => (this.slots[c] ? [this.slots[c]!.activate[i]] : []));
-      if (activations.length === 0) return;
-      command(
-        `cleanup-${i}`,
-        i,
-        "cleanup",
-        { GL_APP: cfg.app, GL_KEEP: String(cfg.keepReleases) },
-        {
-          triggers: [cfg.slots.blue?.release ?? "", cfg.slots.green?.release ?? "", cfg.keepReleases, h.instance.id],
-          dependsOn: activations,
-          updateIsNoop: true,
-        },
-      );
-    });
-
-    const parse = (o: pulumi.Output<string>) =>
-      o.apply((s) => {
-        try {
-          return JSON.parse(s) as Record<string, unknown>;
-        } catch {
-          return { raw: s };
-        }
-      });
     const perColour = (pick: (s: SlotSteps) => remote.Command) =>
       pulumi
         .all(
           COLOURS.filter((c) => this.slots[c]).map((c) =>
-            parse(pick(this.slots[c]!).stdout).apply((v) => [c, v] as const),
+            parseResult(pick(this.slots[c]!).stdout).apply((v) => [c, v] as const),
           ),
         )
         .apply((entries) => Object.fromEntries(entries) as Record<string, Record<string, unknown>>);
@@ -250,4 +110,198 @@ export class Release extends pulumi.ComponentResource {
   activations(colour: Colour): remote.Command[] {
     return this.slots[colour]?.activate ?? [];
   }
+
+  /**
+   * The scripts' version reaches each host (a copy per version, content-addressed), and the
+   * bootstrap installs it and prepares the host, host after host: a broken bootstrap stops at
+   * the first. A new version of any script re-runs the bootstrap's install (its update); the
+   * host is prepared again only when the bootstrap's own scripts or values changed.
+   */
+  private bootstrap(): void {
+    const cfg = this.args.config;
+    this.args.hosts.hosts.forEach((h, i) => {
+      const copy = new remote.CopyToRemote(
+        `${this.name}-scripts-${i}`,
+        {
+          connection: this.args.hosts.connection(i, ADMIN),
+          source: new pulumi.asset.FileArchive(SCRIPT_DIR),
+          remotePath: scriptsCopyPath(),
+          triggers: [h.instance.id],
+        },
+        { parent: this },
+      );
+      this.scripts.push(copy);
+      const call = pulumi
+        .all([this.args.hosts.deployKey.publicKeyOpenssh, this.args.vpcCidr])
+        .apply(([deployKey, vpcCidr]) =>
+          steps.bootstrap({ app: cfg.app, deployKey, vpcCidr, pgMajor: cfg.db.engineVersion }),
+        );
+      this.bootstraps.push(
+        this.step(`bootstrap-${i}`, i, call, {
+          triggers: [scriptId("bootstrap"), h.instance.id],
+          dependsOn: [copy, ...(i > 0 ? [this.bootstraps[i - 1]] : [])],
+        }),
+      );
+    });
+  }
+
+  /**
+   * A rotated secret or a changed setting reaches every host, host after host: .env is rendered
+   * again and the running slots reload one by one, each gated on its health path; a setting
+   * that stops the app booting puts the previous .env back and stops at the first host. The
+   * digest is secret; it only says "changed".
+   */
+  private renderSettings(): void {
+    const call = steps.settings({ ...this.common, healthPath: this.args.config.healthPath });
+    this.args.hosts.hosts.forEach((h, i) => {
+      this.settings.push(
+        this.step(`settings-${i}`, i, call, {
+          triggers: [this.args.settingsDigest, h.instance.id],
+          dependsOn: [this.bootstraps[i], ...(i > 0 ? [this.settings[i - 1]] : []), ...this.args.ready],
+          updateIsNoop: true,
+        }),
+      );
+    });
+  }
+
+  /** Only a new key restores: a replaced host or a changed connection must never repeat it. */
+  private restoreBackup(): remote.Command | undefined {
+    const key = this.args.config.restoreBackup;
+    if (!key) return undefined;
+    const call = pulumi
+      .output(this.args.backupBucket)
+      .apply((backupBucket) => steps.restore({ ...this.common, backupBucket, backupKey: key }));
+    return this.step("restore", 0, call, {
+      triggers: [key],
+      dependsOn: [this.bootstraps[0], ...this.args.ready],
+      updateIsNoop: true,
+    });
+  }
+
+  /** One colour's release: fetch everywhere, backup and migrate once, activate everywhere. */
+  private slot(colour: Colour): void {
+    const cfg = this.args.config;
+    const slot = cfg.slots[colour];
+    if (!slot) return;
+    const hosts = this.args.hosts.hosts;
+    const triggers = (i: number) => [slot.release, slot.sha256, hosts[i].instance.id];
+    const release = { app: cfg.app, slot: colour, release: slot.release };
+
+    const fetch = hosts.map((_, i) =>
+      this.step(
+        `${colour}-fetch-${i}`,
+        i,
+        pulumi.output(this.args.artifactBucket).apply((artifactBucket) =>
+          steps.fetch({
+            ...this.common,
+            ...release,
+            artifactBucket,
+            artifactKey: slot.artifact,
+            sha256: slot.sha256,
+            workers: cfg.workers,
+          }),
+        ),
+        { triggers: triggers(i), dependsOn: [this.bootstraps[i], ...this.args.ready], updateIsNoop: true },
+      ),
+    );
+    const backup = this.step(
+      `${colour}-backup`,
+      0,
+      pulumi
+        .output(this.args.backupBucket)
+        .apply((backupBucket) => steps.backup({ ...this.common, ...release, backupBucket })),
+      { triggers: triggers(0), dependsOn: [...fetch, ...(this.restore ? [this.restore] : [])], updateIsNoop: true },
+    );
+    const migrate = this.step(`${colour}-migrate`, 0, steps.migrate(release), {
+      triggers: triggers(0),
+      dependsOn: [backup],
+      updateIsNoop: true,
+    });
+    const activate = hosts.map((_, i) =>
+      this.step(`${colour}-activate-${i}`, i, steps.activate({ ...release, healthPath: cfg.healthPath }), {
+        triggers: triggers(i),
+        dependsOn: [migrate, fetch[i]],
+        updateIsNoop: true,
+      }),
+    );
+    this.slots[colour] = { fetch, backup, migrate, activate };
+  }
+
+  /** Old releases go once the new ones are active; a slot's release always stays. */
+  private cleanup(): void {
+    const cfg = this.args.config;
+    this.args.hosts.hosts.forEach((h, i) => {
+      const activations = COLOURS.flatMap((c) => (this.slots[c] ? [this.slots[c]!.activate[i]] : []));
+      if (activations.length === 0) return;
+      this.cleanups.push(
+        this.step(`cleanup-${i}`, i, steps.cleanup({ app: cfg.app, keep: cfg.keepReleases }), {
+          triggers: [cfg.slots.blue?.release ?? "", cfg.slots.green?.release ?? "", cfg.keepReleases, h.instance.id],
+          dependsOn: activations,
+          updateIsNoop: true,
+        }),
+      );
+    });
+  }
+
+  /**
+   * One step on host `host`. Its command comes from components/remote.ts; step.sh on the host
+   * enforces commandTimeoutMinutes (customTimeouts only bound what the provider waits for).
+   */
+  private step(
+    id: string,
+    host: number,
+    call: pulumi.Input<StepCall>,
+    o: {
+      triggers: pulumi.Input<unknown>[];
+      dependsOn: pulumi.Resource[];
+      /** Re-running on an input change (not a new release) would repeat work: print its result. */
+      updateIsNoop?: boolean;
+    },
+  ): remote.Command {
+    const step = stepOf(id);
+    const c = pulumi.output(call).apply((x) => {
+      if (x.step !== step) throw new Error(`${id} builds a ${x.step} step`);
+      return x as StepCall;
+    });
+    const minutes = this.args.config.commandTimeoutMinutes;
+    const timeout = `${minutes}m`;
+    // Output that may come from the app's own code stays out of the logs and is secret.
+    const quiet = QUIET_STEPS.includes(step);
+    return new remote.Command(
+      `${this.name}-${id}`,
+      {
+        connection: this.args.hosts.connection(host, stepUser(step)),
+        create: c.apply((x) => createCommand(x, { timeoutSeconds: minutes * 60 })),
+        update: o.updateIsNoop ? c.apply((x) => updateCommand(x)) : undefined,
+        triggers: o.triggers,
+        addPreviousOutputInEnv: false,
+        logging: quiet ? "stdout" : "stdoutAndStderr",
+      },
+      {
+        parent: this,
+        dependsOn: o.dependsOn,
+        customTimeouts: { create: timeout, update: timeout, delete: timeout },
+        additionalSecretOutputs: quiet ? ["stderr"] : [],
+      },
+    );
+  }
+}
+
+/** The step a resource id names: "bootstrap-0", "blue-fetch-1", "restore". */
+function stepOf(id: string): Step {
+  const m = /^(?:blue-|green-)?([a-z]+)(?:-\d+)?$/.exec(id);
+  const step = m?.[1] as Step | undefined;
+  if (!step || !STEPS.includes(step)) throw new Error(`not a step id: ${id}`);
+  return step;
+}
+
+/** A step's stdout as JSON (what step.sh prints: the step's result, or its recorded result). */
+function parseResult(o: pulumi.Output<string>): pulumi.Output<Record<string, unknown>> {
+  return o.apply((s) => {
+    try {
+      return JSON.parse(s) as Record<string, unknown>;
+    } catch {
+      return { raw: s };
+    }
+  });
 }

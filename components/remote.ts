@@ -1,30 +1,80 @@
-// Builds the shell commands greenlight runs on hosts (Kamal's split: this module only builds
-// strings and is unit-tested; @pulumi/command and the test rig run them). Each command is
+// Builds every release step greenlight runs on a host (Kamal's split: this module only builds
+// values and strings and is unit-tested; @pulumi/command, the test rig and the bench run them).
+// components/release.ts, test/rig/world.ts and bench/hosts.ts all build their steps here.
 //
-//   [sudo -n ]GL_A='v1' GL_B='v2' bash -c '<lib.sh><step>.sh' greenlight-<step>
+// The scripts (scripts/remote/*.sh) reach a host once per version: remote.CopyToRemote puts
+// the directory in /home/admin/.greenlight/<scripts-id>/remote, and the bootstrap installs it,
+// checked against its content address, root-owned in /srv/greenlight-scripts/<scripts-id>/.
+// Each step's command is then one short line that names the step, the version and the values:
 //
-// The script travels byte for byte (single-quoted, so the remote shell expands nothing in
-// it), values are quoted assignments in the command text (they reach the script as its
-// environment, not through pulumi-command's `environment`, which needs sshd AcceptEnv), and
-// no secret is ever among them: scripts read secrets from SSM or shared/.env themselves.
+//   bash /srv/greenlight-scripts/<scripts-id>/step.sh fetch GL_APP='site' GL_RELEASE='r1' ...
+//   sudo -n bash /home/admin/.greenlight/<scripts-id>/remote/step.sh bootstrap GL_APP='site' ...
+//
+// Values are quoted words (the remote shell expands nothing in them) and never a secret: the
+// scripts read secrets from SSM or shared/.env themselves. step.sh (see its header) enforces
+// the step's time limit on the host, keeps the step's output in a log there, records the
+// step's result, and prints only the result or a short failure summary.
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { Colour, SLOT_PORTS } from "./constants";
 
 export const STEPS = ["bootstrap", "settings", "fetch", "backup", "migrate", "activate", "cleanup", "restore"] as const;
 export type Step = (typeof STEPS)[number];
 
-export const SCRIPT_DIR = path.join(__dirname, "..", "scripts", "remote");
+/** The user cloud-init creates on Debian images (sudo); it copies the scripts and bootstraps. */
+export const ADMIN = "admin";
+/** The user the bootstrap creates; it runs every other step. */
+export const DEPLOY = "deploy";
 
-/** What runs on the host for `step`: lib.sh followed by the step's script, exactly as on disk. */
-export function scriptText(step: Step): string {
-  const read = (f: string) => fs.readFileSync(path.join(SCRIPT_DIR, f), "utf8");
-  return read("lib.sh") + read(`${step}.sh`);
+/**
+ * Steps whose output comes from the app's own code (Django's migrate, pg_restore of the app's
+ * data): their stderr is a secret output, kept out of the logs. step.sh shows only greenlight's
+ * own lines of these steps' logs in a failure message (its `quiet` list).
+ */
+export const QUIET_STEPS: readonly Step[] = ["migrate", "restore"];
+
+export const SCRIPT_DIR = path.resolve(__dirname, "..", "scripts", "remote");
+/**
+ * Where the bootstrap installs each version of the scripts, root-owned. (Not under /usr: the
+ * test rig's hosts share the machine's /usr; "-" keeps it apart from any app's /srv/<app>.)
+ */
+export const INSTALL_ROOT = "/srv/greenlight-scripts";
+/** Where remote.CopyToRemote puts each version, for the bootstrap to install. */
+export const COPY_ROOT = `/home/${ADMIN}/.greenlight`;
+
+function scriptFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(".sh"))
+    .sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1));
 }
 
-/** A short, stable id of a step's script: a trigger that re-runs the step when it changes. */
-export function scriptId(step: Step): string {
-  return createHash("sha256").update(scriptText(step)).digest("hex").slice(0, 16);
+/**
+ * The content address of the scripts in `dir`: every *.sh by name, in C order, as
+ * "<name>\n<size>\n<content>", sha256, 16 hex digits. lib.sh's scripts_id computes the same on
+ * the host, and the bootstrap installs nothing that does not match.
+ */
+export function scriptsId(dir: string = SCRIPT_DIR): string {
+  const h = createHash("sha256");
+  for (const f of scriptFiles(dir)) {
+    const content = fs.readFileSync(path.join(dir, f));
+    h.update(`${f}\n${content.length}\n`);
+    h.update(content);
+  }
+  return h.digest("hex").slice(0, 16);
+}
+
+/** A short, stable id of what one step runs (lib.sh, step.sh and its script): a trigger. */
+export function scriptId(step: Step, dir: string = SCRIPT_DIR): string {
+  const h = createHash("sha256");
+  for (const f of ["lib.sh", "step.sh", `${step}.sh`]) h.update(fs.readFileSync(path.join(dir, f)));
+  return h.digest("hex").slice(0, 16);
+}
+
+/** The remotePath of remote.CopyToRemote for version `id`: the directory lands in `<it>/remote`. */
+export function scriptsCopyPath(id: string = scriptsId()): string {
+  return `${COPY_ROOT}/${id}`;
 }
 
 /** Quotes one word for a POSIX shell: nothing inside is expanded. */
@@ -32,23 +82,136 @@ export function shellQuote(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
+/** One step on one host, as built here: what runs, as whom, with which values. */
+export interface StepCall {
+  step: Step;
+  /** The SSH user: the bootstrap runs as the admin (through sudo), everything else as deploy. */
+  user: typeof ADMIN | typeof DEPLOY;
+  values: Record<string, string>;
+}
+
+export interface Common {
+  app: string;
+  parameterPath: string;
+  region: string;
+}
+
+const common = (c: Common) => ({ GL_APP: c.app, GL_PARAMETER_PATH: c.parameterPath, GL_REGION: c.region });
+/** Who runs `step`: the admin for the bootstrap, deploy for everything else. */
+export const stepUser = (step: Step): StepCall["user"] => (step === "bootstrap" ? ADMIN : DEPLOY);
+const deploy = (step: Step, values: Record<string, string>): StepCall => ({ step, user: stepUser(step), values });
+
+/** Each step's values, built once: the program, the rig and the bench call these. */
+export const steps = {
+  bootstrap: (a: { app: string; deployKey: string; vpcCidr: string; pgMajor: string }): StepCall => ({
+    step: "bootstrap",
+    user: stepUser("bootstrap"),
+    values: {
+      GL_APP: a.app,
+      GL_DEPLOY_KEY: a.deployKey.trim(),
+      GL_VPC_CIDR: a.vpcCidr,
+      GL_BLUE_PORT: String(SLOT_PORTS.blue),
+      GL_GREEN_PORT: String(SLOT_PORTS.green),
+      GL_PG_MAJOR: a.pgMajor,
+      GL_BOOTSTRAP_ID: scriptId("bootstrap"),
+      GL_SCRIPTS_ID: scriptsId(),
+    },
+  }),
+  settings: (a: Common & { healthPath: string; healthTimeout?: number }): StepCall =>
+    deploy("settings", {
+      ...common(a),
+      GL_HEALTH_PATH: a.healthPath,
+      GL_BLUE_PORT: String(SLOT_PORTS.blue),
+      GL_GREEN_PORT: String(SLOT_PORTS.green),
+      ...(a.healthTimeout !== undefined ? { GL_HEALTH_TIMEOUT: String(a.healthTimeout) } : {}),
+    }),
+  fetch: (
+    a: Common & {
+      slot: Colour;
+      release: string;
+      artifactBucket: string;
+      artifactKey: string;
+      sha256: string;
+      workers: number;
+    },
+  ): StepCall =>
+    deploy("fetch", {
+      ...common(a),
+      GL_SLOT: a.slot,
+      GL_RELEASE: a.release,
+      GL_ARTIFACT_BUCKET: a.artifactBucket,
+      GL_ARTIFACT_KEY: a.artifactKey,
+      GL_SHA256: a.sha256,
+      GL_WORKERS: String(a.workers),
+    }),
+  backup: (a: Common & { slot: Colour; release: string; backupBucket: string }): StepCall =>
+    deploy("backup", { ...common(a), GL_SLOT: a.slot, GL_RELEASE: a.release, GL_BACKUP_BUCKET: a.backupBucket }),
+  migrate: (a: { app: string; slot: Colour; release: string }): StepCall =>
+    deploy("migrate", { GL_APP: a.app, GL_SLOT: a.slot, GL_RELEASE: a.release }),
+  activate: (a: { app: string; slot: Colour; release: string; healthPath: string; healthTimeout?: number }): StepCall =>
+    deploy("activate", {
+      GL_APP: a.app,
+      GL_SLOT: a.slot,
+      GL_RELEASE: a.release,
+      GL_PORT: String(SLOT_PORTS[a.slot]),
+      GL_HEALTH_PATH: a.healthPath,
+      ...(a.healthTimeout !== undefined ? { GL_HEALTH_TIMEOUT: String(a.healthTimeout) } : {}),
+    }),
+  cleanup: (a: { app: string; keep: number }): StepCall =>
+    deploy("cleanup", { GL_APP: a.app, GL_KEEP: String(a.keep) }),
+  restore: (a: Common & { backupBucket: string; backupKey: string }): StepCall =>
+    deploy("restore", { ...common(a), GL_BACKUP_BUCKET: a.backupBucket, GL_BACKUP_KEY: a.backupKey }),
+};
+
 const NAME = /^GL_[A-Z0-9_]+$/;
+/** pulumi-command's error carries the whole command: this keeps it (and a PR preview) short. */
+export const MAX_COMMAND = 600;
 
 /**
- * The command text for `step` with `values` as its GL_* variables. Values are quoted, so a
- * release id like `$(reboot)` reaches the script as those eight characters (and the script
- * refuses it). `sudo` runs the step as root (the bootstrap, as the admin user).
+ * The command that runs `call` on its host with a hard limit of `timeoutSeconds` (step.sh
+ * passes it to coreutils timeout): one line under MAX_COMMAND characters. A release id like
+ * `$(reboot)` reaches the script as those eight characters (and the script refuses it).
  */
-export function remoteCommand(step: Step, values: Record<string, string>, opts: { sudo?: boolean } = {}): string {
-  const assignments = Object.entries(values).map(([k, v]) => {
+export function createCommand(call: StepCall, opts: { timeoutSeconds: number; scriptsId?: string }): string {
+  const id = opts.scriptsId ?? scriptsId();
+  const values = { ...call.values, GL_TIMEOUT: String(opts.timeoutSeconds) };
+  const words = Object.entries(values).map(([k, v]) => {
     if (!NAME.test(k)) throw new Error(`not a greenlight variable name: ${k}`);
     if (typeof v !== "string" || /[\0\r\n]/.test(v)) throw new Error(`${k} must be a one-line string`);
     return `${k}=${shellQuote(v)}`;
   });
-  return [opts.sudo ? "sudo -n" : "", ...assignments, "bash -c", shellQuote(scriptText(step)), `greenlight-${step}`]
-    .filter(Boolean)
-    .join(" ");
+  const runner =
+    call.step === "bootstrap"
+      ? `sudo -n bash ${scriptsCopyPath(id)}/remote/step.sh`
+      : `bash ${INSTALL_ROOT}/${id}/step.sh`;
+  const command = [runner, call.step, ...words].join(" ");
+  if (command.length >= MAX_COMMAND) {
+    throw new Error(`the ${call.step} command is ${command.length} characters, over ${MAX_COMMAND}: ${command}`);
+  }
+  return command;
 }
 
-/** The command `update` runs when a step's inputs change without a new release: nothing. */
-export const NOTHING_TO_REDO = "true # greenlight: same release, nothing to redo";
+/** Where step.sh records the result of `call` on its host (per slot and release for a release's steps). */
+export function recordPath(call: StepCall): string {
+  const v = call.values;
+  const name = [v.GL_SLOT, v.GL_RELEASE, call.step].filter(Boolean).join(".");
+  if (!/^[a-z][a-z0-9]{1,15}$/.test(v.GL_APP ?? "") || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    throw new Error(`no record name for ${call.step} with app ${v.GL_APP} and ${name}`);
+  }
+  return `/srv/${v.GL_APP}/steps/${name}.json`;
+}
+
+/**
+ * The `update` of a step that must not run again for the same release (an input changed, such
+ * as a script version or a connection, but not the release): it prints the result the step
+ * recorded when it ran, so its stdout (which pulumi-command replaces with the update's) and the
+ * stack outputs built from it keep their values. Fails, saying so, when there is no record.
+ */
+export function updateCommand(call: StepCall): string {
+  if (call.step === "bootstrap") throw new Error("the bootstrap has no recorded result: its update runs it again");
+  const file = recordPath(call); // letters, digits and . _ - / only: safe in double quotes
+  return (
+    `cat ${file} 2>/dev/null || { echo "greenlight ${call.step}: no recorded result ${file} on $(hostname):` +
+    ` it cannot report it again; replace the step to run it anew (pulumi up --replace <its urn>)" >&2; exit 1; }`
+  );
+}

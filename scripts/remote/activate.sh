@@ -67,6 +67,9 @@ healthy() {
 
 log "slot $GL_SLOT: ${previous:-nothing} -> releases/$GL_RELEASE"
 point_slot_at "releases/$GL_RELEASE"
+# A supervisor program the bootstrap changed while this slot ran (bootstrap.sh never restarts a
+# running slot) is applied now: `update` restarts the slot only if its program changed.
+sudo -n /usr/bin/supervisorctl update "$GL_APP-$GL_SLOT" >&2
 if reload_or_restart_slot && healthy; then
   log "slot $GL_SLOT serves $GL_RELEASE on port $GL_PORT"
   printf '{"slot":"%s","release":"%s","previous":"%s"}\n' "$GL_SLOT" "$GL_RELEASE" "${previous#releases/}"

@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # greenlight bootstrap: prepares a Debian 12 host for both slots of one app. Runs as root
-# (the admin user through sudo), host after host, again whenever this script or its values
-# change. Idempotent: it installs only missing packages, rewrites a file only when its
-# content changes, and reloads (never restarts) what serves traffic.
+# (the admin user through sudo), host after host, from the copy of scripts/remote the program
+# puts in /home/admin/.greenlight/<scripts-id>/remote (remote.CopyToRemote). First it installs
+# that copy, checked against its content address, root-owned into
+# /srv/greenlight-scripts/<scripts-id>/, where every other step runs from. Then, when this
+# script or its values changed since the host was last prepared, the rest. Idempotent: it
+# installs only missing packages, rewrites a file only when its content changes, and reloads
+# (never restarts) what serves traffic.
 #
 # Values: GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID
+#         GL_SCRIPTS_ID
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=bootstrap
 
-require GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID
+require GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID GL_SCRIPTS_ID
 check_app
 check GL_DEPLOY_KEY '^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [[:print:]]*)?$' "an ssh-ed25519 public key"
 check GL_VPC_CIDR '^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$' "an IPv4 CIDR"
@@ -17,10 +22,53 @@ check GL_BLUE_PORT '^[0-9]{4,5}$' "a port"
 check GL_GREEN_PORT '^[0-9]{4,5}$' "a port"
 check GL_PG_MAJOR '^[0-9]{2}$' "a PostgreSQL major version"
 check GL_BOOTSTRAP_ID '^[A-Za-z0-9]{8,64}$' "a script id"
+check GL_SCRIPTS_ID '^[0-9a-f]{16}$' "a scripts id"
 [[ $(id -u) -eq 0 ]] || die "the bootstrap must run as root"
 
 APP=$GL_APP
 ROOT=/srv/$APP
+
+# --- the scripts: root-owned, content-addressed ----------------------------------------------
+LIB_ROOT=/srv/greenlight-scripts
+source_dir=$(cd "${BASH_SOURCE[0]%/*}" && pwd -P)
+scripts=$LIB_ROOT/$GL_SCRIPTS_ID
+install -d -o root -g root -m 0755 "$LIB_ROOT"
+if [[ ! -f $scripts/.installed ]]; then
+  have=$(scripts_id "$source_dir")
+  [[ $have == "$GL_SCRIPTS_ID" ]] ||
+    die "the scripts in $source_dir are version $have, not $GL_SCRIPTS_ID: the copy is incomplete or stale"
+  new=""
+  tmp_dir new scripts "$LIB_ROOT"
+  cp -- "$source_dir"/*.sh "$new/"
+  chown -R root:root "$new"
+  chmod 0644 "$new"/*.sh
+  chmod 0755 "$new"
+  [[ $(scripts_id "$new") == "$GL_SCRIPTS_ID" ]] || die "the scripts changed while they were installed"
+  touch "$new/.installed"
+  rm -rf -- "$scripts"
+  mv -T "$new" "$scripts"
+  log "installed scripts $GL_SCRIPTS_ID in $scripts"
+fi
+# Older versions go, but the four newest (a step of an update that is under way may still use one).
+prune_versions() { # DIR KEEP: removes the scripts-id directories in DIR but the KEEP newest
+  find "$1" -mindepth 1 -maxdepth 1 -type d -regextype posix-extended -regex '.*/[0-9a-f]{16}' \
+    ! -name "$GL_SCRIPTS_ID" -printf '%T@ %p\n' | sort -rn | tail -n +"$(($2 + 1))" | cut -d' ' -f2- |
+    xargs -r rm -rf --
+}
+prune_versions "$LIB_ROOT" 4
+# The copies the program made for the admin user: this one is installed, earlier ones are done.
+if [[ $source_dir == */.greenlight/"$GL_SCRIPTS_ID"/remote ]]; then prune_versions "${source_dir%/*/*}" 0; fi
+
+# A host prepared by this bootstrap with these values needs nothing more: a change of another
+# step's script (a new scripts id) only installs the scripts.
+prepared="$GL_BOOTSTRAP_ID $(printf '%s\n' "$GL_APP" "$GL_DEPLOY_KEY" "$GL_VPC_CIDR" "$GL_BLUE_PORT" \
+  "$GL_GREEN_PORT" "$GL_PG_MAJOR" | sha256sum | cut -c1-16)"
+if [[ -f $ROOT/.bootstrap && $(<"$ROOT/.bootstrap") == "$prepared" ]]; then
+  log "host already prepared by bootstrap $GL_BOOTSTRAP_ID with these values; scripts $GL_SCRIPTS_ID installed"
+  printf '{"host":"%s","app":"%s","bootstrap":"%s","scripts":"%s","prepared":false}\n' \
+    "$(hostname)" "$APP" "$GL_BOOTSTRAP_ID" "$GL_SCRIPTS_ID"
+  exit 0
+fi
 
 # --- packages -----------------------------------------------------------------------------
 packages=(nginx supervisor python3 python3-venv python3-boto3 postgresql-client curl sudo
@@ -73,8 +121,13 @@ printf '%s\n' "$GL_DEPLOY_KEY" | write_file /home/deploy/.ssh/authorized_keys 06
 install -d -o deploy -g deploy -m 0755 "$ROOT" "$ROOT/releases" "$ROOT/shared" "$ROOT/shared/venvs" \
   "$ROOT/shared/pip-cache"
 install -d -o app -g app -m 0755 "$ROOT/shared/media"
+# Each step's log and recorded result (step.sh): deploy's alone, as migrate's log may carry
+# whatever the app prints.
+install -d -o deploy -g deploy -m 0700 "$ROOT/steps" "$ROOT/steps/log"
 # The app's settings, rendered from SSM by each fetch: readable and writable by the app only.
 [[ -e $ROOT/shared/.env ]] || install -o app -g app -m 0600 /dev/null "$ROOT/shared/.env"
+# Where the app user writes a new .env (0600) for deploy to rename over the old one (lib.sh).
+install -d -o deploy -g app -m 2770 "$ROOT/shared/.settings"
 # gunicorn (app) creates its sockets here; nginx (www-data) connects: setgid keeps the group.
 install -d -o app -g www-data -m 2750 "$ROOT/run"
 install -d -o app -g app -m 0750 "/var/log/$APP"
@@ -83,19 +136,21 @@ install -d -o app -g app -m 0750 "/var/log/$APP"
 # --- sudo: exactly what the release steps need ------------------------------------------------
 slots_cmds=""
 for slot in blue green; do
-  for verb in start stop restart status "signal HUP"; do
+  for verb in start stop restart status update "signal HUP"; do
     slots_cmds+="${slots_cmds:+, }/usr/bin/supervisorctl $verb $APP-$slot"
   done
 done
 sudoers=$(mktemp)
 cat >"$sudoers" <<EOF
 # greenlight ($APP): the deploy user restarts its own slots, writes the app's .env and runs
-# the app's commands (migrate, collectstatic) as the app user with a release's python.
+# the app's commands (migrate, collectstatic) as the app user with a release's python, and
+# stops what such a command left running when its step hits its time limit (a process group).
 # Files the app writes into a release (collectstatic) stay group-writable, so cleanup (deploy,
 # in group app) can remove them.
 Defaults>app umask=0002
 deploy ALL=(root) NOPASSWD: $slots_cmds
-deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.env, $ROOT/releases/*/venv/bin/python
+deploy ALL=(app) NOPASSWD: /usr/bin/tee $ROOT/shared/.settings/env.new, $ROOT/releases/*/venv/bin/python, \\
+  /usr/bin/kill -TERM -- -[0-9]*, /usr/bin/kill -KILL -- -[0-9]*
 EOF
 visudo -cqf "$sudoers" || die "generated sudoers does not parse"
 write_file "/etc/sudoers.d/greenlight-$APP" 0440 root:root <"$sudoers" || true
@@ -142,8 +197,21 @@ EOF
 }
 ensure_running supervisor
 supervisor_conf | write_file "/etc/supervisor/conf.d/greenlight-$APP.conf" 0644 root:root || true
-supervisorctl reread >&2
-supervisorctl update >&2
+# A changed program is applied at once only to a slot that is not running: `supervisorctl
+# update` would restart a running one, and this host cannot know which colour the load balancer
+# serves. A running slot takes its new program at its next activation (activate.sh updates it
+# before it restarts it).
+mapfile -t reread < <(supervisorctl reread 2>&1)
+for line in "${reread[@]}"; do
+  [[ $line =~ ^($APP-(blue|green)):\ (changed|available)$ ]] || continue
+  program=${BASH_REMATCH[1]}
+  if [[ ${BASH_REMATCH[3]} == changed ]] && supervisorctl status "$program" 2>/dev/null | grep -q RUNNING; then
+    log "$program is running: its new supervisor program applies at its next activation, not now"
+  else
+    supervisorctl update "$program" >&2
+    log "supervisor program $program ${BASH_REMATCH[3]}: applied"
+  fi
+done
 
 # --- nginx: one server per slot port, static from the slot's release, media from shared/.
 # X-Forwarded-Proto is passed on only from the VPC (the ALB) and loopback.
@@ -240,6 +308,7 @@ write_file "/etc/logrotate.d/greenlight-$APP" 0644 root:root <<EOF || true
 }
 EOF
 
-printf '%s\n' "$GL_BOOTSTRAP_ID" | write_file "$ROOT/.bootstrap" 0644 root:root || true
-log "host ready for $APP (bootstrap $GL_BOOTSTRAP_ID)"
-printf '{"host":"%s","app":"%s","bootstrap":"%s"}\n' "$(hostname)" "$APP" "$GL_BOOTSTRAP_ID"
+printf '%s\n' "$prepared" | write_file "$ROOT/.bootstrap" 0644 root:root || true
+log "host ready for $APP (bootstrap $GL_BOOTSTRAP_ID, scripts $GL_SCRIPTS_ID)"
+printf '{"host":"%s","app":"%s","bootstrap":"%s","scripts":"%s","prepared":true}\n' \
+  "$(hostname)" "$APP" "$GL_BOOTSTRAP_ID" "$GL_SCRIPTS_ID"

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # shellcheck shell=bash
-# greenlight: helpers shared by every remote script. The program sends this file, byte for
-# byte, in front of each script (components/remote.ts); run from a checkout, a script
-# sources it instead. Values arrive as GL_* environment assignments in the command text:
-# none of them is a secret. Secrets come only from SSM (read with the instance role) or
-# shared/.env, travel through pipes, and are never printed.
+# greenlight: helpers shared by every remote script, which sources this file from its own
+# directory: /srv/greenlight-scripts/<scripts-id>/ on a host (installed by the bootstrap),
+# or a checkout. step.sh runs each step and hands it its values (GL_* variables) from the
+# command line: none of them is a secret. Secrets come only from SSM (read with the instance
+# role) or shared/.env, travel through pipes, and are never printed.
 set -Eeuo pipefail
 umask 027
 export LC_ALL=C.UTF-8
@@ -12,7 +12,9 @@ export LC_ALL=C.UTF-8
 GL_STEP=${GL_STEP:-greenlight}
 GL_LOCK_TIMEOUT=${GL_LOCK_TIMEOUT:-900}
 
-log() { printf '%s greenlight %s: %s\n' "$(date -u +%H:%M:%S)" "$GL_STEP" "$*" >&2; }
+# Log lines go to the step's log on the host (step.sh); their millisecond stamps say where a
+# step's time goes (bench/).
+log() { printf '%s greenlight %s: %s\n' "$(date -u +%H:%M:%S.%3N)" "$GL_STEP" "$*" >&2; }
 die() {
   log "error: $*"
   exit 1
@@ -57,6 +59,20 @@ check_key() { # NAME: an S3 key without traversal or odd characters
   [[ ${!1} != *..* ]] || die "$1 contains .."
 }
 
+# scripts_id DIR: the content address of the scripts in DIR (every *.sh, by name): the first
+# 16 hex digits of the sha256 of "<name>\n<size>\n<content>" for each file in C order. The
+# program computes the same (components/remote.ts, scriptsId).
+scripts_id() {
+  local f
+  (
+    cd "$1" || exit 1
+    for f in *.sh; do
+      printf '%s\n%s\n' "$f" "$(stat -c %s -- "$f")"
+      cat -- "$f"
+    done | sha256sum | cut -c1-16
+  )
+}
+
 app_paths() {
   APP_ROOT=/srv/$GL_APP
   # shellcheck disable=SC2034 # used by the scripts that follow this file
@@ -83,8 +99,10 @@ lock() {
 #   aws_py get BUCKET KEY FILE    download to FILE; prints its sha256
 #   aws_py unpack BUCKET KEY DIR  download a .tar.gz and unpack it into DIR in the same pass
 #                                 (regular files and directories only: no link, no absolute
-#                                 path, no ..); prints the archive's sha256 for the caller to check
-#   aws_py put BUCKET KEY FILE|-  upload (multipart when large; - streams stdin); prints the sha256 sent
+#                                 path, no ..; sane modes, as tarfile's data filter); prints the
+#                                 archive's sha256 for the caller to check
+#   aws_py put BUCKET KEY FILE|-  upload (multipart when large; - streams stdin); prints the sha256
+#                                 and the size of what it sent
 #   aws_py rm BUCKET KEY          delete
 # shellcheck disable=SC2016 # Python, not shell
 GL_AWS_PY='
@@ -94,6 +112,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 op, args = sys.argv[1], sys.argv[2:]
+DATA_FILTER = hasattr(tarfile, "data_filter")
 session = boto3.session.Session(region_name=os.environ["GL_REGION"])
 options = {
     "endpoint_url": os.environ.get("GL_AWS_ENDPOINT_URL") or None,
@@ -101,10 +120,12 @@ options = {
 }
 
 def hashing(stream, digest):
-    class Reader:  # what s3transfer reads, hashed on the way (and non-seekable: read in order)
+    class Reader:  # what s3transfer reads, hashed and counted on the way (non-seekable: in order)
+        size = 0
         def read(self, n=-1):
             data = stream.read(n)
             digest.update(data)
+            Reader.size += len(data)
             return data
     return Reader()
 
@@ -142,7 +163,19 @@ try:
                 parts = member.name.split("/")
                 if member.name.startswith("/") or ".." in parts or not (member.isreg() or member.isdir()):
                     sys.exit(f"greenlight: the artifact has a link, an absolute path or .. ({member.name})")
-                tar.extract(member, dest)
+                # What the tarfile "data" filter keeps (Python >= 3.12; Debian 12 has 3.11.2): no
+                # setuid, setgid or sticky bit, nothing group- or world-writable, no mode-000
+                # directory; directories 0755, files 0644 or, if the owner could run them, 0755.
+                if member.isdir():
+                    member.mode = 0o755
+                else:
+                    member.mode = 0o755 if member.mode & 0o100 else 0o644
+                member.uid = member.gid = 0
+                member.uname = member.gname = ""
+                if DATA_FILTER:
+                    tar.extract(member, dest, filter="data")
+                else:
+                    tar.extract(member, dest)
         while reader.read(1 << 20):  # the rest of the stream (gzip trailer): hash every byte
             pass
         print(digest.hexdigest())
@@ -150,8 +183,9 @@ try:
         bucket, key, path = args
         digest = hashlib.sha256()
         source = sys.stdin.buffer if path == "-" else open(path, "rb")
-        session.client("s3", **options).upload_fileobj(hashing(source, digest), bucket, key)
-        print(digest.hexdigest())
+        reader = hashing(source, digest)
+        session.client("s3", **options).upload_fileobj(reader, bucket, key)
+        print(digest.hexdigest(), reader.size)
     elif op == "rm":
         bucket, key = args
         session.client("s3", **options).delete_object(Bucket=bucket, Key=key)
@@ -189,28 +223,45 @@ print(env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USER"])
   export PGPASSFILE=$dir/pgpass PGSSLMODE=${GL_PGSSLMODE:-require} PGCONNECT_TIMEOUT=15
 }
 
-# take_backup LABEL: pg_dump of the whole database to the backup bucket. The dump streams to
-# the bucket while it is written (the upload overlaps the dump) and to a local copy, which must
-# read back with pg_restore --list; if the dump, the upload or the check fails, the object is
-# removed again and nothing counts as a backup. Prints a JSON summary (key, size, sha256).
+# take_backup LABEL: pg_dump of the whole database to the backup bucket, never to local disk:
+# the dump streams to the bucket and, on the way, through pg_restore, which reads every byte of
+# it back (the whole archive rendered as SQL to a counter, not only its table of contents). If
+# the dump, the upload or the check fails, the object is removed again and nothing counts as a
+# backup. The host's disk is checked first: the work files (and the live slots) need room, and
+# a dump must never be what fills it. Prints a JSON summary (key, size, sha256).
+#   GL_BACKUP_MIN_FREE_MB: the free space below which no backup starts (default 256).
 take_backup() {
-  local label=$1 work key size sum entries
+  local label=$1 work key sum size entries check rc free
   require GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
+  GL_BACKUP_MIN_FREE_MB=${GL_BACKUP_MIN_FREE_MB:-256}
+  check GL_BACKUP_MIN_FREE_MB '^[0-9]{1,9}$' "a number of megabytes"
   work=""
   tmp_dir work backup
+  free=$(($(df -Pk -- "$work" | awk 'NR == 2 { print $4 }') / 1024))
+  ((free >= GL_BACKUP_MIN_FREE_MB)) ||
+    die "only $free MB free on $(df -P -- "$work" | awk 'NR == 2 { print $6 }') (at least $GL_BACKUP_MIN_FREE_MB MB needed): no backup started, free some space first"
   db_connection "$work"
   key="db/$(date -u +%Y%m%dT%H%M%SZ)-$label.dump"
-  log "pg_dump of $PGDATABASE on $PGHOST, streamed to s3://$GL_BACKUP_BUCKET/$key"
-  if ! sum=$(pg_dump --format=custom --no-password | tee "$work/backup.dump" | aws_py put "$GL_BACKUP_BUCKET" "$key" -) ||
-    ! pg_restore --list "$work/backup.dump" >"$work/toc"; then
+  mkfifo -m 0600 "$work/stream"
+  {
+    pg_restore --file=- <"$work/stream" | { grep -c '^-- Name: ' || true; } >"$work/entries"
+    echo "${PIPESTATUS[0]}" >"$work/check"
+  } &
+  check=$!
+  log "pg_dump of $PGDATABASE on $PGHOST, streamed to s3://$GL_BACKUP_BUCKET/$key and checked on the way"
+  rc=0
+  sum=$(pg_dump --format=custom --no-password | tee "$work/stream" | aws_py put "$GL_BACKUP_BUCKET" "$key" -) || rc=$?
+  wait "$check" || true
+  if ((rc != 0)) || [[ $(cat "$work/check" 2>/dev/null) != 0 ]]; then
     aws_py rm "$GL_BACKUP_BUCKET" "$key" 2>/dev/null || true
     die "no backup: the dump, its upload or its check failed (see above); the object was removed"
   fi
+  read -r sum size <<<"$sum"
   check sum '^[0-9a-f]{64}$' "a sha256"
+  check size '^[0-9]+$' "a size"
   # An empty database (before the first migration) has no entries: still a valid backup.
-  entries=$(grep -vc '^;' "$work/toc" || true)
-  size=$(stat -c %s "$work/backup.dump")
-  log "verified $entries entries, $size bytes"
+  entries=$(<"$work/entries")
+  log "verified $entries entries, $size bytes, from the stream"
   printf '{"key":"%s","bucket":"%s","size":%s,"sha256":"%s","database":"%s","entries":%s,"takenAt":"%s"}\n' \
     "$key" "$GL_BACKUP_BUCKET" "$size" "$sum" "$PGDATABASE" "$entries" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 }
@@ -236,11 +287,35 @@ as_app() {
   (cd "$dir" && umask 002 && sudo -n -u app -- "${argv[@]}")
 }
 
-# render_env: shared/.env from the environment's SSM parameters. Written as the app user into
-# the file the bootstrap created (app's, 0600), so deploy never holds it. Not atomic, but only
-# read when a process starts, and those start under the lock (or reload gracefully, see
-# settings.sh).
+# render_env_new: the environment's SSM parameters into shared/.settings/env.new, whole or not at
+# all. The app user writes them (tee, through sudoers) into that directory (deploy's, group app,
+# 2770: the app may create files there, deploy rename them), 0600 (umask 077: sudo applies the
+# union of ours and sudoers'), so deploy never holds them. A failed SSM read or a full disk
+# leaves no file.
+render_env_new() {
+  local new=$SHARED/.settings/env.new
+  if ! (umask 077 && parameters_as_env | sudo -n -u app /usr/bin/tee "$new" >/dev/null); then
+    rm -f -- "$new"
+    die "could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
+  fi
+}
+
+# render_env: shared/.env from SSM; only when the read and the write both succeeded does deploy
+# (shared/'s owner) rename the new file over .env, so a failure leaves .env as it was. .env is
+# read when a process starts (under the lock, or by a gated reload, see settings.sh).
 render_env() {
-  parameters_as_env | sudo -n -u app /usr/bin/tee "$SHARED/.env" >/dev/null
+  render_env_new
+  mv -f -- "$SHARED/.settings/env.new" "$SHARED/.env"
   log "rendered shared/.env from $GL_PARAMETER_PATH"
+}
+
+# swap_files A B: exchanges two paths in one atomic step (renameat2 RENAME_EXCHANGE): there is
+# no moment without either. Needs only write access to their directory.
+swap_files() {
+  python3 -c '
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2]), 2) != 0:
+    sys.exit(f"greenlight: cannot exchange {sys.argv[1]} and {sys.argv[2]}: {os.strerror(ctypes.get_errno())}")
+' "$1" "$2"
 }

@@ -1,4 +1,5 @@
-// The release steps, byte for byte as the program sends them, over real SSH on two local
+// The release steps, exactly as the program sends them (the scripts copied as its
+// remote.CopyToRemote copies them, each step one short command), over real SSH on two local
 // Debian hosts (separate filesystems), with PostgreSQL, nginx, supervisor, gunicorn and
 // Django from Debian, and S3/SSM stand-ins. The scenarios run in order, like the life of an
 // environment: bootstrap, first release, a second release under load, then every way a
@@ -9,7 +10,7 @@ import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { Step } from "../../components/remote";
+import { INSTALL_ROOT, SCRIPT_DIR, StepCall, createCommand, scriptsId } from "../../components/remote";
 import { artifactKey } from "../../scripts/cli/lib/stack";
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
 import { Artifact, Variant, siteArtifact } from "../rig/artifacts";
@@ -40,21 +41,43 @@ describe("release steps on real hosts", function () {
     return { key: artifactKey(a.sha256), sha256: a.sha256, lockHash: a.lockHash };
   };
 
-  const run = async (host: RigHost, step: Step, values: Record<string, string>): Promise<RunResult> => {
-    const r = await w.step(host, step, values);
+  type RunOpts = { timeoutSeconds?: number; scriptsDir?: string; copy?: boolean };
+  const run = async (host: RigHost, call: StepCall, opts: RunOpts = {}): Promise<RunResult> => {
+    const r = await w.step(host, call, opts);
     transcript.push(r.stdout, r.stderr);
     return r;
   };
-  const ok = async (host: RigHost, step: Step, values: Record<string, string>) => {
-    const r = await run(host, step, values);
-    assert.equal(r.code, 0, `${step} on ${host.name} failed:\n${r.stderr.slice(-3000)}`);
+  /** The step's whole log on the host, from the path its summary names. */
+  const logOf = async (host: RigHost, r: RunResult): Promise<string> => {
+    const file = /\(log: (\S+)\)$|The whole log stays on the host: (\S+)$/m.exec(r.stderr);
+    assert.ok(file, `the step names its log: ${r.stderr}`);
+    return sh(host, `cat -- '${file[1] ?? file[2]}'`);
+  };
+  const ok = async (host: RigHost, call: StepCall) => {
+    const r = await run(host, call);
+    assert.equal(r.code, 0, `${call.step} on ${host.name} failed:\n${r.stderr.slice(-3000)}`);
     return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
   };
-  const fails = async (host: RigHost, step: Step, values: Record<string, string>, why: RegExp) => {
-    const r = await run(host, step, values);
-    assert.notEqual(r.code, 0, `${step} on ${host.name} should have failed`);
-    assert.match(r.stderr, why);
-    return r;
+  /**
+   * A step that must fail. Its message is built as pulumi-command 1.2 builds a failed command's
+   * error (`Process exited with status N: running "<command>":` and all of stdout and stderr):
+   * under 4 KB, naming the step and the host. `why` is looked for in the message and the whole
+   * log on the host; the message must not contain `notInMessage` (what only the log may hold).
+   */
+  const fails = async (host: RigHost, call: StepCall, why: RegExp, o: RunOpts & { notInMessage?: RegExp } = {}) => {
+    const r = await run(host, call, o);
+    assert.notEqual(r.code, 0, `${call.step} on ${host.name} should have failed`);
+    const command = createCommand(call, { timeoutSeconds: o.timeoutSeconds ?? 1200 });
+    const message = `Process exited with status ${r.code}: running ${JSON.stringify(command)}:\n${r.stdout}${r.stderr}`;
+    assert.ok(Buffer.byteLength(message) < 4096, `a ${Buffer.byteLength(message)}-byte error:\n${message}`);
+    assert.match(r.stderr, new RegExp(`^greenlight ${call.step} .*\\b${host.name}\\b`, "m"), r.stderr);
+    const log = /The whole log stays on the host/.test(r.stderr) ? await logOf(host, r) : "";
+    assert.match(`${r.stderr}\n${log}`, why);
+    if (o.notInMessage) {
+      assert.doesNotMatch(message, o.notInMessage);
+      assert.match(log, o.notInMessage, "the whole log keeps it");
+    }
+    return { ...r, message, log };
   };
   const sh = async (host: RigHost, script: string, user?: string) => {
     const r = await host.exec(["bash", "-c", script], user ? { user } : {});
@@ -64,15 +87,25 @@ describe("release steps on real hosts", function () {
   const slotTarget = (host: RigHost, slot: Slot) => sh(host, `readlink /srv/${APP}/${slot} || true`);
   const serves = async (host: RigHost, slot: Slot) => (await w.get(host, PORT[slot], "/healthz")).body;
 
+  /** A copy of scripts/remote (named "remote", as the copy on a host is), to change. */
+  const scriptsCopy = () => {
+    const dir = path.join(fs.mkdtempSync(path.join(out, "scripts-")), "remote");
+    fs.mkdirSync(dir);
+    for (const f of fs.readdirSync(SCRIPT_DIR)) fs.copyFileSync(path.join(SCRIPT_DIR, f), path.join(dir, f));
+    return dir;
+  };
+
   /** A whole release into `slot`: fetch everywhere, backup + migrate on h0, activate everywhere. */
   const release = async (slot: Slot, id: string, variant: Variant) => {
     const a = await artifact(variant);
-    const fetched = await Promise.all([h0, h1].map((h) => ok(h, "fetch", w.values.fetch(slot, id, a))));
-    const backup = await ok(h0, "backup", w.values.backup(id));
-    const migrate = await ok(h0, "migrate", w.values.migrate(id));
-    const activated = await Promise.all([h0, h1].map((h) => ok(h, "activate", w.values.activate(slot, id))));
+    const fetched = await Promise.all([h0, h1].map((h) => ok(h, w.values.fetch(slot, id, a))));
+    const backup = await ok(h0, w.values.backup(id, slot));
+    const migrate = await ok(h0, w.values.migrate(id, slot));
+    const activated = await Promise.all([h0, h1].map((h) => ok(h, w.values.activate(slot, id))));
     return { fetched, backup, migrate, activated };
   };
+
+  let first: Awaited<ReturnType<typeof release>>;
 
   before(async function () {
     this.timeout(900_000);
@@ -93,10 +126,21 @@ describe("release steps on real hosts", function () {
   });
 
   it("bootstrap prepares each host (users, sudoers, supervisor, nginx, key-only sshd) and is idempotent", async () => {
-    for (const h of [h0, h1]) await ok(h, "bootstrap", w.values.bootstrap());
-    const again = await run(h0, "bootstrap", w.values.bootstrap());
+    for (const h of [h0, h1]) assert.equal((await ok(h, w.values.bootstrap())).prepared, true);
+    const again = await run(h0, w.values.bootstrap());
     assert.equal(again.code, 0);
-    assert.doesNotMatch(again.stderr, /wrote |installing /, "a second run changes nothing");
+    assert.match(await logOf(h0, again), /host already prepared by bootstrap/, "the same bootstrap does nothing again");
+    // A changed bootstrap prepares the host again, idempotently: nothing is rewritten.
+    const boot = w.values.bootstrap();
+    const changed = await run(h0, { ...boot, values: { ...boot.values, GL_BOOTSTRAP_ID: "0123456789abcdef" } });
+    assert.equal(changed.code, 0, changed.stderr);
+    const log = await logOf(h0, changed);
+    assert.match(log, /host ready for site/);
+    assert.doesNotMatch(
+      log.replace(/wrote \/srv\/site\/\.bootstrap$/m, ""),
+      /wrote |installing /,
+      "a second run changes nothing",
+    );
     const sshd = await sh(
       h0,
       "sshd -T | grep -E '^(passwordauthentication|kbdinteractiveauthentication|permitrootlogin|hostkey) '",
@@ -118,7 +162,10 @@ describe("release steps on real hosts", function () {
     assert.match(sudo, /\(root\) NOPASSWD: \/usr\/bin\/supervisorctl start site-blue, /);
     assert.match(
       sudo,
-      /\(app\) NOPASSWD: \/usr\/bin\/tee \/srv\/site\/shared\/\.env, \/srv\/site\/releases\/\*\/venv\/bin\/python$/,
+      new RegExp(
+        "\\(app\\) NOPASSWD: /usr/bin/tee /srv/site/shared/\\.settings/env\\.new, /srv/site/releases/\\*/venv/bin/python, " +
+          "/usr/bin/kill -TERM -- -\\[0-9\\]\\*, /usr/bin/kill -KILL -- -\\[0-9\\]\\*$",
+      ),
     );
     assert.doesNotMatch(sudo, /\(ALL\)|NOPASSWD: ALL/);
     assert.equal((await h0.exec(["sudo", "-u", "deploy", "sudo", "-n", "/usr/bin/id"])).code === 0, false);
@@ -126,8 +173,54 @@ describe("release steps on real hosts", function () {
     assert.match(await sh(h0, `cat /etc/logrotate.d/greenlight-${APP}`), /\/var\/log\/site\/\*\.log/);
   });
 
+  it("the scripts reach each host once per version: installed root-owned under their content address", async () => {
+    const id = scriptsId();
+    for (const h of [h0, h1]) {
+      assert.equal(await sh(h, `stat -c '%U %a' ${INSTALL_ROOT}/${id}`), "root 755");
+      assert.equal(
+        await sh(h, `cd ${INSTALL_ROOT}/${id} && stat -c '%U %a %n' *.sh | sort -u -k1,2 | cut -d' ' -f1,2`),
+        "root 644",
+      );
+      assert.equal(
+        await sh(h, `ls ${INSTALL_ROOT}/${id}`),
+        fs
+          .readdirSync(SCRIPT_DIR)
+          .filter((f) => f.endsWith(".sh"))
+          .sort()
+          .join("\n"),
+      );
+    }
+    assert.notEqual(
+      (await h0.exec(["bash", "-c", `echo x >>${INSTALL_ROOT}/${id}/fetch.sh`], { user: "deploy" })).code,
+      0,
+    );
+    // A new version of one step's script: the bootstrap installs it and prepares nothing again.
+    const dir = scriptsCopy();
+    fs.appendFileSync(path.join(dir, "cleanup.sh"), "# a new version\n");
+    const next = scriptsId(dir);
+    assert.notEqual(next, id);
+    const r = await run(h1, w.values.bootstrap(), { scriptsDir: dir });
+    assert.equal(r.code, 0, r.stderr);
+    const log = await logOf(h1, r);
+    assert.match(log, new RegExp(`installed scripts ${next} in ${INSTALL_ROOT}/${next}`));
+    assert.match(log, /host already prepared by bootstrap/);
+    assert.match(await sh(h1, `tail -n 1 ${INSTALL_ROOT}/${next}/cleanup.sh`), /^# a new version$/);
+    assert.equal(await sh(h1, "ls /home/admin/.greenlight"), next, "the admin's earlier copies are removed");
+    // A copy that does not match its content address is refused, and nothing is installed.
+    fs.appendFileSync(path.join(dir, "cleanup.sh"), "# a third version\n");
+    const third = scriptsId(dir);
+    await w.copyScripts(h1, dir);
+    await sh(h1, `echo 'echo tampered' >>/home/admin/.greenlight/${third}/remote/fetch.sh`);
+    await fails(h1, w.values.bootstrap(), new RegExp(`are version [0-9a-f]{16}, not ${third}`), {
+      scriptsDir: dir,
+      copy: false,
+    });
+    assert.equal(await sh(h1, `test -e ${INSTALL_ROOT}/${third} && echo yes || echo no`), "no");
+  });
+
   it("first release: fetch (cold venv) -> backup -> migrate -> activate, and the slot answers with its id", async () => {
     const r = await release("blue", "r1", "base");
+    first = r;
     for (const f of r.fetched) assert.equal(f.venv, "built");
     assert.match(String(r.backup.key), /^db\/\d{8}T\d{6}Z-before-r1\.dump$/);
     assert.deepEqual(
@@ -143,6 +236,31 @@ describe("release steps on real hosts", function () {
     // Static files come from the slot's release, media from the shared dir, through nginx.
     const css = await w.get(h0, PORT.blue, "/static/admin/css/base.css");
     assert.equal(css.status, 200);
+  });
+
+  it("an update that is not a release prints each step's recorded result, so the outputs keep their values", async () => {
+    const a = await artifact("base");
+    const same = async (h: RigHost, call: StepCall, result: Record<string, unknown>) => {
+      const u = await w.update(h, call);
+      assert.equal(u.code, 0, u.stderr);
+      assert.deepEqual(JSON.parse(u.stdout), result, `${call.step} on ${h.name}`);
+    };
+    for (const [i, h] of [h0, h1].entries()) {
+      await same(h, w.values.fetch("blue", "r1", a), first.fetched[i]);
+      await same(h, w.values.activate("blue", "r1"), first.activated[i]);
+    }
+    await same(h0, w.values.backup("r1", "blue"), first.backup);
+    await same(h0, w.values.migrate("r1", "blue"), first.migrate);
+    assert.match(String(first.backup.takenAt), /^\d{4}-/, "lastBackup has what the restore runbook picks from");
+    // Nothing ran again: still one backup of r1 in the bucket.
+    assert.equal(w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r1")).length, 1);
+    // No record (a step that never ran here): the update fails and says why, on which host.
+    const u = await w.update(h1, w.values.migrate("r1", "blue"));
+    assert.notEqual(u.code, 0);
+    assert.match(
+      u.stderr,
+      new RegExp(`greenlight migrate: no recorded result /srv/site/steps/blue\\.r1\\.migrate\\.json on ${h1.name}`),
+    );
   });
 
   it("a second release to green while blue serves continuous requests: not one fails", async () => {
@@ -184,7 +302,7 @@ describe("release steps on real hosts", function () {
     const load = startLoad(
       [h0, h1].flatMap((h) => [PORT.blue, PORT.green].map((p) => `http://${h.ip}:${p}/api/notes`)),
     );
-    const results = await Promise.all([h0, h1].map((h) => ok(h, "settings", w.values.settings())));
+    const results = await Promise.all([h0, h1].map((h) => ok(h, w.values.settings())));
     const seen = await load.stop();
     assert.deepEqual(seen.failures, [], "no request failed during the reload");
     for (const r of results) assert.equal(r.reloaded, "blue green");
@@ -195,6 +313,72 @@ describe("release steps on real hosts", function () {
     assert.equal(await serves(h1, "green"), "r2");
   });
 
+  it("a bootstrap that changes the slots' supervisor program restarts no running slot; activation applies it", async () => {
+    const pids = () => Promise.all(["blue", "green"].map((slot) => sh(h0, `supervisorctl pid ${APP}-${slot}`)));
+    const before = await pids();
+    const dir = scriptsCopy();
+    const boot = path.join(dir, "bootstrap.sh");
+    fs.writeFileSync(boot, fs.readFileSync(boot, "utf8").replace("startretries=3", "startretries=4"));
+    const call = w.values.bootstrap();
+    const r = await run(
+      h0,
+      { ...call, values: { ...call.values, GL_BOOTSTRAP_ID: "newsupervisor" } },
+      { scriptsDir: dir },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const log = await logOf(h0, r);
+    for (const slot of ["blue", "green"]) {
+      assert.match(
+        log,
+        new RegExp(`${APP}-${slot} is running: its new supervisor program applies at its next activation`),
+      );
+    }
+    assert.deepEqual(await pids(), before, "neither slot restarted");
+    assert.equal(await serves(h0, "blue"), "r1");
+    assert.equal(await serves(h0, "green"), "r2");
+    await ok(h0, w.values.activate("blue", "r1"));
+    assert.equal(await sh(h0, "supervisorctl reread"), `${APP}-green: changed`, "blue runs its new program now");
+    assert.equal(await serves(h0, "blue"), "r1");
+  });
+
+  it("a failed SSM read leaves .env whole: it is rendered to a temporary file, renamed only on success", async () => {
+    const env = () => sh(h0, `sha256sum /srv/${APP}/shared/.env; stat -c '%U %a %s' /srv/${APP}/shared/.env`);
+    const before = await env();
+    assert.doesNotMatch(before, / 0$/, "a .env with settings");
+    w.aws.failNext("GetParametersByPath", 10); // more than boto3's retries
+    await fails(h0, w.values.settings(), /could not read the settings from \/greenlight\/hosttest\/ .*unchanged/);
+    w.aws.clearFaults();
+    assert.equal(await env(), before, "the .env is as it was");
+    assert.equal(await sh(h0, `ls -A /srv/${APP}/shared/.settings`), "", "no partial file is left");
+    assert.equal(await serves(h0, "blue"), "r1");
+    assert.equal(await serves(h0, "green"), "r2");
+  });
+
+  it("a setting that stops the app booting fails the first slot's gate: the previous .env comes back, nothing else reloads", async () => {
+    const env = () => sh(h0, `sha256sum /srv/${APP}/shared/.env`);
+    const before = await env();
+    const greenMaster = await sh(h0, `supervisorctl pid ${APP}-green`);
+    w.aws.deleteParameter(`${w.parameterPath}SECRET_KEY`); // the site refuses to start without it
+    let failed: Awaited<ReturnType<typeof fails>>;
+    try {
+      failed = await fails(
+        h0,
+        w.values.settings(),
+        new RegExp(`the new settings failed slot blue's health gate on ${h0.name}: \\.env is back as it was`),
+      );
+    } finally {
+      w.aws.putParameter(`${w.parameterPath}SECRET_KEY`, w.secrets.secretKey, "SecureString");
+    }
+    assert.match(failed.log, /putting the previous settings back and reloading blue on them/);
+    assert.equal(await env(), before, "the previous .env is back");
+    assert.equal(await sh(h0, `supervisorctl pid ${APP}-green`), greenMaster, "green was never reloaded");
+    for (let i = 0; (await serves(h0, "blue").catch(() => "")) !== "r1"; i++) {
+      assert.ok(i < 150, "blue serves r1 again");
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(await serves(h0, "green"), "r2");
+  });
+
   it("migrations ran exactly once across hosts and releases", async () => {
     const dupes = await w.pg.query(
       "select app, name, count(*) from django_migrations group by 1, 2 having count(*) > 1",
@@ -202,12 +386,12 @@ describe("release steps on real hosts", function () {
     );
     assert.equal(dupes.trim(), "");
     assert.equal((await w.pg.query("select count(*) from django_migrations where app = 'notes'", APP)).trim(), "3");
-    const again = await ok(h0, "migrate", w.values.migrate("r2"));
+    const again = await ok(h0, w.values.migrate("r2", "green"));
     assert.deepEqual(again.applied, [], "a retried migrate applies nothing");
   });
 
   it("the backup restores into a fresh database with equal row counts", async () => {
-    const b = await ok(h0, "backup", w.values.backup("r2"));
+    const b = await ok(h0, w.values.backup("r2"));
     const dump = w.aws.getObject(w.backupBucket, String(b.key));
     assert.ok(dump && dump.length === b.size, "the uploaded object is the dump");
     const file = path.join(out, "check.dump");
@@ -249,6 +433,20 @@ describe("release steps on real hosts", function () {
     }
   });
 
+  it("a backup streams to the bucket, checked on the way, and refuses to start on a nearly full disk", async () => {
+    const call = w.values.backup("r2", "green");
+    const keys = w.aws.listKeys(w.backupBucket).length;
+    await fails(
+      h0,
+      { ...call, values: { ...call.values, GL_BACKUP_MIN_FREE_MB: "999999999" } },
+      /only \d+ MB free on \S+ \(at least 999999999 MB needed\): no backup started/,
+    );
+    assert.equal(w.aws.listKeys(w.backupBucket).length, keys, "nothing was uploaded");
+    const r = await run(h0, call);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(await logOf(h0, r), /verified [1-9]\d* entries, [1-9]\d* bytes, from the stream/);
+  });
+
   // A failure at any step leaves the live slot serving and its link untouched; the retry
   // after the fix succeeds. green (r2) is live now; new releases go to blue (idle, r1).
   const unchanged = async () => {
@@ -260,10 +458,10 @@ describe("release steps on real hosts", function () {
 
   it("failed fetch, bad checksum: nothing is unpacked", async () => {
     const a = await artifact("restyled");
-    await fails(h1, "fetch", w.values.fetch("blue", "r3", { ...a, sha256: "0".repeat(64) }), /checksum mismatch/);
+    await fails(h1, w.values.fetch("blue", "r3", { ...a, sha256: "0".repeat(64) }), /checksum mismatch/);
     assert.equal(await sh(h1, `ls /srv/${APP}/releases`), "r1\nr2");
     await unchanged();
-    await ok(h1, "fetch", w.values.fetch("blue", "r3", a));
+    await ok(h1, w.values.fetch("blue", "r3", a));
     assert.match(await sh(h1, `ls /srv/${APP}/releases`), /r3/);
   });
 
@@ -277,7 +475,6 @@ describe("release steps on real hosts", function () {
     await uploadArtifact(s3, w.artifactBucket, artifactKey(sha256), file, sha256);
     await fails(
       h0,
-      "fetch",
       w.values.fetch("blue", "r3x", { key: artifactKey(sha256), sha256 }),
       /the artifact has a link, an absolute path or \.\. \(app\/etc\)/,
     );
@@ -285,9 +482,59 @@ describe("release steps on real hosts", function () {
     await unchanged();
   });
 
+  it("an artifact's dangerous modes do not survive unpacking (setuid, world-writable, mode 000)", async () => {
+    const base = await siteArtifact("base", out);
+    const file = path.join(out, "modes.tar.gz");
+    execFileSync(
+      "/usr/bin/python3",
+      [
+        "-c",
+        `
+import io, sys, tarfile
+src, dst = sys.argv[1:3]
+with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
+    for m in a:
+        b.addfile(m, a.extractfile(m) if m.isreg() else None)
+    def add(name, mode, data=None):
+        t = tarfile.TarInfo(name)
+        t.mode = mode
+        if data is None:
+            t.type = tarfile.DIRTYPE
+            b.addfile(t)
+        else:
+            t.size = len(data)
+            b.addfile(t, io.BytesIO(data))
+    add("app/suid", 0o4755, b"#!/bin/sh\\n")
+    add("app/sgid", 0o2775, b"x")
+    add("app/gw", 0o666, b"z")
+    add("app/wide", 0o1777)
+    add("app/locked", 0o000)
+    add("app/locked/inside", 0o666, b"y")
+`,
+        base.file,
+        file,
+      ],
+      { stdio: "pipe" },
+    );
+    const sha256 = execFileSync("sha256sum", [file]).toString().split(" ")[0];
+    await uploadArtifact(s3, w.artifactBucket, artifactKey(sha256), file, sha256);
+    await ok(h0, w.values.fetch("blue", "r3m", { key: artifactKey(sha256), sha256 }));
+    const r = `/srv/${APP}/releases/r3m`;
+    assert.equal(
+      await sh(h0, `cd ${r} && stat -c '%n %a' suid sgid gw wide locked locked/inside`),
+      "suid 755\nsgid 755\ngw 644\nwide 755\nlocked 755\nlocked/inside 644",
+    );
+    assert.equal(
+      await sh(h0, `find ${r}/ -path ${r}/static -prune -o -perm /7022 -not -type l -print | head -3`),
+      "",
+      "no special or group/world-writable mode",
+    );
+    await unchanged();
+  });
+
   it("failed fetch, venv build: the release is not created, the broken venv is not kept", async () => {
     const bad = await artifact("missing-wheel");
-    await fails(h0, "fetch", w.values.fetch("blue", "r4", bad), /venv could not be built/);
+    await fails(h0, w.values.fetch("blue", "r4", bad), /venv could not be built/);
     assert.equal(await sh(h0, `test -e /srv/${APP}/releases/r4 && echo yes || echo no`), "no");
     assert.equal(
       await sh(h0, `test -e /srv/${APP}/shared/venvs/${bad.lockHash}/.complete && echo yes || echo no`),
@@ -295,13 +542,13 @@ describe("release steps on real hosts", function () {
     );
     await unchanged();
     const fixed = await artifact("new-lock");
-    const f = await ok(h0, "fetch", w.values.fetch("blue", "r4", fixed));
+    const f = await ok(h0, w.values.fetch("blue", "r4", fixed));
     assert.equal(f.venv, "built");
   });
 
   it("failed backup: an upload error fails the step before any migration", async () => {
     w.aws.failNext("PutObject", 10); // more than the CLI's retries
-    await fails(h0, "backup", w.values.backup("r5"), /no backup: the dump, its upload or its check failed/);
+    await fails(h0, w.values.backup("r5"), /no backup: the dump, its upload or its check failed/);
     w.aws.clearFaults();
     assert.deepEqual(
       w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r5")),
@@ -309,15 +556,18 @@ describe("release steps on real hosts", function () {
       "a failed backup leaves no object that looks like one",
     );
     await unchanged();
-    await ok(h0, "backup", w.values.backup("r5"));
+    await ok(h0, w.values.backup("r5"));
   });
 
   it("failed migration: the migrate step fails, the slot is not activated", async () => {
-    await Promise.all(
-      [h0, h1].map(async (h) => ok(h, "fetch", w.values.fetch("blue", "r6", await artifact("bad-migration")))),
-    );
-    await ok(h0, "backup", w.values.backup("r6"));
-    await fails(h0, "migrate", w.values.migrate("r6"), /this migration always fails/);
+    await Promise.all([h0, h1].map(async (h) => ok(h, w.values.fetch("blue", "r6", await artifact("bad-migration")))));
+    await ok(h0, w.values.backup("r6"));
+    // The app's output (its traceback) stays in the log on the host: the message shows
+    // greenlight's own lines only, as migrate's stderr is secret.
+    const failed = await fails(h0, w.values.migrate("r6"), /the migrate command failed/, {
+      notInMessage: /this migration always fails|Traceback/,
+    });
+    assert.match(failed.log, /RuntimeError: greenlight test: this migration always fails/);
     for (const h of [h0, h1]) assert.equal(await slotTarget(h, "blue"), "releases/r1");
     await unchanged();
     const r = await release("blue", "r7", "fixed-migration");
@@ -326,37 +576,64 @@ describe("release steps on real hosts", function () {
 
   it("failed health check: a release that cannot start puts its slot back and fails", async () => {
     const a = await artifact("broken-app");
-    await ok(h1, "fetch", w.values.fetch("blue", "r8", a));
-    await fails(
-      h1,
-      "activate",
-      { ...w.values.activate("blue", "r8"), GL_HEALTH_TIMEOUT: "15" },
-      /failed its health check/,
-    );
+    await ok(h1, w.values.fetch("blue", "r8", a));
+    await fails(h1, w.values.activate("blue", "r8", 15), /failed its health check/);
     assert.equal(await slotTarget(h1, "blue"), "releases/r7", "back on the previous release");
     assert.equal(await serves(h1, "blue"), "r7");
     await unchanged();
-    await ok(h1, "fetch", w.values.fetch("blue", "r9", await artifact("restyled")));
-    await ok(h1, "activate", w.values.activate("blue", "r9"));
+    await ok(h1, w.values.fetch("blue", "r9", await artifact("restyled")));
+    await ok(h1, w.values.activate("blue", "r9"));
     assert.equal(await serves(h1, "blue"), "r9");
+  });
+
+  it("a hung step is stopped at its limit on the host: its processes are gone, its lock is free, the live slot serves", async () => {
+    // A migration that waits forever: another session holds django_migrations (showmigrations,
+    // run as the app user through sudo, blocks on it) until the test lets it go.
+    const holder = w.pg
+      .query("BEGIN; LOCK TABLE django_migrations IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300); COMMIT;\n", APP)
+      .catch(() => "terminated");
+    const held = async () =>
+      (
+        await w.pg.query(
+          "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'django_migrations' and l.mode = 'AccessExclusiveLock' and l.granted",
+          APP,
+        )
+      ).trim() === "1";
+    for (let i = 0; !(await held()); i++) assert.ok(i < 100, "the lock was taken");
+    const started = Date.now();
+    const r = await fails(h0, w.values.migrate("r2", "green"), /timed out after 6 s/, { timeoutSeconds: 6 });
+    const took = (Date.now() - started) / 1000;
+    assert.ok(took < 6 + 25, `stopped within its limit and the grace (${took} s)`);
+    assert.match(r.stderr, new RegExp(`^greenlight migrate timed out after 6 s on ${h0.name}`, "m"));
+    assert.equal(await sh(h0, "pgrep -u app -f 'manage.py' || true"), "", "nothing the step started runs on");
+    await w.pg.query(
+      "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(300)%' and pid <> pg_backend_pid()\n",
+    );
+    await holder;
+    // The step's lock went with it: the next step takes it at once.
+    const next = await run(h0, w.values.cleanup(20));
+    assert.equal(next.code, 0, next.stderr);
+    assert.doesNotMatch(await logOf(h0, next), /another greenlight step holds/);
+    await unchanged();
   });
 
   it("two deploys on one host serialise on the app's lock", async () => {
     const [a, b] = await Promise.all([
-      run(h0, "fetch", w.values.fetch("blue", "r10", await artifact("base"))),
-      run(h0, "cleanup", w.values.cleanup(20)),
+      run(h0, w.values.fetch("blue", "r10", await artifact("base"))),
+      run(h0, w.values.cleanup(20)),
     ]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
-    const waited = [a, b].filter((r) => /another greenlight step holds .*\.lock; waiting/.test(r.stderr));
+    const logs = await Promise.all([a, b].map((r) => logOf(h0, r)));
+    const waited = logs.filter((l) => /another greenlight step holds .*\.lock; waiting/.test(l));
     assert.equal(waited.length, 1, "exactly one of them waited for the other");
   });
 
   it("cleanup keeps the newest N and every slot's release, and the venvs they use", async () => {
-    await ok(h1, "activate", w.values.activate("blue", "r1"));
+    await ok(h1, w.values.activate("blue", "r1"));
     const before = (await sh(h1, `ls /srv/${APP}/releases`)).split("\n");
     assert.ok(before.length > 4, before.join(" "));
-    const r = await ok(h1, "cleanup", w.values.cleanup(2));
+    const r = await ok(h1, w.values.cleanup(2));
     const after = (await sh(h1, `ls /srv/${APP}/releases`)).split("\n").sort();
     // green -> r2 and blue -> r1 (the oldest) stay; so do the two newest: r9 and r3/r4/r8 order by fetch time.
     assert.ok(after.includes("r1") && after.includes("r2"), after.join(" "));
@@ -373,18 +650,28 @@ describe("release steps on real hosts", function () {
 
   it("a release id or value with shell metacharacters cannot inject", async () => {
     const a = await artifact("base");
-    for (const [values, why] of [
-      [{ ...w.values.fetch("blue", "$(touch /tmp/pwned)", a) }, /GL_RELEASE is not a release id/],
+    const tampered = (call: StepCall, values: Record<string, string>): StepCall => ({
+      ...call,
+      values: { ...call.values, ...values },
+    });
+    for (const [call, why] of [
+      [w.values.fetch("blue", "$(touch /tmp/pwned)", a), /GL_RELEASE is not a release id/],
       [
-        { ...w.values.fetch("blue", "r11", a), GL_ARTIFACT_KEY: "x;touch /tmp/pwned" },
+        tampered(w.values.fetch("blue", "r11", a), { GL_ARTIFACT_KEY: "x;touch /tmp/pwned" }),
         /GL_ARTIFACT_KEY is not an S3 key/,
       ],
-      [{ ...w.values.activate("blue", "r1"), GL_SLOT: "blue';touch /tmp/pwned;'" }, /GL_SLOT is not blue or green/],
-      [{ ...w.values.cleanup(2), GL_APP: "site`touch /tmp/pwned`" }, /GL_APP is not an app name/],
+      [
+        tampered(w.values.activate("blue", "r1"), { GL_SLOT: "blue';touch /tmp/pwned;'" }),
+        /GL_SLOT is not blue or green/,
+      ],
+      [tampered(w.values.cleanup(2), { GL_APP: "site`touch /tmp/pwned`" }), /GL_APP is not an app name/],
+      [tampered(w.values.cleanup(2), { "GL_X=1 GL_Y": "1" }), /not a greenlight variable name/],
     ] as const) {
-      const step: Step =
-        "GL_SLOT" in values && "GL_PORT" in values ? "activate" : "GL_KEEP" in values ? "cleanup" : "fetch";
-      await fails(h0, step, values, why);
+      if (/variable name/.test(why.source)) {
+        assert.throws(() => createCommand(call, { timeoutSeconds: 60 }), why);
+        continue;
+      }
+      await fails(h0, call, why);
     }
     assert.equal(await sh(h0, "ls /tmp/pwned 2>/dev/null || echo absent"), "absent");
   });
@@ -400,8 +687,8 @@ describe("release steps on real hosts", function () {
         for (const line of ps.stdout.split("\n")) seen.add(line);
       }
     })();
-    await ok(h0, "backup", w.values.backup("r12"));
-    await ok(h0, "fetch", w.values.fetch("green", "r12", await artifact("restyled")));
+    await ok(h0, w.values.backup("r12"));
+    await ok(h0, w.values.fetch("green", "r12", await artifact("restyled")));
     watching = false;
     await watcher;
     assert.ok(
@@ -416,14 +703,14 @@ describe("release steps on real hosts", function () {
 
   it("restore: a backup replaces the data, after a safety backup of the current data", async () => {
     const before = (await w.pg.query("select count(*) from notes_note", APP)).trim();
-    const b = await ok(h0, "backup", w.values.backup("r13"));
+    const b = await ok(h0, w.values.backup("r13"));
     await w.pg.query("delete from notes_note", APP);
-    const r = await ok(h0, "restore", w.values.restore(String(b.key)));
+    const r = await ok(h0, w.values.restore(String(b.key)));
     assert.equal((await w.pg.query("select count(*) from notes_note", APP)).trim(), before);
     const safety = r.safetyBackup as { key: string };
     assert.match(safety.key, /before-restore\.dump$/);
     assert.ok(w.aws.getObject(w.backupBucket, safety.key), "the safety backup is in the bucket");
-    await fails(h0, "restore", w.values.restore("db/none.dump"), /404|NoSuchKey|Not Found/);
+    await fails(h0, w.values.restore("db/none.dump"), /404|NoSuchKey|Not Found/);
     assert.equal(
       (await w.pg.query("select count(*) from notes_note", APP)).trim(),
       before,

@@ -243,3 +243,93 @@ function session(
     });
   });
 }
+
+/**
+ * Copies a local file or directory to `remotePath` over SFTP the way pulumi-command 1.2's
+ * `remote.CopyToRemote` does with a FileAsset or a (path) FileArchive (provider/pkg/provider/
+ * remote/copyController.go, sftpCopy): the item is copied as-is, never unpacked; a directory
+ * `dir` (no trailing slash) lands in `remotePath/dir` whether or not remotePath exists, `dir/`
+ * copies its contents into remotePath; missing parents are created; existing files are
+ * overwritten; a file onto an existing directory goes into it. Same dialling as runRemote.
+ */
+export async function copyToRemote(conn: Connection, source: string, remotePath: string): Promise<void> {
+  const fs = await import("fs");
+  const path = await import("path");
+  const { client, proxy } = await dial(conn);
+  try {
+    const sftp = await new Promise<import("ssh2").SFTPWrapper>((resolve, reject) =>
+      client.sftp((err, s) => (err ? reject(err) : resolve(s))),
+    );
+    const stat = (p: string) =>
+      new Promise<import("ssh2").Stats | undefined>((resolve, reject) =>
+        sftp.stat(p, (err, st) => {
+          if (!err) resolve(st);
+          else if ((err as { code?: number }).code === 2)
+            resolve(undefined); // SSH_FX_NO_SUCH_FILE
+          else reject(new Error(`failed to stat remote path ${p}: ${err.message}`));
+        }),
+      );
+    const mkdir = (p: string) =>
+      new Promise<void>((resolve, reject) =>
+        sftp.mkdir(p, (err) =>
+          err ? reject(new Error(`failed to create remote directory ${p}: ${err.message}`)) : resolve(),
+        ),
+      );
+    const mkdirAll = async (p: string): Promise<void> => {
+      const st = await stat(p);
+      if (st) {
+        if (!st.isDirectory()) throw new Error(`remote path ${p} exists but is not a directory`);
+        return;
+      }
+      const parent = path.posix.dirname(p);
+      if (parent !== p) await mkdirAll(parent);
+      await mkdir(p);
+    };
+    const copyFile = (local: string, dest: string) =>
+      new Promise<void>((resolve, reject) => {
+        const out = sftp.createWriteStream(dest);
+        out.on("error", (e: Error) =>
+          reject(new Error(`failed to copy file ${local} to remote path ${dest}: ${e.message}`)),
+        );
+        out.on("close", () => resolve());
+        fs.createReadStream(local).on("error", reject).pipe(out);
+      });
+    const copyDir = async (local: string, dest: string): Promise<void> => {
+      for (const entry of fs.readdirSync(local, { withFileTypes: true })) {
+        const from = path.join(local, entry.name);
+        const to = path.posix.join(dest, entry.name);
+        if (entry.isDirectory()) {
+          const st = await stat(to);
+          if (!st) await mkdir(to);
+          else if (!st.isDirectory()) throw new Error(`remote path ${to} exists but is not a directory`);
+          await copyDir(from, to);
+        } else {
+          await copyFile(from, to);
+        }
+      }
+    };
+
+    const src = fs.statSync(source);
+    let dest = remotePath;
+    const destStat = await stat(dest);
+    if (src.isDirectory()) {
+      if (!destStat) await mkdirAll(dest);
+      else if (!destStat.isDirectory()) throw new Error(`remote path ${dest} exists but is not a directory`);
+      if (!source.endsWith("/")) {
+        dest = path.posix.join(dest, path.basename(source));
+        const st = await stat(dest);
+        if (st && !st.isDirectory()) throw new Error(`remote path ${dest} exists but is not a directory`);
+        if (!st) await mkdir(dest);
+      }
+      await copyDir(source, dest);
+    } else {
+      if (destStat?.isDirectory()) dest = path.posix.join(dest, path.basename(source));
+      else if (!destStat) await mkdirAll(path.posix.dirname(dest));
+      await copyFile(source, dest);
+    }
+    sftp.end();
+  } finally {
+    client.end();
+    proxy?.end();
+  }
+}

@@ -1,17 +1,25 @@
 // A whole local environment for the host tests: namespaced Debian hosts over SSH, a
-// PostgreSQL playing RDS, the S3/SSM stand-in, and the values the program would hand each
-// step. Steps run exactly as the program sends them (components/remote.ts) over real SSH.
+// PostgreSQL playing RDS, the S3/SSM stand-in, and each step built as the program builds it
+// (components/remote.ts). Steps run exactly as the program sends them, over real SSH, after
+// the scripts reach the host as the program's remote.CopyToRemote puts them there.
 import { randomBytes } from "crypto";
 import * as http from "http";
 import * as net from "net";
-import { SLOT_PORTS } from "../../components/constants";
 import { SECRET_SPECIALS } from "../../components/secrets";
-import { Step, remoteCommand, scriptId } from "../../components/remote";
+import {
+  SCRIPT_DIR,
+  StepCall,
+  createCommand,
+  scriptsCopyPath,
+  scriptsId,
+  steps,
+  updateCommand,
+} from "../../components/remote";
 import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
 import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
 import { RigPostgres, startPostgres } from "./postgres";
 import { ensureHostPrerequisites } from "./prereqs";
-import { Connection, RunResult, runRemote } from "./ssh";
+import { Connection, RunResult, copyToRemote, runRemote } from "./ssh";
 
 export const APP = "site";
 export const REGION = "eu-west-1";
@@ -82,18 +90,34 @@ export interface World {
   /** The generated secrets, to prove they never leak. */
   secrets: { dbPassword: string; secretKey: string; adminPath: string };
   connection(host: RigHost, user: "admin" | "deploy"): Connection;
-  /** Runs `step` on `host` as the program would (bootstrap as admin through sudo). */
-  step(host: RigHost, step: Step, values: Record<string, string>, opts?: { timeoutMs?: number }): Promise<RunResult>;
-  /** The values the program hands each step of a slot. */
+  /**
+   * Copies the scripts (the directory `dir`, SCRIPT_DIR unless given) to `host` as the
+   * program's remote.CopyToRemote does, to where the bootstrap of version `scriptsId(dir)`
+   * installs them from.
+   */
+  copyScripts(host: RigHost, dir?: string): Promise<void>;
+  /**
+   * Runs `call`'s create command on `host` as the program would (the bootstrap as admin
+   * through sudo, after copying the scripts), with a limit of `timeoutSeconds` (default 1200,
+   * commandTimeoutMinutes' default).
+   */
+  step(
+    host: RigHost,
+    call: StepCall,
+    opts?: { timeoutSeconds?: number; scriptsDir?: string; copy?: boolean },
+  ): Promise<RunResult>;
+  /** Runs `call`'s update command (the step's recorded result) on `host`. */
+  update(host: RigHost, call: StepCall): Promise<RunResult>;
+  /** Each step as the program builds it, with this world's values. */
   values: {
-    bootstrap(): Record<string, string>;
-    settings(): Record<string, string>;
-    fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): Record<string, string>;
-    backup(release: string): Record<string, string>;
-    migrate(release: string): Record<string, string>;
-    activate(slot: "blue" | "green", release: string): Record<string, string>;
-    cleanup(keep: number): Record<string, string>;
-    restore(key: string): Record<string, string>;
+    bootstrap(): StepCall;
+    settings(): StepCall;
+    fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): StepCall;
+    backup(release: string, slot?: "blue" | "green"): StepCall;
+    migrate(release: string, slot?: "blue" | "green"): StepCall;
+    activate(slot: "blue" | "green", release: string, healthTimeout?: number): StepCall;
+    cleanup(keep: number): StepCall;
+    restore(key: string): StepCall;
   };
   /** GET http://<host>:<port><path> from the machine (the ALB's side). */
   get(host: RigHost, port: number, path: string): Promise<{ status: number; body: string }>;
@@ -196,7 +220,9 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
       dialErrorLimit: 20,
       perDialTimeout: 15,
     });
-    const common = { GL_APP: APP, GL_PARAMETER_PATH: parameterPath, GL_REGION: REGION };
+    const common = { app: APP, parameterPath, region: REGION };
+    const run = (host: RigHost, call: StepCall, command: string, timeoutSeconds: number) =>
+      runRemote(connection(host, call.user), command, { timeoutMs: (timeoutSeconds + 120) * 1000 });
     const world: World = {
       rig,
       hosts: rig.hosts,
@@ -208,43 +234,38 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
       backupBucket,
       secrets,
       connection,
-      step(host, step, values, o = {}) {
-        const admin = step === "bootstrap";
-        return runRemote(connection(host, admin ? "admin" : "deploy"), remoteCommand(step, values, { sudo: admin }), {
-          timeoutMs: o.timeoutMs ?? 300_000,
-        });
+      copyScripts: (host, dir = SCRIPT_DIR) =>
+        copyToRemote(connection(host, "admin"), dir, scriptsCopyPath(scriptsId(dir))),
+      async step(host, call, o = {}) {
+        const timeoutSeconds = o.timeoutSeconds ?? 1200;
+        const id = scriptsId(o.scriptsDir ?? SCRIPT_DIR);
+        if (call.step === "bootstrap") {
+          if (o.copy !== false) await world.copyScripts(host, o.scriptsDir);
+          call = { ...call, values: { ...call.values, GL_SCRIPTS_ID: id } };
+        }
+        return run(host, call, createCommand(call, { timeoutSeconds, scriptsId: id }), timeoutSeconds);
       },
+      update: (host, call) => run(host, call, updateCommand(call), 60),
       values: {
-        bootstrap: () => ({
-          GL_APP: APP,
-          GL_DEPLOY_KEY: deployKey.publicKey,
-          GL_VPC_CIDR: rig.subnet,
-          GL_BLUE_PORT: String(SLOT_PORTS.blue),
-          GL_GREEN_PORT: String(SLOT_PORTS.green),
-          GL_PG_MAJOR: "15",
-          GL_BOOTSTRAP_ID: scriptId("bootstrap"),
-        }),
-        settings: () => ({ ...common }),
-        fetch: (slot, release, artifact) => ({
-          ...common,
-          GL_RELEASE: release,
-          GL_SLOT: slot,
-          GL_ARTIFACT_BUCKET: artifactBucket,
-          GL_ARTIFACT_KEY: artifact.key,
-          GL_SHA256: artifact.sha256,
-          GL_WORKERS: "2",
-        }),
-        backup: (release) => ({ ...common, GL_RELEASE: release, GL_BACKUP_BUCKET: backupBucket }),
-        migrate: (release) => ({ GL_APP: APP, GL_RELEASE: release }),
-        activate: (slot, release) => ({
-          GL_APP: APP,
-          GL_RELEASE: release,
-          GL_SLOT: slot,
-          GL_PORT: String(SLOT_PORTS[slot]),
-          GL_HEALTH_PATH: "/healthz",
-        }),
-        cleanup: (keep) => ({ GL_APP: APP, GL_KEEP: String(keep) }),
-        restore: (key) => ({ ...common, GL_BACKUP_BUCKET: backupBucket, GL_BACKUP_KEY: key }),
+        bootstrap: () =>
+          steps.bootstrap({ app: APP, deployKey: deployKey.publicKey, vpcCidr: rig.subnet, pgMajor: "15" }),
+        settings: () => steps.settings({ ...common, healthPath: "/healthz" }),
+        fetch: (slot, release, artifact) =>
+          steps.fetch({
+            ...common,
+            slot,
+            release,
+            artifactBucket,
+            artifactKey: artifact.key,
+            sha256: artifact.sha256,
+            workers: 2,
+          }),
+        backup: (release, slot = "blue") => steps.backup({ ...common, slot, release, backupBucket }),
+        migrate: (release, slot = "blue") => steps.migrate({ app: APP, slot, release }),
+        activate: (slot, release, healthTimeout) =>
+          steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout }),
+        cleanup: (keep) => steps.cleanup({ app: APP, keep }),
+        restore: (key) => steps.restore({ ...common, backupBucket, backupKey: key }),
       },
       get: (host, port, path) => httpRequest(`http://${host.ip}:${port}${path}`),
       stop: stopAll,

@@ -1,6 +1,7 @@
+import * as pulumi from "@pulumi/pulumi";
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import { scriptText } from "../../components/remote";
+import { MAX_COMMAND, SCRIPT_DIR, scriptId, scriptsId } from "../../components/remote";
 import { ProgramRun, Registered, isSecretValue, reveal } from "../rig/program";
 import { byName, evaluate, ofType, slot } from "./fakeEngine";
 
@@ -13,15 +14,17 @@ const dependsOn = (run: ProgramRun, a: string, b: string) =>
   byName(run, a).options.dependencies.includes(byName(run, b).urn);
 
 /**
- * The values a command hands its script, read back through a real shell in which `bash` is a
- * function that prints its environment. `sudo -n ` is stripped first, and anything else in
- * front of the assignments is refused: this must never execute a script on the test machine.
+ * The values a command hands step.sh, read back through a real shell in which `bash` is a
+ * function that prints its arguments. `sudo -n ` is stripped first, and any other shape is
+ * refused: this must never execute a script on the test machine.
  */
 function values(create: string): Record<string, string> {
   const command = create.replace(/^sudo -n /, "");
-  if (!/^GL_[A-Z0-9_]+='/.test(command)) throw new Error(`unexpected command shape: ${command.slice(0, 40)}`);
-  const out = execFileSync("/bin/bash", ["-c", `bash() { env -0 | grep -z "^GL_"; }; ${command}`], {
+  if (!/^bash \/\S+\/step\.sh [a-z]+ GL_/.test(command))
+    throw new Error(`unexpected command shape: ${command.slice(0, 60)}`);
+  const out = execFileSync("/bin/bash", ["-c", `bash() { shift 2; printf '%s\\0' "$@"; }; ${command}`], {
     env: { PATH: "/usr/bin:/bin" },
+    stdio: ["ignore", "pipe", "pipe"],
   }).toString();
   return Object.fromEntries(
     out
@@ -99,11 +102,12 @@ describe("release graph", () => {
 
   it("bootstraps host after host, as admin through sudo; every other step runs as deploy", () => {
     assert.ok(dependsOn(prod, "prod-release-bootstrap-1", "prod-release-bootstrap-0"));
+    assert.ok(dependsOn(prod, "prod-release-settings-1", "prod-release-settings-0"), "settings host after host");
     for (const c of commands(prod)) {
       const i = inputs(c);
       if (c.name.includes("bootstrap")) {
         assert.equal(i.connection.user, "admin");
-        assert.match(i.create, /^sudo -n GL_APP='site' /);
+        assert.match(i.create, /^sudo -n bash \/home\/admin\/\.greenlight\/[0-9a-f]{16}\/remote\/step\.sh bootstrap /);
       } else {
         assert.equal(i.connection.user, "deploy");
         assert.doesNotMatch(i.create, /^sudo/);
@@ -144,10 +148,58 @@ describe("release graph", () => {
       assert.deepEqual(inputs(byName(prod, `prod-release-${n}`)).triggers, ["r2", sha, "prod-host-0-id"]);
     }
     // An input change that is not a new release (a new greenlight script, a new bastion
-    // address) must not repeat a backup, a migration or a restart.
-    for (const n of ["green-fetch-0", "green-backup", "green-migrate", "green-activate-0"]) {
-      assert.match(inputs(byName(prod, `prod-release-${n}`)).update, /^true # /);
+    // address) must not repeat a backup, a migration or a restart: the update prints the result
+    // the step recorded on the host, so its stdout (and backups, lastBackup, migrations) keep
+    // their values.
+    for (const [n, record] of [
+      ["green-fetch-0", "green.r2.fetch"],
+      ["green-backup", "green.r2.backup"],
+      ["green-migrate", "green.r2.migrate"],
+      ["green-activate-0", "green.r2.activate"],
+      ["blue-backup", "blue.r1.backup"],
+      ["settings-0", "settings"],
+      ["cleanup-1", "cleanup"],
+    ]) {
+      const update = inputs(byName(prod, `prod-release-${n}`)).update as string;
+      assert.ok(update.startsWith(`cat /srv/site/steps/${record}.json 2>/dev/null || `), `${n}: ${update}`);
     }
+    // The bootstrap's update runs it again: it installs a new scripts version (and prepares the
+    // host only when its own script or values changed, see bootstrap.sh).
+    assert.equal(inputs(byName(prod, "prod-release-bootstrap-0")).update, undefined);
+  });
+
+  it("a new scripts version changes no step's triggers: it is an update (the recorded result), not a run", () => {
+    for (const c of commands(prod)) {
+      const triggers = JSON.stringify(inputs(c).triggers);
+      assert.ok(!triggers.includes(scriptsId()), `${c.name}'s triggers do not name the scripts' version`);
+      if (c.name.includes("bootstrap")) assert.ok(triggers.includes(scriptId("bootstrap")), c.name);
+      else assert.ok(inputs(c).create.includes(`/srv/greenlight-scripts/${scriptsId()}/step.sh `), c.name);
+    }
+  });
+
+  it("the scripts reach each host once per version: a copy of scripts/remote, as admin, before its bootstrap", async () => {
+    const copies = ofType(prod, "command:remote:CopyToRemote");
+    assert.deepEqual(copies.map((c) => c.name).sort(), ["prod-release-scripts-0", "prod-release-scripts-1"]);
+    for (const [i, copy] of copies.entries()) {
+      const c = inputs(copy);
+      assert.equal(c.remotePath, `/home/admin/.greenlight/${scriptsId()}`);
+      const source = copy.inputs.source as pulumi.asset.FileArchive;
+      assert.ok(pulumi.asset.Archive.isInstance(source), "an archive (a directory, copied as-is)");
+      assert.equal(await source.path, SCRIPT_DIR);
+      assert.equal(c.connection.user, "admin");
+      assert.deepEqual(c.triggers, [`prod-host-${i}-id`], "a replaced host gets its copy");
+      assert.ok(dependsOn(prod, `prod-release-bootstrap-${i}`, copy.name));
+    }
+  });
+
+  it("every step's command is one short line, and its limit is commandTimeoutMinutes, enforced on the host", async () => {
+    for (const c of commands(prod)) {
+      const i = inputs(c);
+      assert.ok(i.create.length < MAX_COMMAND && !i.create.includes("\n"), `${c.name}: ${i.create.length} characters`);
+      assert.equal(values(i.create).GL_TIMEOUT, "1200", c.name);
+    }
+    const short = await evaluate("qa", { ...slot("blue", "r1"), commandTimeoutMinutes: "5" });
+    for (const c of commands(short)) assert.equal(values(inputs(c).create).GL_TIMEOUT, "300", c.name);
   });
 
   it("the cutover waits for every activation of the live colour; the test listener for the idle one", async () => {
@@ -207,21 +259,21 @@ describe("release graph", () => {
     assert.ok(migrate.options.additionalSecretOutputs.includes("stderr"));
   });
 
-  it("hands each script the values of its slot and host, and the script itself byte for byte", () => {
+  it("hands each script the values of its slot and host", () => {
     const fetch = inputs(byName(prod, "prod-release-green-fetch-1")).create as string;
     assert.deepEqual(values(fetch), {
       GL_APP: "site",
       GL_PARAMETER_PATH: "/greenlight/prod/",
       GL_REGION: "eu-west-1",
-      GL_RELEASE: "r2",
       GL_SLOT: "green",
+      GL_RELEASE: "r2",
       GL_ARTIFACT_BUCKET: ofType(prod, "aws:s3/bucket:Bucket").find((b) => b.name === "prod-buckets-artifacts")!.state!
         .bucket,
       GL_ARTIFACT_KEY: both.greenArtifact,
       GL_SHA256: both.greenSha256,
       GL_WORKERS: "2",
+      GL_TIMEOUT: "1200",
     });
-    assert.ok(fetch.includes(scriptText("fetch").split("\n").slice(-3)[0].replace(/'/g, `'\\''`)));
     const activate = values(inputs(byName(prod, "prod-release-blue-activate-0")).create);
     assert.equal(activate.GL_PORT, "8001");
     assert.equal(activate.GL_HEALTH_PATH, "/healthz");

@@ -1,24 +1,69 @@
 import * as assert from "assert";
-import { execFileSync } from "child_process";
+import { execFileSync, spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
-import { SCRIPT_DIR, STEPS, remoteCommand, scriptId, scriptText, shellQuote } from "../../components/remote";
+import { ADMIN_USER, DEPLOY_USER } from "../../components/hosts";
+import {
+  ADMIN,
+  DEPLOY,
+  MAX_COMMAND,
+  QUIET_STEPS,
+  SCRIPT_DIR,
+  STEPS,
+  StepCall,
+  createCommand,
+  recordPath,
+  scriptId,
+  scriptsId,
+  shellQuote,
+  steps,
+  updateCommand,
+} from "../../components/remote";
 
-/** Runs `command` in a real bash where `bash` itself is a function that records what it got. */
-function capture(command: string): { script: string; argv0: string; env: Record<string, string> } {
-  // Never let a script run on the test machine: only the plain (non-sudo) shape is accepted.
-  if (!/^GL_[A-Z0-9_]+='/.test(command)) throw new Error(`unexpected command shape: ${command.slice(0, 40)}`);
-  const out = execFileSync(
-    "/bin/bash",
-    ["-c", `bash() { printf '%s\\0%s\\0' "$2" "$3"; env -0 | grep -z '^GL_'; }; ${command}`],
-    { env: { PATH: "/usr/bin:/bin" }, maxBuffer: 16 << 20 },
-  ).toString("utf8");
-  const [script, argv0, ...vars] = out.split("\0").filter((x, i, a) => i < a.length - 1 || x !== "");
-  return {
-    script,
-    argv0,
-    env: Object.fromEntries(vars.map((v) => [v.slice(0, v.indexOf("=")), v.slice(v.indexOf("=") + 1)])),
-  };
+const common = { app: "site", parameterPath: "/greenlight/prod/", region: "eu-west-1" };
+const release = "2026-12-01.3";
+/** Every step with values as long as a real prod stack's. */
+const calls: StepCall[] = [
+  steps.bootstrap({
+    app: "site",
+    deployKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2mY0n8rD1bU4cX9w7xVtq0l6kGdH8zQyE3pLrNs5W",
+    vpcCidr: "10.40.0.0/16",
+    pgMajor: "15",
+  }),
+  steps.settings({ ...common, healthPath: "/healthz" }),
+  steps.fetch({
+    ...common,
+    slot: "green",
+    release,
+    artifactBucket: "prod-buckets-artifacts-0123abcd4567ef89",
+    artifactKey: `artifacts/${"f".repeat(64)}.tar.gz`,
+    sha256: "f".repeat(64),
+    workers: 4,
+  }),
+  steps.backup({ ...common, slot: "green", release, backupBucket: "prod-buckets-backups-0123abcd4567ef89" }),
+  steps.migrate({ app: "site", slot: "green", release }),
+  steps.activate({ app: "site", slot: "green", release, healthPath: "/healthz" }),
+  steps.cleanup({ app: "site", keep: 5 }),
+  steps.restore({
+    ...common,
+    backupBucket: "prod-buckets-backups-0123abcd4567ef89",
+    backupKey: "db/20261101T000000Z-before-2026-11-01.1.dump",
+  }),
+];
+
+/**
+ * The words a command hands step.sh, read back through a real bash in which `bash` is a
+ * function that prints its arguments: nothing runs on the test machine.
+ */
+function words(command: string): string[] {
+  const plain = command.replace(/^sudo -n /, "");
+  if (!/^bash \/\S+\/step\.sh [a-z]+ /.test(plain)) throw new Error(`unexpected command shape: ${plain.slice(0, 60)}`);
+  const out = execFileSync("/bin/bash", ["-c", `bash() { printf '%s\\0' "$@"; }; ${plain}`], {
+    env: { PATH: "/usr/bin:/bin" },
+    stdio: ["ignore", "pipe", "pipe"],
+  }).toString("utf8");
+  return out.split("\0").slice(0, -1);
 }
 
 describe("remote command builder", () => {
@@ -35,64 +80,137 @@ describe("remote command builder", () => {
       "$HOME",
       "tab\there",
     ]) {
-      const echoed = execFileSync("/bin/bash", ["-c", `printf '%s' ${shellQuote(v)}`]).toString();
+      const echoed = execFileSync("/bin/bash", ["-c", `printf '%s' ${shellQuote(v)}`], {
+        stdio: ["ignore", "pipe", "pipe"],
+      }).toString();
       assert.equal(echoed, v);
     }
   });
 
-  it("sends lib.sh and the step's script byte for byte, values as quoted assignments", () => {
-    for (const step of STEPS) {
-      const values = { GL_APP: "site", GL_RELEASE: "r1'$(touch /tmp/pwned)" };
-      const c = capture(remoteCommand(step, values));
-      const onDisk = Buffer.concat([
-        fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh")),
-        fs.readFileSync(path.join(SCRIPT_DIR, `${step}.sh`)),
-      ]);
-      assert.equal(Buffer.compare(Buffer.from(c.script), onDisk), 0, `${step} arrives unchanged`);
-      assert.equal(c.argv0, `greenlight-${step}`);
-      assert.deepEqual(c.env, values);
-      assert.equal(scriptText(step), onDisk.toString("utf8"));
+  it("each step's command is one line under 600 characters: the step, the scripts' version and the values", () => {
+    const id = scriptsId();
+    for (const call of calls) {
+      const command = createCommand(call, { timeoutSeconds: 1200 });
+      assert.ok(!/[\r\n]/.test(command), `${call.step}: one line`);
+      assert.ok(command.length < MAX_COMMAND, `${call.step}: ${command.length} characters`);
+      assert.ok(command.includes(`/${id}/`), `${call.step} names the scripts' version`);
+      assert.doesNotMatch(command, /set -Eeuo|pipefail|#!/, `${call.step} carries no script text`);
+      const [script, step, ...values] = words(command);
+      assert.equal(step, call.step);
+      assert.match(script, /\/step\.sh$/);
+      assert.deepEqual(
+        Object.fromEntries(values.map((w) => [w.slice(0, w.indexOf("=")), w.slice(w.indexOf("=") + 1)])),
+        { ...call.values, GL_TIMEOUT: "1200" },
+      );
     }
+  });
+
+  it("quoted values reach step.sh unexpanded", () => {
+    const call = steps.migrate({ app: "site", slot: "blue", release: "r1'$(touch /tmp/pwned)" });
+    assert.ok(words(createCommand(call, { timeoutSeconds: 60 })).includes("GL_RELEASE=r1'$(touch /tmp/pwned)"));
     assert.ok(!fs.existsSync("/tmp/pwned"));
   });
 
-  it("runs the bootstrap through sudo, everything else as the connecting user", () => {
-    assert.match(remoteCommand("bootstrap", { GL_APP: "site" }, { sudo: true }), /^sudo -n GL_APP='site' bash -c '/);
-    assert.match(remoteCommand("fetch", { GL_APP: "site" }), /^GL_APP='site' bash -c '/);
+  it("runs the bootstrap through sudo from the admin's copy, every other step as deploy from the installed scripts", () => {
+    const id = scriptsId();
+    for (const call of calls) {
+      const command = createCommand(call, { timeoutSeconds: 60 });
+      if (call.step === "bootstrap") {
+        assert.equal(call.user, ADMIN);
+        assert.ok(command.startsWith(`sudo -n bash /home/admin/.greenlight/${id}/remote/step.sh bootstrap `));
+      } else {
+        assert.equal(call.user, DEPLOY);
+        assert.ok(command.startsWith(`bash /srv/greenlight-scripts/${id}/step.sh ${call.step} `), command);
+      }
+    }
+    assert.equal(ADMIN, ADMIN_USER);
+    assert.equal(DEPLOY, DEPLOY_USER);
   });
 
-  it("refuses variable names and values that are not plain one-line strings", () => {
-    assert.throws(() => remoteCommand("fetch", { PATH: "/tmp" }), /not a greenlight variable name: PATH/);
-    assert.throws(() => remoteCommand("fetch", { "GL_A;B": "x" }), /not a greenlight variable name/);
-    assert.throws(() => remoteCommand("fetch", { GL_A: "x\ny" }), /GL_A must be a one-line string/);
+  it("refuses variable names and values that are not plain one-line strings, and a command too long", () => {
+    const bad = (values: Record<string, string>): StepCall => ({ step: "fetch", user: DEPLOY, values });
+    const c = (values: Record<string, string>) => createCommand(bad(values), { timeoutSeconds: 60 });
+    assert.throws(() => c({ PATH: "/tmp" }), /not a greenlight variable name: PATH/);
+    assert.throws(() => c({ "GL_A;B": "x" }), /not a greenlight variable name/);
+    assert.throws(() => c({ GL_A: "x\ny" }), /GL_A must be a one-line string/);
+    assert.throws(() => c({ GL_A: "x".repeat(600) }), /the fetch command is \d+ characters, over 600/);
   });
 
-  it("gives each script a stable id that changes with its content", () => {
-    assert.match(scriptId("bootstrap"), /^[0-9a-f]{16}$/);
-    assert.equal(scriptId("bootstrap"), scriptId("bootstrap"));
-    assert.notEqual(scriptId("bootstrap"), scriptId("fetch"));
+  it("the content address of the scripts is the one the bootstrap checks on the host (lib.sh's scripts_id)", () => {
+    const onHost = execFileSync("/bin/bash", ["-c", `. ${SCRIPT_DIR}/lib.sh; scripts_id ${SCRIPT_DIR}`], {
+      env: { PATH: "/usr/bin:/bin" },
+      stdio: ["ignore", "pipe", "pipe"],
+    })
+      .toString()
+      .trim();
+    assert.equal(onHost, scriptsId());
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-scripts-"));
+    try {
+      for (const f of fs.readdirSync(SCRIPT_DIR)) fs.copyFileSync(path.join(SCRIPT_DIR, f), path.join(dir, f));
+      assert.equal(scriptsId(dir), scriptsId());
+      fs.appendFileSync(path.join(dir, "cleanup.sh"), "\n");
+      assert.notEqual(scriptsId(dir), scriptsId(), "any script's change is a new version");
+      assert.equal(scriptId("bootstrap", dir), scriptId("bootstrap"), "the bootstrap's own id is unchanged");
+      fs.appendFileSync(path.join(dir, "lib.sh"), "\n");
+      assert.notEqual(scriptId("bootstrap", dir), scriptId("bootstrap"), "lib.sh is part of every step");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("an update prints the step's recorded result, per slot and release, and fails saying why when there is none", () => {
+    const fetch = calls.find((c) => c.step === "fetch")!;
+    assert.equal(recordPath(fetch), `/srv/site/steps/green.${release}.fetch.json`);
+    assert.equal(recordPath(calls.find((c) => c.step === "settings")!), "/srv/site/steps/settings.json");
+    const run = (fake: string, command: string) =>
+      spawnSync("/bin/bash", ["-c", `${fake}; ${command}`], {
+        env: { PATH: "/usr/bin:/bin" },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    const shown = run(`cat() { echo "shown: $*"; }`, updateCommand(fetch));
+    assert.equal(shown.status, 0);
+    assert.equal(shown.stdout, `shown: /srv/site/steps/green.${release}.fetch.json\n`);
+    const missing = run(`cat() { return 1; }; hostname() { echo host-7; }`, updateCommand(fetch));
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /^greenlight fetch: no recorded result \/srv\/site\/steps\/green\.\S+ on host-7: /);
+    for (const call of calls.filter((c) => c.step !== "bootstrap")) {
+      assert.ok(updateCommand(call).length < MAX_COMMAND);
+    }
+    assert.throws(() => updateCommand(calls[0]), /the bootstrap has no recorded result/);
+  });
+
+  it("the runner and the program agree on whose output is secret", () => {
+    const runner = fs.readFileSync(path.join(SCRIPT_DIR, "step.sh"), "utf8");
+    const m = /^case \$step in ([a-z |]+)\) quiet=1 ;; esac$/m.exec(runner);
+    assert.ok(m, "step.sh names its quiet steps");
+    assert.deepEqual(m[1].split(" | ").sort(), [...QUIET_STEPS].sort());
   });
 
   it("every remote script is strict bash that refuses to run without its values", () => {
+    const unprivileged = (argv: string[]) => {
+      const [file, ...args] =
+        process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv;
+      return spawnSync(file, args, {
+        env: { PATH: "/usr/bin:/bin" },
+        encoding: "utf8",
+        cwd: "/",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    };
     for (const step of STEPS) {
-      const text = fs.readFileSync(path.join(SCRIPT_DIR, `${step}.sh`), "utf8");
-      assert.match(text, /^#!\/usr\/bin\/env bash\n/);
-      const r = (() => {
-        try {
-          // Unprivileged, so a script that forgot to check its values first could do no harm here.
-          const argv = ["/bin/bash", "-c", scriptText(step)];
-          const [file, ...args] =
-            process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...argv] : argv;
-          execFileSync(file, args, { env: { PATH: "/usr/bin:/bin" }, stdio: "pipe", cwd: "/" });
-          return { code: 0, stderr: "" };
-        } catch (e) {
-          const err = e as { status: number; stderr: Buffer };
-          return { code: err.status, stderr: err.stderr.toString() };
-        }
-      })();
-      assert.notEqual(r.code, 0, `${step} ran without values`);
+      const file = path.join(SCRIPT_DIR, `${step}.sh`);
+      assert.match(fs.readFileSync(file, "utf8"), /^#!\/usr\/bin\/env bash\n/);
+      // Unprivileged, so a script that forgot to check its values first could do no harm here.
+      const r = unprivileged(["/bin/bash", file]);
+      assert.notEqual(r.status, 0, `${step} ran without values`);
       assert.match(r.stderr, /missing value GL_APP/, step);
+      const runner = unprivileged(["/bin/bash", path.join(SCRIPT_DIR, "step.sh"), step]);
+      assert.notEqual(runner.status, 0);
+      assert.match(runner.stderr, new RegExp(`^greenlight ${step} on \\S+: GL_TIMEOUT is not a number of seconds`));
     }
+    const r = unprivileged(["/bin/bash", path.join(SCRIPT_DIR, "step.sh"), "reboot"]);
+    assert.match(r.stderr, /not a greenlight step: 'reboot'/);
     assert.match(fs.readFileSync(path.join(SCRIPT_DIR, "lib.sh"), "utf8"), /^set -Eeuo pipefail$/m);
   });
 });
