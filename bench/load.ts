@@ -15,6 +15,8 @@ export interface PhaseCount {
   releases: Record<string, number>;
   /** Requests per path. */
   paths: Record<string, number>;
+  /** When each failure happened (ms since the epoch), to tell in which step of a release (the first 5,000). */
+  failures: { at: number; path: string; reason: string }[];
   ms: number;
 }
 
@@ -35,7 +37,15 @@ export function startLoad(
 ): Load {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   let running = true;
-  const fresh = (): PhaseCount => ({ requests: 0, failed: 0, reasons: {}, releases: {}, paths: {}, ms: 0 });
+  const fresh = (): PhaseCount => ({
+    requests: 0,
+    failed: 0,
+    reasons: {},
+    releases: {},
+    paths: {},
+    failures: [],
+    ms: 0,
+  });
   let current = fresh();
   let phaseStarted = Date.now();
 
@@ -44,6 +54,7 @@ export function startLoad(
     current.requests++;
     current.failed++;
     current.reasons[why] = (current.reasons[why] ?? 0) + 1;
+    if (current.failures.length < 5000) current.failures.push({ at: Date.now(), path: p, reason: why });
   };
   const one = (p: string) =>
     new Promise<void>((resolve) => {

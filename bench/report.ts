@@ -4,6 +4,8 @@
 import { CutoverResult } from "./cutover";
 import { BackupResult, BackupSample, ReleasePathResult, ReleaseSample, StepRun } from "./hosts";
 import { Machine, median, pct, seconds, spread } from "./lib";
+import { PeersResult } from "./peers";
+import { peersSummary, renderPeers } from "./peersReport";
 import { ProgramResult } from "./program";
 
 export interface Results {
@@ -13,6 +15,7 @@ export interface Results {
   backup?: BackupResult;
   program?: ProgramResult;
   cutover?: CutoverResult;
+  peers?: PeersResult;
 }
 
 /** Where a step's time goes: segments between log lines that match these markers, in order. */
@@ -132,6 +135,18 @@ export function renderResults(r: Results): string {
       );
     }
   }
+  if (r.peers) {
+    const ps = peersSummary(r.peers);
+    const each = (x: Record<string, number>, f: (v: number) => string) =>
+      `greenlight ${f(x.greenlight)}, Ansible ${f(x.ansible)}, Capistrano ${f(x.capistrano)}`;
+    out.push(
+      `| 6 | side by side, warm release (the tool's run / until served) | ${each(ps.warm, (v) => seconds(v))} / ` +
+        `${each(ps.servedWarm, (v) => seconds(v))} | the peers in the same rounds | ` +
+        `${(ps.warm.greenlight / ps.warm.ansible).toFixed(2)} / ${(ps.warm.greenlight / ps.warm.capistrano).toFixed(2)} (greenlight/Ansible, greenlight/Capistrano) | - | |`,
+      `| 6 | side by side, failed requests per release / rollback until served | ${each(ps.failed, String)} / ` +
+        `${each(ps.rollback, (v) => seconds(v))} | - | - | - | |`,
+    );
+  }
   if (cut) {
     const changes = median(cut.cycles.map((c) => c.rollbackUp.changes));
     const commands = median(cut.cycles.map((c) => c.rollbackUp.commands));
@@ -149,6 +164,7 @@ export function renderResults(r: Results): string {
   if (cut) out.push("", ...cutoverSection(cut));
   if (bk) out.push("", ...backupSection(bk, bkRatio));
   if (pr) out.push("", ...programSection(pr));
+  if (r.peers) out.push("", ...renderPeers(r.peers, bk, rel));
   out.push("", ...HISTORY);
   return out.join("\n") + "\n";
 }

@@ -1,7 +1,7 @@
 // npm run bench: what greenlight's promises cost, measured on local hosts (see bench/report.ts
 // for what RESULTS.md says, and the README's "Benchmarks" section for how to read it).
 //
-//   ts-node --transpile-only bench/run.ts [--only program,release,backup,cutover]
+//   ts-node --transpile-only bench/run.ts [--only program,release,peers,backup,cutover]
 //
 // Needs root (network namespaces) and the Debian packages the host tests need. Sections run one
 // after another, never side by side, so they do not slow each other down. A full run writes
@@ -15,7 +15,7 @@ import { Stops, machine, progress } from "./lib";
 import { programSection } from "./program";
 import { Results, renderResults } from "./report";
 
-const SECTIONS = ["program", "release", "backup", "cutover"] as const;
+const SECTIONS = ["program", "release", "peers", "backup", "cutover"] as const;
 
 /** How many times each figure is measured (its median is reported). */
 export const RUNS = {
@@ -24,6 +24,9 @@ export const RUNS = {
   warm: 5,
   backup: 5,
   cycles: 3,
+  /** Section 6: greenlight, Ansible and Capistrano in turn, each round; all roll back after some. */
+  peerRounds: ["cold", "warm", "warm", "cold", "warm"] as ("cold" | "warm")[],
+  peerRollbackAfter: [1, 2, 4],
 };
 
 async function main(stops: Stops): Promise<void> {
@@ -40,7 +43,7 @@ async function main(stops: Stops): Promise<void> {
 
   // First, while nothing of ours runs yet: the program alone.
   if (wants("program")) results.program = await programSection({ runs: RUNS.program });
-  if (wants("release") || wants("backup")) {
+  if (wants("release") || wants("backup") || wants("peers")) {
     const world = new Stops();
     stops.add("the host world", () => world.runAll());
     const hosts = await hostSections({
@@ -51,9 +54,11 @@ async function main(stops: Stops): Promise<void> {
       stops,
       world,
       only: new Set(SECTIONS.filter(wants)),
+      peers: { rounds: RUNS.peerRounds, rollbackAfter: RUNS.peerRollbackAfter, concurrency: 4 },
     });
     results.release = hosts.release;
     results.backup = hosts.backup;
+    results.peers = hosts.peers;
     // Done with those hosts: stop them before the rehearsal starts its own.
     await world.runAll();
   }
