@@ -78,7 +78,7 @@ export async function hostSections(opts: {
   world: Stops;
   only?: Set<string>;
   /** Section 6: the peers' rounds (each "cold" or "warm"), and after which rounds all three roll back. */
-  peers?: { rounds: ("cold" | "warm")[]; rollbackAfter: number[]; concurrency: number };
+  peers?: { rounds: ("cold" | "warm")[]; rollbackAfter: number[]; concurrency: number; ratePerClient: number };
 }): Promise<Partial<HostsResult>> {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "gl-bench-"));
   opts.stops.add("the artifact directory", () => fs.rmSync(out, { recursive: true, force: true }));
@@ -129,6 +129,7 @@ export async function hostSections(opts: {
       live: { colour: "blue", release: "r0" },
       idle: { release: greenRelease },
       concurrency: opts.peers.concurrency,
+      ratePerClient: opts.peers.ratePerClient,
       world: opts.world,
     });
     result.peers = await peers.series(opts.peers);

@@ -33,7 +33,18 @@ export interface Load {
 
 export function startLoad(
   base: string,
-  opts: { paths: string[]; concurrency: number; host?: string; timeoutMs?: number },
+  opts: {
+    paths: string[];
+    concurrency: number;
+    host?: string;
+    timeoutMs?: number;
+    /**
+     * Requests per second per client: paced, the load is the same whatever the answers (a fast
+     * 502 does not make the clients spin), so failed requests measure how long a site failed.
+     * Unset: each client sends its next request as soon as the previous one answered.
+     */
+    ratePerClient?: number;
+  },
 ): Load {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   let running = true;
@@ -94,7 +105,18 @@ export function startLoad(
     });
   const client = async (i: number) => {
     const p = opts.paths[i % opts.paths.length];
-    while (running) await one(p);
+    const every = opts.ratePerClient ? 1000 / opts.ratePerClient : 0;
+    // Paced clients start spread over one interval, each on its own schedule.
+    let next = Date.now() + (every * i) / opts.concurrency;
+    while (running) {
+      if (every) {
+        const wait = next - Date.now();
+        if (wait > 0) await sleep(wait);
+        next = Math.max(next + every, Date.now() - every);
+        if (!running) break;
+      }
+      await one(p);
+    }
   };
   const clients = Array.from({ length: opts.concurrency }, (_, i) => client(i));
 

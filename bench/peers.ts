@@ -48,6 +48,8 @@ export interface Failures {
   writes: number | null;
   byStep: Record<string, number>;
   reasons: Record<string, number>;
+  /** From the first failed request to the last (0: none or one): how long the site failed. */
+  spanMs: number;
 }
 
 export interface PeerRelease {
@@ -85,6 +87,7 @@ export interface FloorSample {
 
 export interface PeersResult {
   concurrency: number;
+  ratePerClient: number;
   paths: string[];
   writes: string;
   artifactBytes: number;
@@ -172,6 +175,20 @@ function runTool(
 const ANSIBLE_MARK = (line: string) => /^(?:TASK|RUNNING HANDLER) \[(.+?)\]/.exec(line)?.[1];
 const CAP_MARK = (line: string) => /^\s*\d\d:\d\d (\S+:\S+)\s*$/.exec(line)?.[1];
 
+/** The `n` longest steps between marks: "venv 4.1 s, restart 2.0 s, ...". */
+export function slowest(marks: Mark[], n: number): string {
+  const sorted = [...marks].sort((a, b) => a.at - b.at);
+  const d = new Map<string, number>();
+  for (let i = 0; i < sorted.length - 1; i++) {
+    d.set(sorted[i].step, (d.get(sorted[i].step) ?? 0) + sorted[i + 1].at - sorted[i].at);
+  }
+  return [...d.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([k, v]) => `${k} ${seconds(v)}`)
+    .join(", ");
+}
+
 /** The step that ran at `at`: the last mark at or before it. */
 function stepAt(marks: Mark[], at: number, before: string): string {
   let step = before;
@@ -185,7 +202,9 @@ function classify(phase: PhaseCount, marks: Mark[], before: string, writes: Phas
     const s = stepAt(marks, f.at, before);
     byStep[s] = (byStep[s] ?? 0) + 1;
   }
-  return { reads: phase.failed, writes: writes ? writes.failed : null, byStep, reasons: phase.reasons };
+  const at = phase.failures.map((f) => f.at);
+  const spanMs = at.length > 1 ? Math.max(...at) - Math.min(...at) : 0;
+  return { reads: phase.failed, writes: writes ? writes.failed : null, byStep, reasons: phase.reasons, spanMs };
 }
 
 export async function startPeers(opts: {
@@ -203,6 +222,7 @@ export async function startPeers(opts: {
   live: { colour: "blue" | "green"; release: string };
   idle: { release: string };
   concurrency: number;
+  ratePerClient: number;
   world: Stops;
 }): Promise<Peers> {
   const { w, h, s3, base, out } = opts;
@@ -336,7 +356,7 @@ export async function startPeers(opts: {
       ? ansible("deploy.yml", { release_id: release, artifact: artifact.file })
       : cap("deploy", { PEER_ARTIFACT: artifact.file, PEER_REVISION: release });
   for (const p of PEERS) {
-    for (const release of [`${p}-p0`, `${p}-p1`]) {
+    for (const release of [`${p}-p0`]) {
       const r = await peerRelease(p, release, base);
       firstMs[p] ||= r.ms;
       previous[p] = current[p];
@@ -378,7 +398,7 @@ export async function startPeers(opts: {
   // below then splits reads and writes by itself (classify() takes both).
   const paths = ["/api/notes", "/healthz", "/healthz", "/healthz"];
   const startLoads = (): { reads: Load; writes?: Load } => ({
-    reads: startLoad(url, { paths, concurrency: opts.concurrency }),
+    reads: startLoad(url, { paths, concurrency: opts.concurrency, ratePerClient: opts.ratePerClient }),
   });
 
   const pointAt = async (t: Tool) => {
@@ -392,6 +412,7 @@ export async function startPeers(opts: {
     async series(s) {
       const result: PeersResult = {
         concurrency: opts.concurrency,
+        ratePerClient: opts.ratePerClient,
         paths,
         writes: "not measured: the load generator sends reads only (GET); see startLoads() for the hook",
         artifactBytes: base.size,
@@ -445,8 +466,10 @@ export async function startPeers(opts: {
             });
             progress(
               `  round ${round + 1} (${kind}) ${t}: ${seconds(ms)}, served after ${seconds(servedMs)}` +
-                `${activation ? ` (${activation})` : ""}; ${p.reads.requests} requests, ${failures.reads} failed`,
+                `${activation ? ` (${activation})` : ""}; ${p.reads.requests} requests, ${failures.reads} failed` +
+                ` over ${seconds(failures.spanMs)}`,
             );
+            progress(`    ${slowest(marks, 5)}`);
           }
           if (!s.rollbackAfter.includes(round)) continue;
           for (const t of TOOLS) {
@@ -486,7 +509,7 @@ export async function startPeers(opts: {
             });
             progress(
               `  rollback ${t} ${from} -> ${to}: ${seconds(ms)}, served after ${seconds(servedMs)}; ` +
-                `${p.reads.requests} requests, ${failures.reads} failed`,
+                `${p.reads.requests} requests, ${failures.reads} failed over ${seconds(failures.spanMs)}`,
             );
           }
           // After a rollback every tool releases on top of the release it went back to.

@@ -67,7 +67,9 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     `${rounds} rounds (${cold} cold, ${warm} warm), each: greenlight, Ansible, Capistrano in turn, the same`,
     "artifact for all three (cold: a lock of its own; warm: the base lock and a new static file), the",
     "load balancer stand-in pointed at the tool whose turn it is, the same load through it all along:",
-    `${p.concurrency} keep-alive clients on ${p.paths.map((x) => `\`${x}\``).join(", ")}. Reads only: ${p.writes}.`,
+    `${p.concurrency} keep-alive clients, each paced at ${p.ratePerClient} requests/s (so a fast 502 does not`,
+    `make them spin, and failed requests measure how long a site failed), on ${p.paths.map((x) => `\`${x}\``).join(", ")}.`,
+    `Reads only: ${p.writes}.`,
     "A release's time is the tool's run from start to exit; \"served\" is from the same start until the",
     "load balancer answers with the new release. Rollbacks: `ansible-playbook rollback.yml` (switch back,",
     "restart, remove the release rolled back from, as ansistrano does), `cap qa deploy:rollback`, and",
@@ -99,6 +101,11 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     () => "-",
   );
   row(
+    "how long requests failed during a release (first failure to last)",
+    (t) => fig(rel(t).map((r) => r.failures.spanMs)),
+    () => "-",
+  );
+  row(
     "requests during a release",
     (t) => failedFig(rel(t).map((r) => r.requests)),
     () => "-",
@@ -116,6 +123,11 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
   row(
     "failed requests during a rollback (reads)",
     (t) => failedFig(rb(t).map((r) => r.failures.reads)),
+    () => "-",
+  );
+  row(
+    "how long requests failed during a rollback",
+    (t) => fig(rb(t).map((r) => r.failures.spanMs)),
     () => "-",
   );
   if (backup?.peers) {
@@ -158,8 +170,8 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
   out.push(
     "Every run, in the order they ran:",
     "",
-    "| round | kind | tool | release | run | served after | requests | failed | greenlight's activation |",
-    "|---:|---|---|---|---:|---:|---:|---:|---|",
+    "| round | kind | tool | release | run | served after | requests | failed | failing for | greenlight's activation |",
+    "|---:|---|---|---|---:|---:|---:|---:|---:|---|",
   );
   const byRound = new Map<number, (PeerRelease | PeerRollback)[]>();
   for (const r of [...p.releases, ...p.rollbacks]) byRound.set(r.round, [...(byRound.get(r.round) ?? []), r]);
@@ -168,7 +180,7 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
       const isRelease = "kind" in r;
       out.push(
         `| ${round + 1} | ${isRelease ? r.kind : "rollback"} | ${NAME[r.tool]} | ${isRelease ? r.release : `${r.from} -> ${r.to}`} | ` +
-          `${seconds(r.ms)} | ${seconds(r.servedMs)} | ${r.requests} | ${r.failures.reads} | ` +
+          `${seconds(r.ms)} | ${seconds(r.servedMs)} | ${r.requests} | ${r.failures.reads} | ${seconds(r.failures.spanMs)} | ` +
           `${isRelease ? (r.activation ?? "") : ""} |`,
       );
     }

@@ -22,11 +22,11 @@ export const RUNS = {
   program: 7,
   cold: 3,
   warm: 5,
-  backup: 5,
+  backup: 4,
   cycles: 3,
   /** Section 6: greenlight, Ansible and Capistrano in turn, each round; all roll back after some. */
-  peerRounds: ["cold", "warm", "warm", "cold", "warm"] as ("cold" | "warm")[],
-  peerRollbackAfter: [1, 2, 4],
+  peerRounds: ["cold", "warm", "warm", "cold"] as ("cold" | "warm")[],
+  peerRollbackAfter: [1, 2],
 };
 
 async function main(stops: Stops): Promise<void> {
@@ -54,7 +54,7 @@ async function main(stops: Stops): Promise<void> {
       stops,
       world,
       only: new Set(SECTIONS.filter(wants)),
-      peers: { rounds: RUNS.peerRounds, rollbackAfter: RUNS.peerRollbackAfter, concurrency: 4 },
+      peers: { rounds: RUNS.peerRounds, rollbackAfter: RUNS.peerRollbackAfter, concurrency: 4, ratePerClient: 20 },
     });
     results.release = hosts.release;
     results.backup = hosts.backup;
