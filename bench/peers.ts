@@ -32,6 +32,12 @@ const PEER_PORTS: Record<Peer, { nginx: number; gunicorn: number }> = {
   capistrano: { nginx: 8004, gunicorn: 9004 },
 };
 const PEERS_DIR = path.join(__dirname, "peers");
+/**
+ * Each release's and rollback's load phase goes on this long after the new (or old) release is
+ * served: a measuring window, so that what fails just after the switch counts too, and a
+ * rollback that switches at once still has requests to count.
+ */
+const SETTLE_MS = 2000;
 /** What the peers need on the machine (the tools, and net-ssh's ed25519 support for Capistrano). */
 const PEER_PACKAGES = ["ansible", "capistrano", "ruby-ed25519", "ruby-bcrypt-pbkdf"];
 
@@ -448,6 +454,7 @@ export async function startPeers(opts: {
             }
             marks.push({ at: Date.now(), step: "(after the run)" });
             const servedMs = await waitServed(release, started);
+            await sleep(SETTLE_MS);
             const p = phase();
             previous[t] = current[t];
             current[t] = release;
@@ -493,6 +500,7 @@ export async function startPeers(opts: {
             const ms = Date.now() - started;
             marks.push({ at: Date.now(), step: "(after the run)" });
             const servedMs = await waitServed(to, started);
+            await sleep(SETTLE_MS);
             const p = phase();
             current[t] = to;
             previous[t] = from;
