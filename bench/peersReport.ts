@@ -7,12 +7,14 @@ import { Failures, PEERS, PeerRelease, PeerRollback, PeersResult, TOOLS, Tool } 
 
 const NAME: Record<Tool, string> = { greenlight: "greenlight", ansible: "Ansible", capistrano: "Capistrano" };
 
-const range = (xs: number[], digits = 2) =>
-  xs.length ? `${(Math.min(...xs) / 1000).toFixed(digits)}-${(Math.max(...xs) / 1000).toFixed(digits)}` : "-";
-/** "3.10 s (2.90-3.40)" */
-const fig = (xs: number[]) => (xs.length ? `${seconds(median(xs))} (${range(xs)})` : "-");
+/** Seconds, or milliseconds for what takes less than a tenth of a second. */
+const dur = (ms: number) => (ms < 100 ? `${ms.toFixed(0)} ms` : seconds(ms));
+/** "3.10 s (2.90-3.40 s)" */
+const fig = (xs: number[]) =>
+  xs.length ? `${dur(median(xs))} (${dur(Math.min(...xs))}-${dur(Math.max(...xs))})` : "-";
+const r2 = (x: number) => (x < 0.01 ? "< 0.01" : x.toFixed(2));
 const ratioFig = (xs: number[]) =>
-  xs.length ? `${median(xs).toFixed(2)} (${Math.min(...xs).toFixed(2)}-${Math.max(...xs).toFixed(2)})` : "-";
+  xs.length ? `${r2(median(xs))} (${r2(Math.min(...xs))}-${r2(Math.max(...xs))})` : "-";
 const failedFig = (xs: number[]) => (xs.length ? `${median(xs)} (${Math.min(...xs)}-${Math.max(...xs)})` : "-");
 
 /** greenlight's figure over the peer's, per round where both have one. */
@@ -69,13 +71,13 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     "load balancer stand-in pointed at the tool whose turn it is, the same load through it all along:",
     `${p.concurrency} keep-alive clients, each paced at ${p.ratePerClient} requests/s (so a fast 502 does not`,
     `make them spin, and failed requests measure how long a site failed), on ${p.paths.map((x) => `\`${x}\``).join(", ")}.`,
-    `Reads only: ${p.writes}.`,
+    `Writes: ${p.writes}.`,
     "A release's time is the tool's run from start to exit; \"served\" is from the same start until the",
     "load balancer answers with the new release; each release's requests are counted until 2 s after",
     "that (what fails just after the switch counts too). Rollbacks: `ansible-playbook rollback.yml` (switch back,",
     "restart, remove the release rolled back from, as ansistrano does), `cap qa deploy:rollback`, and",
     "for greenlight the listener back to the other colour (what `npm run rollback` + `pulumi up` changes:",
-    "section 2 has it through Pulumi). Each tool's first two releases on the host are untimed set-up",
+    "section 2 has it through Pulumi). Each peer's first release on the host is untimed set-up",
     `(first: ${PEERS.map((t) => `${NAME[t]} ${seconds(p.firstMs[t])}`).join(", ")}).`,
     "",
     "| measure | greenlight | Ansible | Capistrano | greenlight/Ansible | greenlight/Capistrano |",
@@ -208,6 +210,20 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
   }
   out.push("");
 
+  const w = wins(p, backup);
+  out.push("### Where a peer wins, and why", "");
+  out.push(...(w.length ? w : ["- Nowhere in this run: greenlight's median is the lower one in every measure."]), "");
+  out.push(
+    "Where greenlight wins, the reason is its design rather than its speed: a release builds and starts the",
+    "idle colour while the live one keeps serving, so no request fails and a warm release reloads a slot",
+    "that already runs its venv (the peers build a venv and restart gunicorn on every release), and a",
+    "rollback moves the listener back to a colour that is still running (the peers restart gunicorn on",
+    "the old release, and Capistrano then archives the release it left). The peers' failed requests",
+    "come from the restart: nginx answers 502 while no gunicorn listens, and the load balancer's health",
+    "checks then take the target out (503) until two checks pass again.",
+    "",
+  );
+
   // The physical floor.
   if (p.floor.length) {
     const u = median(p.floor.map((f) => f.unpackMs));
@@ -245,18 +261,104 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
   return out;
 }
 
-/** The summary rows of section 6 (for the summary table and the README). */
-export function peersSummary(p: PeersResult): {
-  warm: Record<Tool, number>;
-  servedWarm: Record<Tool, number>;
-  failed: Record<Tool, number>;
-  rollback: Record<Tool, number>;
-} {
-  const by = (f: (t: Tool) => number) => Object.fromEntries(TOOLS.map((t) => [t, f(t)])) as Record<Tool, number>;
-  return {
-    warm: by((t) => median(p.releases.filter((r) => r.tool === t && r.kind === "warm").map((r) => r.ms))),
-    servedWarm: by((t) => median(p.releases.filter((r) => r.tool === t && r.kind === "warm").map((r) => r.servedMs))),
-    failed: by((t) => median(p.releases.filter((r) => r.tool === t).map((r) => r.failures.reads))),
-    rollback: by((t) => median(p.rollbacks.filter((r) => r.tool === t).map((r) => r.servedMs))),
+/** The summary rows of section 6 (for the summary table). */
+export function peersSummary(p: PeersResult): string[] {
+  const med = (f: (r: PeerRelease) => boolean, v: (r: PeerRelease) => number) => median(p.releases.filter(f).map(v));
+  const each = (f: (t: Tool) => string) => TOOLS.map((t) => `${NAME[t]} ${f(t)}`).join(", ");
+  const ratios = (kind: "cold" | "warm") =>
+    PEERS.map((peer) =>
+      r2(
+        median(
+          pairs(
+            p.releases.filter((r) => r.kind === kind),
+            peer,
+            (r) => r.ms,
+          ),
+        ),
+      ),
+    ).join(" / ");
+  const rows: string[] = [];
+  for (const kind of ["cold", "warm"] as const) {
+    rows.push(
+      `| 6 | side by side: a whole release, ${kind} (the same artifact, the same host and load) | ` +
+        `${each((t) =>
+          dur(
+            med(
+              (r) => r.tool === t && r.kind === kind,
+              (r) => r.ms,
+            ),
+          ),
+        )} | Ansible / Capistrano, same rounds | ` +
+        `${ratios(kind)} (greenlight/peer, pair by pair) | - | |`,
+    );
+  }
+  rows.push(
+    `| 6 | side by side: failed requests per release; rollback until the old release is served | ` +
+      `${each((t) =>
+        String(
+          med(
+            (r) => r.tool === t,
+            (r) => r.failures.reads,
+          ),
+        ),
+      )}; ` +
+      `${each((t) => dur(median(p.rollbacks.filter((r) => r.tool === t).map((r) => r.servedMs))))} | - | - | - | |`,
+  );
+  return rows;
+}
+
+/**
+ * Where a peer beats greenlight (its median below greenlight's), and why: the reasons are the
+ * structural differences between the flows, named per measure.
+ */
+function wins(p: PeersResult, backup?: BackupResult): string[] {
+  const out: string[] = [];
+  const m = (t: Tool, kind: "cold" | "warm") =>
+    median(p.releases.filter((r) => r.tool === t && r.kind === kind).map((r) => r.ms));
+  const steps = (t: Tool, kind: "cold" | "warm") => {
+    const d: Record<string, number[]> = {};
+    for (const r of p.releases.filter((x) => x.tool === t && x.kind === kind)) {
+      const ms = [...r.marks].sort((a, b) => a.at - b.at);
+      for (let i = 0; i < ms.length - 1; i++) (d[ms[i].step] ??= []).push(ms[i + 1].at - ms[i].at);
+    }
+    return (step: string) => median(d[step] ?? []);
   };
+  for (const kind of ["cold", "warm"] as const) {
+    for (const peer of PEERS) {
+      if (!(m(peer, kind) < m("greenlight", kind))) continue;
+      const g = steps("greenlight", kind);
+      const own = steps(peer, kind);
+      const venv =
+        peer === "ansible" ? own("release : Build the virtualenv from the artifact's wheelhouse") : own("site:venv");
+      out.push(
+        `- **${NAME[peer]} wins the ${kind} release**: ${dur(m(peer, kind))} against ${dur(m("greenlight", kind))}. ` +
+          `Both build the venv from the same wheelhouse with the same pip (${NAME[peer]}: ${dur(venv)}; greenlight's ` +
+          `fetch, which includes it with the download, the hash and collectstatic: ${dur(g("fetch"))}), so the ` +
+          `difference is what greenlight does that ${NAME[peer]} does not: its backup streams to S3 and is read ` +
+          `back with \`pg_restore --list\` (${dur(g("backup"))}; the peer's local \`pg_dump\` of the same small ` +
+          `database takes a few hundred ms); its migrate step runs Django three times, \`showmigrations\` before ` +
+          `and after \`migrate\` to prove nothing is left (${dur(g("migrate"))}); and its activation restarts the ` +
+          `idle colour and waits for the health gate before the listener moves (${dur(g("activate"))}), where ` +
+          `${NAME[peer]} restarts the live gunicorn in place and is done when supervisor says RUNNING, and pays ` +
+          "for it with the failed requests above. Each of greenlight's steps is also an SSH session of its own, " +
+          "with its own lock and checks.",
+      );
+    }
+  }
+  if (backup?.peers) {
+    const ours = median(backup.ours.map((s) => s.ms));
+    for (const peer of PEERS) {
+      const theirs = median((backup.peers[peer] ?? []).map((s) => s.ms));
+      if (!(theirs < ours)) continue;
+      out.push(
+        `- **${NAME[peer]} wins the backup**: ${dur(theirs)} against ${dur(ours)} (medians; the bare dump ` +
+          `itself varied ${fig(backup.bare.map((s) => s.ms))} in this run). Its \`pg_dump -Fc\` writes to the ` +
+          "host's own disk and stops there; greenlight's backup step streams the dump to S3 while it is written, " +
+          "hashes it and reads it back with `pg_restore --list`, and on this 2-core machine the S3 stand-in and " +
+          "the uploader take CPU from pg_dump (on AWS they run elsewhere). A dump left on the host goes with the " +
+          "host and is never checked: the bench measures what that difference costs, not what it is worth.",
+      );
+    }
+  }
+  return out;
 }

@@ -135,18 +135,6 @@ export function renderResults(r: Results): string {
       );
     }
   }
-  if (r.peers) {
-    const ps = peersSummary(r.peers);
-    const each = (x: Record<string, number>, f: (v: number) => string) =>
-      `greenlight ${f(x.greenlight)}, Ansible ${f(x.ansible)}, Capistrano ${f(x.capistrano)}`;
-    out.push(
-      `| 6 | side by side, warm release (the tool's run / until served) | ${each(ps.warm, (v) => seconds(v))} / ` +
-        `${each(ps.servedWarm, (v) => seconds(v))} | the peers in the same rounds | ` +
-        `${(ps.warm.greenlight / ps.warm.ansible).toFixed(2)} / ${(ps.warm.greenlight / ps.warm.capistrano).toFixed(2)} (greenlight/Ansible, greenlight/Capistrano) | - | |`,
-      `| 6 | side by side, failed requests per release / rollback until served | ${each(ps.failed, String)} / ` +
-        `${each(ps.rollback, (v) => seconds(v))} | - | - | - | |`,
-    );
-  }
   if (cut) {
     const changes = median(cut.cycles.map((c) => c.rollbackUp.changes));
     const commands = median(cut.cycles.map((c) => c.rollbackUp.commands));
@@ -159,6 +147,8 @@ export function renderResults(r: Results): string {
         `the release before it: ${relChanges} changed, ${relCommands} run | - | 1 and 0 | ${yes(all)} |`,
     );
   }
+
+  if (r.peers) out.push(...peersSummary(r.peers));
 
   if (rel) out.push("", ...releaseSection(rel, relRatio));
   if (cut) out.push("", ...cutoverSection(cut));

@@ -1,7 +1,7 @@
 // npm run bench: what greenlight's promises cost, measured on local hosts (see bench/report.ts
 // for what RESULTS.md says, and the README's "Benchmarks" section for how to read it).
 //
-//   ts-node --transpile-only bench/run.ts [--only program,release,peers,backup,cutover]
+//   ts-node --transpile-only bench/run.ts [--only program,release,peers,backup,cutover] [--render]
 //
 // Needs root (network namespaces) and the Debian packages the host tests need. Sections run one
 // after another, never side by side, so they do not slow each other down. A full run writes
@@ -30,7 +30,14 @@ export const RUNS = {
 };
 
 async function main(stops: Stops): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: "string" } } });
+  const { values } = parseArgs({ options: { only: { type: "string" }, render: { type: "boolean" } } });
+  if (values.render) {
+    // Only the text: RESULTS.md again from the last full run's figures (bench/tmp/results.json).
+    const last = JSON.parse(fs.readFileSync(path.join(__dirname, "tmp", "results.json"), "utf8")) as Results;
+    fs.writeFileSync(path.join(__dirname, "RESULTS.md"), renderResults(last));
+    progress("wrote bench/RESULTS.md from bench/tmp/results.json");
+    return;
+  }
   const only = values.only ? new Set(values.only.split(",")) : undefined;
   for (const s of only ?? []) {
     if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s}`);
