@@ -6,6 +6,8 @@
 // Per stack, in order: preview of the empty stack, up (provision), preview of the first
 // release, up (release: fetch, backup, migrate, activate, cutover), then `runs` previews and
 // ups with nothing to change (their medians).
+import * as fs from "fs";
+import * as path from "path";
 import { Rehearsal } from "../test/rig/rehearsal";
 import { Stops, median, progress, seconds } from "./lib";
 
@@ -82,7 +84,16 @@ export async function engineSection(opts: { stacks: string[]; runs: number; stop
   return out;
 }
 
-export function renderEngine(e: EngineResult): string {
+const RESULTS_JSON = path.join(__dirname, "engine-results.json");
+
+/** The last `npm run bench:engine` run's figures, committed beside RESULTS.md. */
+export function readEngineResults(): { date: string; stacks: EngineResult } | undefined {
+  return fs.existsSync(RESULTS_JSON)
+    ? (JSON.parse(fs.readFileSync(RESULTS_JSON, "utf8")) as { date: string; stacks: EngineResult })
+    : undefined;
+}
+
+export function renderEngine(e: EngineResult, date = ""): string {
   const rows = e.map(
     (s) =>
       `| ${s.stack} | ${s.resources} | ${seconds(s.previewCreateMs)} | ${seconds(s.upCreateMs)} | ` +
@@ -92,9 +103,14 @@ export function renderEngine(e: EngineResult): string {
   return [
     `## The real Pulumi engine: preview and up (pulumi ${e[0]?.pulumiVersion ?? "?"})`,
     "",
-    "What a user waits for, per stack: the real CLI and engine over the program, with the stand-in",
+    `Written by \`npm run bench:engine\` (bench/engine.ts)${date ? ` on ${date}` : ""}, one run per stack. What a user`,
+    "waits for, per stack: the real CLI and engine over the program, with the stand-in",
     "provider plugins (their start-up, four Node processes under ts-node, is in every figure) and",
     "local hosts. The release's `up` includes the remote steps (fetch, backup, migrate, activate).",
+    "Every preview here runs the policy pack (as the PR comment's does), which @pulumi/pulumi's",
+    "run-policy-pack type-checks with ts-node: that is most of why a preview with nothing to change",
+    "takes longer than an `up` with nothing to change (which runs no pack here). The machine was",
+    "shared with other work (load average 4-7 on 2 cores): take the figures as an upper bound.",
     "",
     "| stack | resources | preview, empty stack | up, provision | preview, release | up, release | preview, no changes (median) | up, no changes (median) |",
     "|---|---|---|---|---|---|---|---|",
@@ -103,10 +119,20 @@ export function renderEngine(e: EngineResult): string {
   ].join("\n");
 }
 
+/** `npm run bench:engine`: measures, keeps the figures, and puts their section into RESULTS.md. */
 if (require.main === module) {
   const stops = new Stops();
   engineSection({ stacks: ["qa", "prod"], runs: 3, stops })
-    .then((e) => process.stdout.write(renderEngine(e)))
+    .then((e) => {
+      const date = new Date().toISOString().slice(0, 16).replace("T", " ") + " UTC";
+      fs.writeFileSync(RESULTS_JSON, JSON.stringify({ date, stacks: e }, null, 1) + "\n");
+      const file = path.join(__dirname, "RESULTS.md");
+      const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+      const at = text.indexOf("## The real Pulumi engine");
+      const before = at >= 0 ? text.slice(0, at).trimEnd() : text.trimEnd();
+      fs.writeFileSync(file, `${before}\n\n${renderEngine(e, date)}`);
+      progress("wrote bench/engine-results.json and the engine section of bench/RESULTS.md");
+    })
     .catch((err) => {
       progress(`engine bench FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
       process.exitCode = 1;

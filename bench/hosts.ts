@@ -14,6 +14,7 @@ import { RigHost } from "../test/rig/hosts";
 import { runRemote } from "../test/rig/ssh";
 import { APP, REGION, World, startWorld } from "../test/rig/world";
 import { Stops, median, progress, seconds, timed } from "./lib";
+import { BackupContender, PeersResult, startPeers } from "./peers";
 import { coldVariant, warmVariant } from "./variants";
 
 /** One step's run: wall time, and each log line's arrival time (ms since the step began). */
@@ -53,11 +54,14 @@ export interface BackupResult {
   rows: number;
   ours: BackupSample[];
   bare: BackupSample[];
+  /** The peers' own backup tasks (section 6), run in the same alternation. */
+  peers?: Record<string, BackupSample[]>;
 }
 
 export interface HostsResult {
   release: ReleasePathResult;
   backup: BackupResult;
+  peers: PeersResult;
 }
 
 const PREFIX = "glb";
@@ -73,6 +77,8 @@ export async function hostSections(opts: {
   /** What this section alone uses (the hosts, the stand-ins). */
   world: Stops;
   only?: Set<string>;
+  /** Section 6: the peers' rounds (each "cold" or "warm"), and after which rounds all three roll back. */
+  peers?: { rounds: ("cold" | "warm")[]; rollbackAfter: number[]; concurrency: number; ratePerClient: number };
 }): Promise<Partial<HostsResult>> {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "gl-bench-"));
   opts.stops.add("the artifact directory", () => fs.rmSync(out, { recursive: true, force: true }));
@@ -109,8 +115,28 @@ export async function hostSections(opts: {
   if (!opts.only || opts.only.has("release")) {
     result.release = await releasePath(w, h, base, out, upload, opts);
   }
+  let others: BackupContender[] = [];
+  if (opts.peers && (!opts.only || opts.only.has("peers"))) {
+    const greenRelease = (await h.exec(["readlink", `/srv/${APP}/green`])).stdout.trim().split("/").pop() ?? "";
+    const peers = await startPeers({
+      w,
+      h,
+      s3,
+      base,
+      out,
+      upload,
+      stepRun: (call) => stepRun(w, h, call),
+      live: { colour: "blue", release: "r0" },
+      idle: { release: greenRelease },
+      concurrency: opts.peers.concurrency,
+      ratePerClient: opts.peers.ratePerClient,
+      world: opts.world,
+    });
+    result.peers = await peers.series(opts.peers);
+    others = peers.backups();
+  }
   if (!opts.only || opts.only.has("backup")) {
-    result.backup = await backupOverhead(w, h, s3, opts);
+    result.backup = await backupOverhead(w, h, s3, { ...opts, others });
   }
   return result;
 }
@@ -164,7 +190,7 @@ async function backupOverhead(
   w: World,
   h: RigHost,
   s3: S3Client,
-  opts: { backupRuns: number; backupMegabytes: number },
+  opts: { backupRuns: number; backupMegabytes: number; others: BackupContender[] },
 ): Promise<BackupResult> {
   progress(`section 3: generating at least ${opts.backupMegabytes} MB of rows in the app's database`);
   // Rows like an app's: ids, hashes, text, timestamps, numbers; the table belongs to the app's
@@ -227,15 +253,23 @@ async function backupOverhead(
   progress("  warm-up pg_dump (untimed: the table's pages into the caches, as on a live database)");
   await bare();
   const result: BackupResult = { tableBytes, databaseBytes, rows, ours: [], bare: [] };
+  if (opts.others.length) result.peers = Object.fromEntries(opts.others.map((o) => [o.name, []]));
+  const names = ["bare", "ours", ...opts.others.map((o) => o.name)];
   for (let i = 0; i < opts.backupRuns; i++) {
-    // Alternate, and alternate which goes first, so drift on a shared machine hits both alike.
-    const order = i % 2 ? ["ours", "bare"] : ["bare", "ours"];
+    // Alternate, and rotate which goes first, so drift on a shared machine hits all alike.
+    const order = names.map((_, k) => names[(k + i) % names.length]);
     for (const which of order) {
-      if (which === "bare") result.bare.push(await bare());
-      else result.ours.push(await ours(i));
-      const s = which === "bare" ? result.bare.at(-1)! : result.ours.at(-1)!;
+      let s: BackupSample;
+      if (which === "bare") result.bare.push((s = await bare()));
+      else if (which === "ours") result.ours.push((s = await ours(i)));
+      else {
+        // The peer's own backup task, as its deploy runs it (pg_dump -Fc into its shared/backups).
+        s = { ms: await opts.others.find((o) => o.name === which)!.run(i), bytes: NaN };
+        result.peers![which].push(s);
+      }
       progress(
-        `  ${which === "bare" ? "bare pg_dump -Fc" : "backup step    "} ${i + 1}: ${seconds(s.ms)}, ${(s.bytes / 2 ** 20).toFixed(1)} MB`,
+        `  ${which === "bare" ? "bare pg_dump -Fc" : which === "ours" ? "backup step    " : `${which} backup`} ${i + 1}: ${seconds(s.ms)}` +
+          (Number.isNaN(s.bytes) ? "" : `, ${(s.bytes / 2 ** 20).toFixed(1)} MB`),
       );
     }
   }

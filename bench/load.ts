@@ -15,6 +15,8 @@ export interface PhaseCount {
   releases: Record<string, number>;
   /** Requests per path. */
   paths: Record<string, number>;
+  /** When each failure happened (ms since the epoch), to tell in which step of a release (the first 5,000). */
+  failures: { at: number; path: string; reason: string }[];
   ms: number;
 }
 
@@ -31,11 +33,30 @@ export interface Load {
 
 export function startLoad(
   base: string,
-  opts: { paths: string[]; concurrency: number; host?: string; timeoutMs?: number },
+  opts: {
+    paths: string[];
+    concurrency: number;
+    host?: string;
+    timeoutMs?: number;
+    /**
+     * Requests per second per client: paced, the load is the same whatever the answers (a fast
+     * 502 does not make the clients spin), so failed requests measure how long a site failed.
+     * Unset: each client sends its next request as soon as the previous one answered.
+     */
+    ratePerClient?: number;
+  },
 ): Load {
   const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
   let running = true;
-  const fresh = (): PhaseCount => ({ requests: 0, failed: 0, reasons: {}, releases: {}, paths: {}, ms: 0 });
+  const fresh = (): PhaseCount => ({
+    requests: 0,
+    failed: 0,
+    reasons: {},
+    releases: {},
+    paths: {},
+    failures: [],
+    ms: 0,
+  });
   let current = fresh();
   let phaseStarted = Date.now();
 
@@ -44,6 +65,7 @@ export function startLoad(
     current.requests++;
     current.failed++;
     current.reasons[why] = (current.reasons[why] ?? 0) + 1;
+    if (current.failures.length < 5000) current.failures.push({ at: Date.now(), path: p, reason: why });
   };
   const one = (p: string) =>
     new Promise<void>((resolve) => {
@@ -83,7 +105,18 @@ export function startLoad(
     });
   const client = async (i: number) => {
     const p = opts.paths[i % opts.paths.length];
-    while (running) await one(p);
+    const every = opts.ratePerClient ? 1000 / opts.ratePerClient : 0;
+    // Paced clients start spread over one interval, each on its own schedule.
+    let next = Date.now() + (every * i) / opts.concurrency;
+    while (running) {
+      if (every) {
+        const wait = next - Date.now();
+        if (wait > 0) await sleep(wait);
+        next = Math.max(next + every, Date.now() - every);
+        if (!running) break;
+      }
+      await one(p);
+    }
   };
   const clients = Array.from({ length: opts.concurrency }, (_, i) => client(i));
 

@@ -4,6 +4,9 @@
 import { CutoverResult } from "./cutover";
 import { BackupResult, BackupSample, ReleasePathResult, ReleaseSample, StepRun } from "./hosts";
 import { Machine, median, pct, seconds, spread } from "./lib";
+import { PeersResult } from "./peers";
+import { peersSummary, renderPeers } from "./peersReport";
+import { readEngineResults, renderEngine } from "./engine";
 import { ProgramResult } from "./program";
 
 export interface Results {
@@ -13,6 +16,7 @@ export interface Results {
   backup?: BackupResult;
   program?: ProgramResult;
   cutover?: CutoverResult;
+  peers?: PeersResult;
 }
 
 /** Where a step's time goes: segments between log lines that match these markers, in order. */
@@ -145,11 +149,18 @@ export function renderResults(r: Results): string {
     );
   }
 
+  if (r.peers) out.push(...peersSummary(r.peers));
+
   if (rel) out.push("", ...releaseSection(rel, relRatio));
   if (cut) out.push("", ...cutoverSection(cut));
   if (bk) out.push("", ...backupSection(bk, bkRatio));
   if (pr) out.push("", ...programSection(pr));
+  if (r.peers) out.push("", ...renderPeers(r.peers, bk, rel));
   out.push("", ...HISTORY);
+  // The real engine's figures come from their own run (npm run bench:engine, bench/engine.ts):
+  // kept here so a full benchmark run does not drop them.
+  const engine = readEngineResults();
+  if (engine) out.push("", renderEngine(engine.stacks, engine.date));
   return out.join("\n") + "\n";
 }
 

@@ -1,7 +1,7 @@
 // npm run bench: what greenlight's promises cost, measured on local hosts (see bench/report.ts
 // for what RESULTS.md says, and the README's "Benchmarks" section for how to read it).
 //
-//   ts-node --transpile-only bench/run.ts [--only program,release,backup,cutover]
+//   ts-node --transpile-only bench/run.ts [--only program,release,peers,backup,cutover] [--render]
 //
 // Needs root (network namespaces) and the Debian packages the host tests need. Sections run one
 // after another, never side by side, so they do not slow each other down. A full run writes
@@ -15,19 +15,29 @@ import { Stops, machine, progress } from "./lib";
 import { programSection } from "./program";
 import { Results, renderResults } from "./report";
 
-const SECTIONS = ["program", "release", "backup", "cutover"] as const;
+const SECTIONS = ["program", "release", "peers", "backup", "cutover"] as const;
 
 /** How many times each figure is measured (its median is reported). */
 export const RUNS = {
   program: 7,
   cold: 3,
   warm: 5,
-  backup: 5,
+  backup: 4,
   cycles: 3,
+  /** Section 6: greenlight, Ansible and Capistrano in turn, each round; all roll back after some. */
+  peerRounds: ["cold", "warm", "warm", "cold"] as ("cold" | "warm")[],
+  peerRollbackAfter: [1, 2],
 };
 
 async function main(stops: Stops): Promise<void> {
-  const { values } = parseArgs({ options: { only: { type: "string" } } });
+  const { values } = parseArgs({ options: { only: { type: "string" }, render: { type: "boolean" } } });
+  if (values.render) {
+    // Only the text: RESULTS.md again from the last full run's figures (bench/tmp/results.json).
+    const last = JSON.parse(fs.readFileSync(path.join(__dirname, "tmp", "results.json"), "utf8")) as Results;
+    fs.writeFileSync(path.join(__dirname, "RESULTS.md"), renderResults(last));
+    progress("wrote bench/RESULTS.md from bench/tmp/results.json");
+    return;
+  }
   const only = values.only ? new Set(values.only.split(",")) : undefined;
   for (const s of only ?? []) {
     if (!(SECTIONS as readonly string[]).includes(s)) throw new Error(`--only: unknown section ${s}`);
@@ -40,7 +50,7 @@ async function main(stops: Stops): Promise<void> {
 
   // First, while nothing of ours runs yet: the program alone.
   if (wants("program")) results.program = await programSection({ runs: RUNS.program });
-  if (wants("release") || wants("backup")) {
+  if (wants("release") || wants("backup") || wants("peers")) {
     const world = new Stops();
     stops.add("the host world", () => world.runAll());
     const hosts = await hostSections({
@@ -51,9 +61,11 @@ async function main(stops: Stops): Promise<void> {
       stops,
       world,
       only: new Set(SECTIONS.filter(wants)),
+      peers: { rounds: RUNS.peerRounds, rollbackAfter: RUNS.peerRollbackAfter, concurrency: 4, ratePerClient: 20 },
     });
     results.release = hosts.release;
     results.backup = hosts.backup;
+    results.peers = hosts.peers;
     // Done with those hosts: stop them before the rehearsal starts its own.
     await world.runAll();
   }
