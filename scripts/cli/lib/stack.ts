@@ -4,7 +4,15 @@
 import * as fs from "fs";
 import * as path from "path";
 import { isMap, parseDocument } from "yaml";
-import { ARTIFACT_KEY, COLOURS, Colour, RELEASE_ID, SHA256, otherColour } from "../../../components/constants";
+import {
+  COLOURS,
+  Colour,
+  VALUES,
+  isArtifactKey,
+  isReleaseId,
+  isSha256,
+  otherColour,
+} from "../../../components/constants";
 
 export type { Colour };
 
@@ -115,11 +123,11 @@ export function servingColour(resources: DeployedResource[]): Colour | undefined
  * failed): the new release replaces it in that slot, and the serving slot is left alone.
  */
 export function planRelease(state: StackState, next: Slot, serving?: Colour): ReleasePlan {
-  if (!RELEASE_ID.test(next.release)) {
-    throw new CliError(`release id "${next.release}" is not allowed; allowed: letters, digits, . _ - (up to 64)`);
+  if (!isReleaseId(next.release)) {
+    throw new CliError(`release id "${next.release}" is not allowed; allowed: ${VALUES.release.what} (up to 64)`);
   }
-  if (!SHA256.test(next.sha256)) throw new CliError(`"${next.sha256}" is not a sha256`);
-  if (!ARTIFACT_KEY.test(next.artifact)) throw new CliError(`"${next.artifact}" is not an artifact key`);
+  if (!isSha256(next.sha256)) throw new CliError(`"${next.sha256}" is not a sha256`);
+  if (!isArtifactKey(next.artifact)) throw new CliError(`"${next.artifact}" is not an artifact key`);
   if (serving && serving !== state.live && state.slots[state.live] && state.slots[serving]) {
     const pending = state.slots[state.live]!;
     return {
