@@ -8,6 +8,8 @@ export interface SecureBucketArgs {
   /** Lifecycle rules in addition to aborting stale multipart uploads. */
   lifecycle?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
   provider?: pulumi.ProviderResource;
+  /** Pulumi refuses to delete or replace the bucket, and a delete leaves it in AWS (prod's backups). */
+  keep?: boolean;
 }
 
 /**
@@ -23,7 +25,11 @@ export class SecureBucket extends pulumi.ComponentResource {
   constructor(name: string, args: SecureBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super("greenlight:buckets:SecureBucket", name, {}, opts);
     const o = { parent: this, provider: args.provider };
-    this.bucket = new aws.s3.Bucket(name, { forceDestroy: args.forceDestroy }, o);
+    this.bucket = new aws.s3.Bucket(
+      name,
+      { forceDestroy: args.forceDestroy },
+      { ...o, protect: args.keep ?? false, retainOnDelete: args.keep ?? false },
+    );
     this.name = this.bucket.bucket;
     this.arn = this.bucket.arn;
     const bucket = this.bucket.id;
@@ -132,6 +138,7 @@ export class Buckets extends pulumi.ComponentResource {
         kmsKeyArn: args.kmsKeyArn,
         versioned: true,
         forceDestroy: !args.protect,
+        keep: args.protect,
         lifecycle: [
           {
             id: "expire-backups",

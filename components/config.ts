@@ -240,6 +240,10 @@ export const CONFIG_SCHEMA = {
     "15",
     ["14", "15"],
   ),
+  dbAllowMajorUpgrade: bool(
+    "Let a new dbEngineVersion upgrade the existing database in place (downtime; no way back but a restore). Without it a major change is refused.",
+    false,
+  ),
   dbMultiAz: bool("Run RDS Multi-AZ (a standby in a second zone).", false),
   dbBackupRetentionDays: int("Days RDS keeps automated backups.", 1, 1, 35),
   dbFinalSnapshot: bool("Take a final RDS snapshot when the database is destroyed.", false),
@@ -333,6 +337,7 @@ export interface EnvConfig {
     multiAz: boolean;
     backupRetentionDays: number;
     finalSnapshot: boolean;
+    allowMajorUpgrade: boolean;
   };
   deletionProtection: boolean;
   backups: { retentionDays: number; replicaRegion?: string };
@@ -605,6 +610,7 @@ export function parseConfig(
       multiAz: p.dbMultiAz,
       backupRetentionDays: p.dbBackupRetentionDays,
       finalSnapshot: p.dbFinalSnapshot,
+      allowMajorUpgrade: p.dbAllowMajorUpgrade,
     },
     deletionProtection: p.deletionProtection,
     backups: { retentionDays: p.backupRetentionDays, replicaRegion: p.backupReplicaRegion || undefined },

@@ -96,6 +96,8 @@ export class Environment extends pulumi.ComponentResource {
         backupRetentionDays: cfg.db.backupRetentionDays,
         deletionProtection: cfg.deletionProtection,
         finalSnapshot: cfg.db.finalSnapshot,
+        allowMajorUpgrade: cfg.db.allowMajorUpgrade,
+        protect: cfg.deletionProtection,
       },
       parent,
     );
@@ -108,15 +110,16 @@ export class Environment extends pulumi.ComponentResource {
         plain: {
           DB_HOST: db.address,
           DB_PORT: db.port.apply(String),
-          DB_NAME: cfg.app,
-          DB_USER: cfg.app,
+          // Checked against the database that exists (Database.name): a rename fails here.
+          DB_NAME: db.name,
+          DB_USER: db.name,
           // Django checks the Host header; without a domain the site answers on the ALB's name.
           ALLOWED_HOSTS: cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`,
           HTTPS: cfg.domain ? "on" : "off",
           HEALTH_PATH: cfg.healthPath,
         },
         secure: {
-          DATABASE_URL: pulumi.interpolate`postgres://${cfg.app}:${this.secrets.dbPassword}@${db.address}:${db.port}/${cfg.app}?sslmode=require`,
+          DATABASE_URL: pulumi.interpolate`postgres://${db.name}:${this.secrets.dbPassword}@${db.address}:${db.port}/${db.name}?sslmode=require`,
         },
       },
       parent,
