@@ -112,6 +112,8 @@ export interface BucketsArgs {
   /** Keep buckets with objects on destroy (prod). */
   protect: boolean;
   replicaRegion?: string;
+  /** Default tags of the replica region's provider (the stack's tag, as aws:defaultTags gives the default provider). */
+  tags?: Record<string, string>;
 }
 
 /**
@@ -153,7 +155,11 @@ export class Buckets extends pulumi.ComponentResource {
     );
 
     if (args.replicaRegion) {
-      const provider = new aws.Provider(`${name}-replica-region`, { region: args.replicaRegion as aws.Region }, parent);
+      const provider = new aws.Provider(
+        `${name}-replica-region`,
+        { region: args.replicaRegion as aws.Region, defaultTags: args.tags ? { tags: args.tags } : undefined },
+        parent,
+      );
       const replicaKey = new aws.kms.Key(
         `${name}-replica-key`,
         { description: "greenlight backup replica", enableKeyRotation: true, deletionWindowInDays: 30 },

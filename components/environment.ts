@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Alarms } from "./alarms";
 import { Buckets } from "./buckets";
 import { CiAccess } from "./ci";
-import { COLOURS, EnvConfig, userSecretValue } from "./config";
+import { COLOURS, EnvConfig, STACK_TAG, userSecretValue } from "./config";
 import { Database } from "./database";
 import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
 import { LoadBalancer } from "./loadBalancer";
@@ -78,6 +78,8 @@ export class Environment extends pulumi.ComponentResource {
         backupRetentionDays: cfg.backups.retentionDays,
         protect: cfg.deletionProtection,
         replicaRegion: cfg.backups.replicaRegion,
+        // The replica region's provider is explicit, so it does not read aws:defaultTags.
+        tags: { [STACK_TAG]: cfg.stack },
       },
       parent,
     );
@@ -225,6 +227,8 @@ export class Environment extends pulumi.ComponentResource {
           extraRegions: cfg.backups.replicaRegion ? [cfg.backups.replicaRegion] : [],
           kmsKeyArn,
           deployEnvironment: cfg.ci.deployEnvironment,
+          project: cfg.project,
+          domain: cfg.domain?.name,
         },
         parent,
       );
