@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { stringify } from "yaml";
 import type * as command from "@pulumi/command";
+import { BACKUP_PREFIX } from "./constants";
 
 /** Debian's AWS account: the publisher of the official Debian 12 AMIs. */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -151,10 +152,22 @@ export class Hosts extends pulumi.ComponentResource {
               Resource: pulumi.interpolate`${args.artifactBucketArn}/*`,
             },
             {
+              // With ListBucket a missing key is a 404 ("no such artifact/backup"), not a 403
+              // that reads like a broken role. Names only; the objects need the grants here.
+              Sid: "ListArtifactsAndBackups",
+              Effect: "Allow",
+              Action: ["s3:ListBucket"],
+              Resource: [args.artifactBucketArn, args.backupBucketArn],
+            },
+            {
+              // Backups and restores (scripts/remote/lib.sh take_backup, restore.sh) under db/:
+              // a streamed (multipart) upload that fails is aborted, a backup that fails its
+              // check is deleted. The bucket is versioned and the role has no
+              // DeleteObjectVersion, so a host can hide a backup but never destroy one.
               Sid: "WriteAndRestoreBackups",
               Effect: "Allow",
-              Action: ["s3:PutObject", "s3:GetObject"],
-              Resource: pulumi.interpolate`${args.backupBucketArn}/*`,
+              Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+              Resource: pulumi.interpolate`${args.backupBucketArn}/${BACKUP_PREFIX}*`,
             },
           ],
         }),
