@@ -266,6 +266,7 @@ export class Environment extends pulumi.ComponentResource {
       bastion: bastion?.address,
       knownHosts,
       sshPrivateKey: pulumi.secret(this.hosts.deployKey.privateKeyOpenssh),
+      adminSshPrivateKey: pulumi.secret(this.hosts.adminKey.privateKeyOpenssh),
       dbEndpoint: db.endpoint,
       parameterPath: cfg.parameterPath,
       artifactBucket: this.buckets.artifacts.name,

@@ -58,19 +58,32 @@ export function debianAmi(parent: pulumi.Resource): pulumi.Output<string> {
 }
 
 /**
- * cloud-init user data. It only installs the generated host key (and removes every other
- * host key, so the pinned one is the only one sshd can offer) and authorises the deploy key
- * for the admin user. Nothing else goes here: on an existing instance a user-data change
- * means a stop and start, so it must stay stable; the bootstrap does the rest over SSH.
+ * On the bastion, the deploy key may only forward connections (ProxyJump / -W, which is all
+ * the release steps and `ssh -J` use): no shell, no command, so no sudo.
  */
-export function userData(hostPrivateKey: string, hostPublicKey: string, deployPublicKey: string): string {
+export const JUMP_ONLY = 'restrict,port-forwarding,command="/usr/sbin/nologin"';
+
+/**
+ * cloud-init user data. It only installs the generated host key (and removes every other
+ * host key, so the pinned one is the only one sshd can offer) and authorises keys for the
+ * admin user (sudo): on hosts the admin key only; on the bastion also the deploy key, for
+ * jumping only (JUMP_ONLY, listed first). The deploy key is never an admin key. Nothing else
+ * goes here: on an existing instance a user-data change means a stop and start, so it must
+ * stay stable; the bootstrap does the rest over SSH.
+ */
+export function userData(
+  hostPrivateKey: string,
+  hostPublicKey: string,
+  adminPublicKey: string,
+  jumpPublicKey?: string,
+): string {
   return (
     "#cloud-config\n" +
     stringify({
       ssh_deletekeys: true,
       ssh_genkeytypes: [],
       ssh_keys: { ed25519_private: hostPrivateKey, ed25519_public: hostPublicKey.trim() },
-      ssh_authorized_keys: [deployPublicKey.trim()],
+      ssh_authorized_keys: [...(jumpPublicKey ? [`${JUMP_ONLY} ${jumpPublicKey.trim()}`] : []), adminPublicKey.trim()],
       ssh_pwauth: false,
       disable_root: true,
     })
@@ -84,7 +97,10 @@ export function userData(hostPrivateKey: string, hostPublicKey: string, deployPu
  */
 export class Hosts extends pulumi.ComponentResource {
   readonly hosts: Host[] = [];
+  /** Runs every release step as `deploy` (no sudo but its own slots); jumps through the bastion. */
   readonly deployKey: tls.PrivateKey;
+  /** `admin` (sudo) on every host and the bastion: the bootstrap, and operators. */
+  readonly adminKey: tls.PrivateKey;
   readonly bastion?: { instance: aws.ec2.Instance; address: pulumi.Output<string>; hostKey: pulumi.Output<string> };
   readonly role: aws.iam.Role;
   readonly policy: aws.iam.RolePolicy;
@@ -96,6 +112,7 @@ export class Hosts extends pulumi.ComponentResource {
     const parent = { parent: this };
 
     this.deployKey = new tls.PrivateKey(`${name}-deploy-key`, { algorithm: "ED25519" }, parent);
+    this.adminKey = new tls.PrivateKey(`${name}-admin-key`, { algorithm: "ED25519" }, parent);
 
     const partition = aws.getPartitionOutput({}, parent).partition;
     const account = aws.getCallerIdentityOutput({}, parent).accountId;
@@ -189,6 +206,7 @@ export class Hosts extends pulumi.ComponentResource {
       publicIp: boolean,
       withRole: boolean,
       more: pulumi.CustomResourceOptions,
+      bastion = false,
     ) => {
       const hostKey = new tls.PrivateKey(`${id}-host-key`, { algorithm: "ED25519" }, parent);
       const instance = new aws.ec2.Instance(
@@ -204,8 +222,13 @@ export class Hosts extends pulumi.ComponentResource {
           rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true },
           userData: pulumi.secret(
             pulumi
-              .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh, this.deployKey.publicKeyOpenssh])
-              .apply(([priv, pub, deploy]) => userData(priv, pub, deploy)),
+              .all([
+                hostKey.privateKeyOpenssh,
+                hostKey.publicKeyOpenssh,
+                this.adminKey.publicKeyOpenssh,
+                this.deployKey.publicKeyOpenssh,
+              ])
+              .apply(([priv, pub, admin, deploy]) => userData(priv, pub, admin, bastion ? deploy : undefined)),
           ),
           userDataReplaceOnChange: false,
           tags: { Name: id },
@@ -228,6 +251,7 @@ export class Hosts extends pulumi.ComponentResource {
         true,
         false,
         {},
+        true,
       );
     }
     for (let i = 0; i < args.hostCount; i++) {
@@ -251,8 +275,10 @@ export class Hosts extends pulumi.ComponentResource {
   }
 
   /**
-   * How `@pulumi/command` reaches host `i` as `user`: pinned host key, the deploy key, the
-   * bastion as proxy for private hosts, and dial limits (fresh instances refuse SSH for a while).
+   * How `@pulumi/command` reaches host `i` as `user`: pinned host key, the admin key for
+   * ADMIN_USER and the deploy key for anyone else, the bastion as proxy for private hosts
+   * (jumped with the deploy key, which may only forward there), and dial limits (fresh
+   * instances refuse SSH for a while).
    */
   connection(i: number, user: string): pulumi.Output<command.types.input.remote.ConnectionArgs> {
     const h = this.hosts[i];
@@ -260,8 +286,15 @@ export class Hosts extends pulumi.ComponentResource {
     const b = this.bastion;
     return pulumi.secret(
       pulumi
-        .all([h.address, h.hostKey, this.deployKey.privateKeyOpenssh, b?.address ?? "", b?.hostKey ?? ""])
-        .apply(([host, hostKey, privateKey, bastionHost, bastionKey]) => ({
+        .all([
+          h.address,
+          h.hostKey,
+          (user === ADMIN_USER ? this.adminKey : this.deployKey).privateKeyOpenssh,
+          this.deployKey.privateKeyOpenssh,
+          b?.address ?? "",
+          b?.hostKey ?? "",
+        ])
+        .apply(([host, hostKey, privateKey, jumpKey, bastionHost, bastionKey]) => ({
           host,
           port: 22,
           user,
@@ -274,7 +307,7 @@ export class Hosts extends pulumi.ComponentResource {
                   host: bastionHost,
                   port: 22,
                   user: ADMIN_USER,
-                  privateKey,
+                  privateKey: jumpKey,
                   hostKey: bastionKey,
                   ...limits,
                 },
