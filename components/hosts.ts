@@ -91,6 +91,80 @@ export function userData(
 }
 
 /**
+ * The hosts' instance-role policy: what the host scripts call (scripts/remote/lib.sh: SSM
+ * reads, artifact downloads, streamed backups and their cleanup, restores), and no more. Pure,
+ * so the tests' S3/SSM stand-in enforces the very same document (test/rig/awsStandIn.ts).
+ */
+export function hostPolicy(a: {
+  partition: string;
+  account: string;
+  region: string;
+  /** /<project>/<stack>/ */
+  parameterPath: string;
+  kmsKeyArn: string;
+  artifactBucketArn: string;
+  backupBucketArn: string;
+}): { Version: string; Statement: Record<string, unknown>[] } {
+  const path = a.parameterPath.replace(/\/$/, "");
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "ReadThisEnvironmentsParameters",
+        Effect: "Allow",
+        Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+        Resource: [
+          `arn:${a.partition}:ssm:${a.region}:${a.account}:parameter${path}`,
+          `arn:${a.partition}:ssm:${a.region}:${a.account}:parameter${path}/*`,
+        ],
+      },
+      {
+        Sid: "DecryptThroughSsmAndS3Only",
+        Effect: "Allow",
+        Action: ["kms:Decrypt"],
+        Resource: a.kmsKeyArn,
+        Condition: {
+          StringEquals: {
+            "kms:ViaService": [`ssm.${a.region}.amazonaws.com`, `s3.${a.region}.amazonaws.com`],
+          },
+        },
+      },
+      {
+        Sid: "EncryptBackupsThroughS3Only",
+        Effect: "Allow",
+        Action: ["kms:GenerateDataKey"],
+        Resource: a.kmsKeyArn,
+        Condition: { StringEquals: { "kms:ViaService": `s3.${a.region}.amazonaws.com` } },
+      },
+      {
+        Sid: "ReadArtifacts",
+        Effect: "Allow",
+        Action: ["s3:GetObject"],
+        Resource: `${a.artifactBucketArn}/*`,
+      },
+      {
+        // With ListBucket a missing key is a 404 ("no such artifact/backup"), not a 403
+        // that reads like a broken role. Names only; the objects need the grants here.
+        Sid: "ListArtifactsAndBackups",
+        Effect: "Allow",
+        Action: ["s3:ListBucket"],
+        Resource: [a.artifactBucketArn, a.backupBucketArn],
+      },
+      {
+        // Backups and restores (scripts/remote/lib.sh take_backup, restore.sh) under db/:
+        // a streamed (multipart) upload that fails is aborted, a backup that fails its
+        // check is deleted. The bucket is versioned and the role has no
+        // DeleteObjectVersion, so a host can hide a backup but never destroy one.
+        Sid: "WriteAndRestoreBackups",
+        Effect: "Allow",
+        Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+        Resource: `${a.backupBucketArn}/${BACKUP_PREFIX}*`,
+      },
+    ],
+  };
+}
+
+/**
  * The EC2 hosts (and the bastion): Debian 12, IMDSv2 only, encrypted roots, a role that may
  * read only this environment's SSM path, the artifacts and the backups. SSH host keys and the
  * deploy key are generated here and pinned in every connection.
@@ -116,7 +190,6 @@ export class Hosts extends pulumi.ComponentResource {
 
     const partition = aws.getPartitionOutput({}, parent).partition;
     const account = aws.getCallerIdentityOutput({}, parent).accountId;
-    const path = args.parameterPath.replace(/\/$/, "");
     this.role = new aws.iam.Role(
       `${name}-role`,
       {
@@ -132,62 +205,21 @@ export class Hosts extends pulumi.ComponentResource {
       `${name}-policy`,
       {
         role: this.role.id,
-        policy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Sid: "ReadThisEnvironmentsParameters",
-              Effect: "Allow",
-              Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-              Resource: [
-                pulumi.interpolate`arn:${partition}:ssm:${args.region}:${account}:parameter${path}`,
-                pulumi.interpolate`arn:${partition}:ssm:${args.region}:${account}:parameter${path}/*`,
-              ],
-            },
-            {
-              Sid: "DecryptThroughSsmAndS3Only",
-              Effect: "Allow",
-              Action: ["kms:Decrypt"],
-              Resource: args.kmsKeyArn,
-              Condition: {
-                StringEquals: {
-                  "kms:ViaService": [`ssm.${args.region}.amazonaws.com`, `s3.${args.region}.amazonaws.com`],
-                },
-              },
-            },
-            {
-              Sid: "EncryptBackupsThroughS3Only",
-              Effect: "Allow",
-              Action: ["kms:GenerateDataKey"],
-              Resource: args.kmsKeyArn,
-              Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
-            },
-            {
-              Sid: "ReadArtifacts",
-              Effect: "Allow",
-              Action: ["s3:GetObject"],
-              Resource: pulumi.interpolate`${args.artifactBucketArn}/*`,
-            },
-            {
-              // With ListBucket a missing key is a 404 ("no such artifact/backup"), not a 403
-              // that reads like a broken role. Names only; the objects need the grants here.
-              Sid: "ListArtifactsAndBackups",
-              Effect: "Allow",
-              Action: ["s3:ListBucket"],
-              Resource: [args.artifactBucketArn, args.backupBucketArn],
-            },
-            {
-              // Backups and restores (scripts/remote/lib.sh take_backup, restore.sh) under db/:
-              // a streamed (multipart) upload that fails is aborted, a backup that fails its
-              // check is deleted. The bucket is versioned and the role has no
-              // DeleteObjectVersion, so a host can hide a backup but never destroy one.
-              Sid: "WriteAndRestoreBackups",
-              Effect: "Allow",
-              Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-              Resource: pulumi.interpolate`${args.backupBucketArn}/${BACKUP_PREFIX}*`,
-            },
-          ],
-        }),
+        policy: pulumi
+          .all([partition, account, args.kmsKeyArn, args.artifactBucketArn, args.backupBucketArn])
+          .apply(([p, acct, kmsKeyArn, artifactBucketArn, backupBucketArn]) =>
+            JSON.stringify(
+              hostPolicy({
+                partition: p,
+                account: acct,
+                region: args.region,
+                parameterPath: args.parameterPath,
+                kmsKeyArn,
+                artifactBucketArn,
+                backupBucketArn,
+              }),
+            ),
+          ),
       },
       parent,
     );

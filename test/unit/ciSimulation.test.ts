@@ -7,7 +7,7 @@ import { CI_ROLE_PATH, CiAccess, CiAccessArgs } from "../../components/ci";
 import { STACK_TAG } from "../../components/constants";
 import { reveal } from "../rig/program";
 import { byName, evaluate, fakeEngine } from "./fakeEngine";
-import { ACCOUNT, PolicyDoc, decide } from "./iamSim";
+import { ACCOUNT, PolicyDoc, decide } from "../rig/iamSim";
 
 const R = "eu-west-1";
 const STATE = "arn:aws:s3:::acme-pulumi-state";

@@ -3,7 +3,7 @@
 import * as assert from "assert";
 import { ProgramRun, reveal } from "../rig/program";
 import { byName, evaluate } from "./fakeEngine";
-import { ACCOUNT, PolicyDoc, decide } from "./iamSim";
+import { ACCOUNT, PolicyDoc, decide } from "../rig/iamSim";
 
 const R = "eu-west-1";
 
