@@ -396,6 +396,18 @@ export function parseConfig(
     );
   }
 
+  // Names are `<stack>-*` and the CI roles' grants follow them: with stacks "qa" and "qa-eu",
+  // qa's roles would also cover every qa-eu-* bucket, role and alarm.
+  for (const other of ctx.otherStacks ?? []) {
+    if (other !== ctx.stack && (other.startsWith(`${ctx.stack}-`) || ctx.stack.startsWith(`${other}-`))) {
+      problems.push(
+        `stack name ${JSON.stringify(ctx.stack)} is not allowed next to stack ${JSON.stringify(other)}: one is the other ` +
+          `plus "-", so one stack's <stack>-* names (and its CI roles' grants) would cover the other's; allowed: ` +
+          `a name that is not another stack's name followed by "-"`,
+      );
+    }
+  }
+
   for (const [k, spec] of Object.entries(CONFIG_SCHEMA) as [ConfigKey, KeySpec<Json>][]) {
     const full = `${project}:${k}`;
     const v = raw[full];

@@ -393,6 +393,15 @@ describe("config", () => {
       );
     });
 
+    it('refuses a stack whose name is another stack\'s plus "-" (its <stack>-* grants would cover it)', () => {
+      const c = stackConfig("qa");
+      assert.throws(
+        () => parseConfig(c.values, new Set(c.secretKeys), { stack: "qa", otherStacks: ["qa-eu", "prod"] }),
+        /stack name "qa" is not allowed next to stack "qa-eu"/,
+      );
+      assert.equal(parseConfig(c.values, new Set(c.secretKeys), { stack: "qa", otherStacks: ["prod"] }).stack, "qa");
+    });
+
     it("accepts what a careful operator sets: real types and regions, one release in both slots", () => {
       const c = parse("qa", {
         instanceType: "m7a.medium",
