@@ -485,9 +485,21 @@ export async function startAwsStandIn(
   const accessKeyOf = (req: http.IncomingMessage) =>
     /Credential=([^/,\s]+)\//.exec(header(req, "authorization") ?? "")?.[1] ??
     new URL(req.url ?? "/", "http://h").searchParams.get("X-Amz-Credential")?.split("/")[0];
+  // Decisions are pure functions of (policy, action, resource): computed once each, so the
+  // simulator adds no latency to repeated calls (a test's timing stays what it was).
+  const decisions = new Map<string, Promise<boolean>>();
   const allowed = async (req: http.IncomingMessage, action: string, resource: string) => {
-    const policy = policies.get(accessKeyOf(req) ?? "");
-    return !policy || (await decide(policy, action, resource, {}, `arn:aws:iam::${ACCOUNT}:role/host`)) === "Allowed";
+    const key = accessKeyOf(req) ?? "";
+    const policy = policies.get(key);
+    if (!policy) return true;
+    const memo = `${key} ${action} ${resource}`;
+    if (!decisions.has(memo)) {
+      decisions.set(
+        memo,
+        decide(policy, action, resource, {}, `arn:aws:iam::${ACCOUNT}:role/host`).then((d) => d === "Allowed"),
+      );
+    }
+    return decisions.get(memo)!;
   };
   const s3Arn = (bucket: string, key?: string) => `arn:aws:s3:::${bucket}${key === undefined ? "" : `/${key}`}`;
   async function authoriseS3(req: http.IncomingMessage, op: S3Op, bucket: string, key: string): Promise<void> {
@@ -918,6 +930,7 @@ export async function startAwsStandIn(
     },
     enforce(accessKeyId, policy) {
       policies.set(accessKeyId, policy);
+      decisions.clear();
     },
     putObject(bucket, key, body) {
       bucketOf(bucket);
