@@ -17,6 +17,7 @@ export const {
   bastion,
   knownHosts,
   sshPrivateKey,
+  adminSshPrivateKey,
   dbEndpoint,
   parameterPath,
   artifactBucket,

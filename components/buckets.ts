@@ -8,6 +8,8 @@ export interface SecureBucketArgs {
   /** Lifecycle rules in addition to aborting stale multipart uploads. */
   lifecycle?: aws.types.input.s3.BucketLifecycleConfigurationRule[];
   provider?: pulumi.ProviderResource;
+  /** Pulumi refuses to delete or replace the bucket, and a delete leaves it in AWS (prod's backups). */
+  keep?: boolean;
 }
 
 /**
@@ -23,7 +25,11 @@ export class SecureBucket extends pulumi.ComponentResource {
   constructor(name: string, args: SecureBucketArgs, opts?: pulumi.ComponentResourceOptions) {
     super("greenlight:buckets:SecureBucket", name, {}, opts);
     const o = { parent: this, provider: args.provider };
-    this.bucket = new aws.s3.Bucket(name, { forceDestroy: args.forceDestroy }, o);
+    this.bucket = new aws.s3.Bucket(
+      name,
+      { forceDestroy: args.forceDestroy },
+      { ...o, protect: args.keep ?? false, retainOnDelete: args.keep ?? false },
+    );
     this.name = this.bucket.bucket;
     this.arn = this.bucket.arn;
     const bucket = this.bucket.id;
@@ -106,6 +112,8 @@ export interface BucketsArgs {
   /** Keep buckets with objects on destroy (prod). */
   protect: boolean;
   replicaRegion?: string;
+  /** Default tags of the replica region's provider (the stack's tag, as aws:defaultTags gives the default provider). */
+  tags?: Record<string, string>;
 }
 
 /**
@@ -132,6 +140,7 @@ export class Buckets extends pulumi.ComponentResource {
         kmsKeyArn: args.kmsKeyArn,
         versioned: true,
         forceDestroy: !args.protect,
+        keep: args.protect,
         lifecycle: [
           {
             id: "expire-backups",
@@ -146,7 +155,11 @@ export class Buckets extends pulumi.ComponentResource {
     );
 
     if (args.replicaRegion) {
-      const provider = new aws.Provider(`${name}-replica-region`, { region: args.replicaRegion as aws.Region }, parent);
+      const provider = new aws.Provider(
+        `${name}-replica-region`,
+        { region: args.replicaRegion as aws.Region, defaultTags: args.tags ? { tags: args.tags } : undefined },
+        parent,
+      );
       const replicaKey = new aws.kms.Key(
         `${name}-replica-key`,
         { description: "greenlight backup replica", enableKeyRotation: true, deletionWindowInDays: 30 },

@@ -1,5 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { isGithubRepository } from "./catalog";
+import { PROJECT, STACK_TAG } from "./constants";
 
 /** GitHub's OIDC issuer (without https://) and the audience aws-actions/configure-aws-credentials asks for. */
 export const GITHUB_OIDC_HOST = "token.actions.githubusercontent.com";
@@ -38,9 +40,22 @@ export interface CiAccessArgs {
   deployEnvironment?: string;
   /** Default "main". */
   deployBranch?: string;
+  /** The Pulumi project, for the state's paths (default greenlight). */
+  project?: string;
+  /**
+   * The site's DNS name, when the stack has one: the only names (and their ACM validation
+   * records, `_*.<domain>`) the deploy role may change in Route 53. Without it, none.
+   */
+  domain?: string;
 }
 
-const REPOSITORY = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})\/[A-Za-z0-9._-]{1,100}$/;
+/**
+ * Services whose resources carry the stack's tag (the AWS provider's defaultTags) and whose
+ * IAM checks know `aws:ResourceTag` / `aws:RequestTag`. A stack's roles are denied every
+ * action on such a resource tagged for another stack, and every request that would tag one so.
+ */
+export const TAGGED_SERVICES = ["ec2", "elasticloadbalancing", "rds", "acm", "kms", "sns", "cloudwatch"];
+
 const ENVIRONMENT = /^[A-Za-z0-9_.-]{1,255}$/;
 const BRANCH = /^[A-Za-z0-9._/-]{1,255}$/;
 
@@ -89,13 +104,23 @@ export function githubTrustPolicy(providerArn: pulumi.Input<string>, subject: st
  *   an instance it starts, so the role is as strong as the account lets `<stack>-*` roles be;
  *   a permissions boundary on those roles (hosts.ts, buckets.ts) would close that.
  * - Names the program controls are pinned: S3 buckets, SNS topics and alarms `<stack>-*`, SSM
- *   parameters under the stack's path, the KMS alias, the state objects under `.pulumi/`.
- *   Encrypt/decrypt only with the environment's key, when it is given. KMS key management
- *   (including key policies) covers every key in the stack's regions: key ids are generated.
- * - EC2, ELB, RDS and ACM are granted service-wide but only in the stack's regions: their
- *   resources carry generated ids, and their create calls touch many resource types (subnets,
- *   ENIs, option groups, grants), so an enumerated list would fail some `up` half-way on the
- *   next provider release. Keep unrelated workloads in another account (or region).
+ *   parameters under the stack's path, the KMS alias, and the stack's own state objects
+ *   (`.pulumi/stacks/<project>/<stack>.json*`, its history, backups and locks). Encrypt and
+ *   decrypt only with the environment's key, when it is given. KMS keys are created and
+ *   managed (key policies too) only with the stack's tag.
+ * - Tags make the rest per stack. Every resource carries `greenlight-stack=<stack>` (the
+ *   provider's defaultTags, required by config.ts). Two explicit Denies cover every action of
+ *   EC2, ELB, RDS, ACM, KMS, SNS and CloudWatch: on a resource tagged for another stack, and in
+ *   a request that tags one for another stack. So qa's roles cannot touch prod's hosts,
+ *   database, listener, keys or alarms, even in the same account and region
+ *   (test/unit/ciSimulation.test.ts proves it with @cloud-copilot/iam-simulate).
+ * - Within that, EC2, ELB, RDS and ACM are allowed service-wide in the stack's regions: their
+ *   create calls touch many resource types (subnets, ENIs, option groups, grants, the AMI), so
+ *   an enumerated list would fail some `up` half-way on the next provider release. What this
+ *   leaves: resources with no greenlight tag at all (another workload's, or an untaggable
+ *   association) are not covered by the Denies; keep unrelated workloads in another account.
+ * - Route 53: only the stack's own `domain` and its `_*.<domain>` validation records; a
+ *   stack without a domain changes no DNS.
  */
 export class CiAccess extends pulumi.ComponentResource {
   readonly oidcProviderArn: pulumi.Output<string>;
@@ -107,7 +132,7 @@ export class CiAccess extends pulumi.ComponentResource {
   constructor(name: string, args: CiAccessArgs, opts?: pulumi.ComponentResourceOptions) {
     // Checked before registering anything: a refused component leaves no half-made resource.
     const problems: string[] = [];
-    if (!REPOSITORY.test(args.repository))
+    if (!isGithubRepository(args.repository))
       problems.push(`repository ${JSON.stringify(args.repository)} is not owner/name`);
     if (!/^[a-z][a-z0-9-]{0,11}$/.test(args.stack))
       problems.push(`stack ${JSON.stringify(args.stack)} is not a stack name`);
@@ -170,22 +195,45 @@ export class CiAccess extends pulumi.ComponentResource {
     const s = args.stack;
     const path = args.parameterPath.replace(/\/$/, "");
     const prefix = args.stateKeyPrefix ? `${args.stateKeyPrefix.replace(/^\/+|\/+$/g, "")}/` : "";
+    const project = args.project ?? PROJECT;
+    const tag = { ResourceTag: `aws:ResourceTag/${STACK_TAG}`, RequestTag: `aws:RequestTag/${STACK_TAG}` };
+    const taggedForStack = (k: "ResourceTag" | "RequestTag") => ({ StringEquals: { [tag[k]]: s } });
 
+    // The DIY backend keeps one stack's state in these objects (`.pulumi/stacks/<project>/
+    // <stack>.json` and its .bak/.gz/.attrs, its history, backups and locks; locks may sit
+    // under an organisation folder). A role reaches its own stack's, never another's.
+    const stateObject = (what: string) => pulumi.interpolate`${args.stateBucketArn}/${prefix}.pulumi/${what}`;
+    const ownState = (write: boolean) =>
+      write
+        ? [
+            stateObject(`stacks/${project}/${s}.json*`),
+            stateObject(`history/${project}/${s}/*`),
+            stateObject(`backups/${project}/${s}/*`),
+            stateObject(`locks/*${project}/${s}/*`),
+          ]
+        : [stateObject(`stacks/${project}/${s}.json*`), stateObject(`history/${project}/${s}/*`)];
     const state = (write: boolean): Statement[] =>
       args.stateBucketArn === undefined
         ? []
         : [
             {
+              // Listing shows object names only (which stacks exist), never their content.
               Sid: "StateBucket",
               Effect: "Allow",
               Action: ["s3:ListBucket", "s3:GetBucketLocation"],
               Resource: args.stateBucketArn,
             },
             {
+              Sid: "StateMeta",
+              Effect: "Allow",
+              Action: ["s3:GetObject"],
+              Resource: stateObject("meta.yaml"),
+            },
+            {
               Sid: write ? "StateObjects" : "ReadStateObjects",
               Effect: "Allow",
               Action: write ? ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"] : ["s3:GetObject"],
-              Resource: pulumi.interpolate`${args.stateBucketArn}/${prefix}.pulumi/*`,
+              Resource: ownState(write),
             },
           ];
 
@@ -211,6 +259,7 @@ export class CiAccess extends pulumi.ComponentResource {
       },
     ];
 
+    const everyTagged = TAGGED_SERVICES.map((x) => `${x}:*`);
     const deploy: Statement[] = [
       ...state(true),
       ...lookups,
@@ -222,14 +271,44 @@ export class CiAccess extends pulumi.ComponentResource {
         Condition: inRegions,
       },
       {
-        Sid: "DnsRecords",
-        Effect: "Allow",
-        Action: ["route53:ChangeResourceRecordSets", "route53:GetChange", "route53:ListResourceRecordSets"],
-        Resource: [
-          pulumi.interpolate`arn:${partition}:route53:::hostedzone/*`,
-          pulumi.interpolate`arn:${partition}:route53:::change/*`,
-        ],
+        // What makes the grants above per stack: another stack's resources carry its tag.
+        Sid: "NeverAnotherStacksResources",
+        Effect: "Deny",
+        Action: everyTagged,
+        Resource: "*",
+        Condition: { StringNotEquals: { [tag.ResourceTag]: s }, Null: { [tag.ResourceTag]: "false" } },
       },
+      {
+        Sid: "NeverTagForAnotherStack",
+        Effect: "Deny",
+        Action: everyTagged,
+        Resource: "*",
+        Condition: { StringNotEquals: { [tag.RequestTag]: s }, Null: { [tag.RequestTag]: "false" } },
+      },
+      ...(args.domain
+        ? [
+            {
+              Sid: "DnsRecordsOfTheDomain",
+              Effect: "Allow",
+              Action: ["route53:ChangeResourceRecordSets"],
+              Resource: pulumi.interpolate`arn:${partition}:route53:::hostedzone/*`,
+              Condition: {
+                "ForAllValues:StringLike": {
+                  "route53:ChangeResourceRecordSetsNormalizedRecordNames": [args.domain, `_*.${args.domain}`],
+                },
+              },
+            },
+            {
+              Sid: "DnsReads",
+              Effect: "Allow",
+              Action: ["route53:GetChange", "route53:ListResourceRecordSets"],
+              Resource: [
+                pulumi.interpolate`arn:${partition}:route53:::hostedzone/*`,
+                pulumi.interpolate`arn:${partition}:route53:::change/*`,
+              ],
+            },
+          ]
+        : []),
       {
         Sid: "StackBuckets",
         Effect: "Allow",
@@ -264,10 +343,11 @@ export class CiAccess extends pulumi.ComponentResource {
       {
         Sid: "CreateKeys",
         Effect: "Allow",
-        Action: ["kms:CreateKey", "kms:ListAliases"],
+        Action: ["kms:CreateKey"],
         Resource: "*",
-        Condition: inRegions,
+        Condition: { StringEquals: { ...inRegions.StringEquals, ...taggedForStack("RequestTag").StringEquals } },
       },
+      { Sid: "ListAliases", Effect: "Allow", Action: ["kms:ListAliases"], Resource: "*", Condition: inRegions },
       {
         Sid: "ManageKeys",
         Effect: "Allow",
@@ -285,12 +365,20 @@ export class CiAccess extends pulumi.ComponentResource {
           "kms:PutKeyPolicy",
         ],
         Resource: everyRegion("kms", "key/*"),
+        Condition: taggedForStack("ResourceTag"),
       },
       {
         Sid: "StackKeyAlias",
         Effect: "Allow",
         Action: ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
-        Resource: [...everyRegion("kms", `alias${path}`), ...everyRegion("kms", "key/*")],
+        Resource: everyRegion("kms", `alias${path}`),
+      },
+      {
+        Sid: "StackKeyAliasTarget",
+        Effect: "Allow",
+        Action: ["kms:CreateAlias", "kms:DeleteAlias", "kms:UpdateAlias"],
+        Resource: everyRegion("kms", "key/*"),
+        Condition: taggedForStack("ResourceTag"),
       },
       {
         // SecureString parameters are encrypted and read back with the caller's KMS rights.
@@ -298,6 +386,7 @@ export class CiAccess extends pulumi.ComponentResource {
         Effect: "Allow",
         Action: ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey"],
         Resource: args.kmsKeyArn ?? everyRegion("kms", "key/*"),
+        ...(args.kmsKeyArn ? {} : { Condition: taggedForStack("ResourceTag") }),
       },
       {
         // RDS encrypts its storage through a grant the caller creates for it.
@@ -305,7 +394,10 @@ export class CiAccess extends pulumi.ComponentResource {
         Effect: "Allow",
         Action: ["kms:CreateGrant"],
         Resource: args.kmsKeyArn ?? everyRegion("kms", "key/*"),
-        Condition: { Bool: { "kms:GrantIsForAWSResource": "true" } },
+        Condition: {
+          Bool: { "kms:GrantIsForAWSResource": "true" },
+          ...(args.kmsKeyArn ? {} : taggedForStack("ResourceTag")),
+        },
       },
       {
         Sid: "StackAlarms",

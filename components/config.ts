@@ -10,11 +10,25 @@
 // release slots are flat keys (`blueRelease`, `blueArtifact`, `blueSha256`, ...) rather
 // than the `slots:` object sketched in DESIGN.md: `pulumi config set greenRelease r42`
 // then works as users expect, and every key is declared and typed.
+import * as fs from "fs";
 import * as pulumi from "@pulumi/pulumi";
 
-export { PROJECT, COLOURS, SLOT_PORTS, otherColour, RELEASE_ID, SHA256, ARTIFACT_KEY } from "./constants";
+export { PROJECT, COLOURS, SLOT_PORTS, otherColour, VALUES, STACK_TAG } from "./constants";
 export type { Colour } from "./constants";
-import { PROJECT, COLOURS, Colour, otherColour, RELEASE_ID, SHA256, ARTIFACT_KEY } from "./constants";
+import {
+  PROJECT,
+  COLOURS,
+  Colour,
+  otherColour,
+  VALUES,
+  isArtifactKey,
+  isReleaseId,
+  isSha256,
+  BACKUP_PREFIX,
+  STACK_TAG,
+  lineSeparatorIn,
+} from "./constants";
+import { AWS_REGIONS, EC2_FAMILIES, EC2_TYPES, RDS_CLASSES, RDS_FAMILIES, isGithubRepository } from "./catalog";
 
 /** Generated secrets, named as they appear in SSM and in the hosts' shared/.env. */
 export const GENERATED_SECRETS = ["DB_PASSWORD", "DATABASE_URL", "SECRET_KEY", "ADMIN_PATH"] as const;
@@ -122,10 +136,14 @@ function isPrivateCidr(c: [number, number]): boolean {
 }
 
 const FQDN = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;
-const REGION = /^[a-z]{2}(-gov)?-[a-z]+-\d$/;
-const X86_FAMILIES = ["t3", "t3a", "m5", "m5a", "m6i", "m6a", "m7i", "m7a", "c5", "c6i", "c6a", "c7i", "r6i", "r7i"];
-const INSTANCE_TYPE = new RegExp(`^(${X86_FAMILIES.join("|")})\\.(nano|micro|small|medium|large|\\d*xlarge)$`);
-const INSTANCE_ALLOWED = `an x86_64 type such as t3.small (families ${X86_FAMILIES.join(", ")}): artifacts carry x86_64 wheels`;
+const isRegion = (v: string) => AWS_REGIONS.includes(v);
+const REGION_ALLOWED = "an AWS region of the aws partition such as eu-west-1 (components/catalog.ts lists them)";
+const INSTANCE_ALLOWED =
+  `an existing x86_64 type such as t3.small (families ${Object.keys(EC2_FAMILIES).join(", ")}; ` +
+  `sizes per family in components/catalog.ts): artifacts carry x86_64 wheels`;
+const DB_CLASS_ALLOWED =
+  `an RDS class that runs PostgreSQL, such as db.t4g.micro (families ${Object.keys(RDS_FAMILIES).join(", ")}; ` +
+  `sizes in components/catalog.ts)`;
 
 const cidrList: KeySpec<string[]> = {
   type: "array",
@@ -142,11 +160,22 @@ const cidrList: KeySpec<string[]> = {
       return { problem: "not a list" };
     }
     if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) return { problem: "not a list of strings" };
+    const seen: [string, [number, number]][] = [];
     for (const c of list as string[]) {
       const parsed = parseCidr(c);
       if (!parsed) return { problem: `"${c}" is not an IPv4 CIDR` };
       if (parsed[1] === 0) return { problem: `"${c}" opens SSH to the whole internet` };
       if (parsed[1] < 16) return { problem: `"${c}" is broader than /16` };
+      // A duplicate (or a range inside another) is a copy-paste slip: the same rule twice,
+      // or one that does nothing. Security groups refuse duplicate rules half-way through up.
+      for (const [other, o] of seen) {
+        if (other === c) return { problem: `"${c}" is listed twice` };
+        const within = (a: [number, number], b: [number, number]) =>
+          a[1] >= b[1] && (a[0] & ((0xffffffff << (32 - b[1])) >>> 0)) >>> 0 === b[0];
+        if (within(parsed, o) || within(o, parsed))
+          return { problem: `"${c}" and "${other}" overlap (one contains the other)` };
+      }
+      seen.push([c, parsed]);
     }
     return list as string[];
   },
@@ -160,7 +189,7 @@ export const CONFIG_SCHEMA = {
     (v) => /^[a-z][a-z0-9]{1,15}$/.test(v),
   ),
   hostCount: int("Number of EC2 hosts; each runs both colours.", 1, 1, 4),
-  instanceType: str("EC2 instance type of the hosts.", "t3.small", INSTANCE_ALLOWED, (v) => INSTANCE_TYPE.test(v)),
+  instanceType: str("EC2 instance type of the hosts.", "t3.small", INSTANCE_ALLOWED, (v) => EC2_TYPES.has(v)),
   amiId: optionalStr(
     'AMI of the hosts. "" looks up the newest Debian 12 image once and keeps it for existing hosts; ' +
       "set an id to replace hosts deliberately.",
@@ -180,7 +209,7 @@ export const CONFIG_SCHEMA = {
   privateHosts: bool("Put hosts in private subnets behind a NAT gateway, reached over SSH through a bastion.", false),
   operatorCidrs: cidrList,
   bastionInstanceType: str("EC2 instance type of the bastion (privateHosts only).", "t3.nano", INSTANCE_ALLOWED, (v) =>
-    INSTANCE_TYPE.test(v),
+    EC2_TYPES.has(v),
   ),
   domain: optionalStr(
     "Public name of the site. Set it to get an ACM certificate, HTTPS and a Route 53 alias.",
@@ -204,14 +233,16 @@ export const CONFIG_SCHEMA = {
     (v) => /^\/[A-Za-z0-9/._-]{0,100}$/.test(v),
   ),
   workers: int("Gunicorn workers per slot.", 2, 1, 16),
-  dbInstanceClass: str("RDS instance class.", "db.t4g.micro", "an RDS class such as db.t4g.micro", (v) =>
-    /^db\.[a-z0-9]+\.[a-z0-9]+$/.test(v),
-  ),
+  dbInstanceClass: str("RDS instance class.", "db.t4g.micro", DB_CLASS_ALLOWED, (v) => RDS_CLASSES.has(v)),
   dbAllocatedStorage: int("RDS storage in GiB (gp3).", 20, 20, 1000),
   dbEngineVersion: oneOf(
     "PostgreSQL major version. Debian 12's pg_dump is 15, and pg_dump must be at least the server's major version.",
     "15",
     ["14", "15"],
+  ),
+  dbAllowMajorUpgrade: bool(
+    "Let a new dbEngineVersion upgrade the existing database in place (downtime; no way back but a restore). Without it a major change is refused.",
+    false,
   ),
   dbMultiAz: bool("Run RDS Multi-AZ (a standby in a second zone).", false),
   dbBackupRetentionDays: int("Days RDS keeps automated backups.", 1, 1, 35),
@@ -223,26 +254,18 @@ export const CONFIG_SCHEMA = {
   backupRetentionDays: int("Days the backup bucket keeps each pre-migration backup.", 30, 1, 3650),
   backupReplicaRegion: optionalStr(
     "Replicate the backup bucket to this region.",
-    "an AWS region other than aws:region, such as eu-central-1",
-    (v) => REGION.test(v),
+    "an AWS region (aws partition) other than aws:region, such as eu-central-1",
+    isRegion,
   ),
   keepReleases: int("Releases kept on each host by cleanup (a slot's release is always kept).", 5, 2, 50),
   commandTimeoutMinutes: int("Time limit of each remote release step.", 20, 2, 120),
   live: oneOf("Colour the load balancer sends traffic to. Flip it to roll back.", "blue", COLOURS),
-  blueRelease: optionalStr("Release id in the blue slot.", "a release id: letters, digits, . _ -", (v) =>
-    RELEASE_ID.test(v),
-  ),
-  blueArtifact: optionalStr("Artifact key (artifact bucket) of the blue release.", "an S3 key", (v) =>
-    ARTIFACT_KEY.test(v),
-  ),
-  blueSha256: optionalStr("sha256 of the blue artifact.", "64 lowercase hex digits", (v) => SHA256.test(v)),
-  greenRelease: optionalStr("Release id in the green slot.", "a release id: letters, digits, . _ -", (v) =>
-    RELEASE_ID.test(v),
-  ),
-  greenArtifact: optionalStr("Artifact key (artifact bucket) of the green release.", "an S3 key", (v) =>
-    ARTIFACT_KEY.test(v),
-  ),
-  greenSha256: optionalStr("sha256 of the green artifact.", "64 lowercase hex digits", (v) => SHA256.test(v)),
+  blueRelease: optionalStr("Release id in the blue slot.", VALUES.release.what, isReleaseId),
+  blueArtifact: optionalStr("Artifact key (artifact bucket) of the blue release.", VALUES.key.what, isArtifactKey),
+  blueSha256: optionalStr("sha256 of the blue artifact.", VALUES.sha256.what, isSha256),
+  greenRelease: optionalStr("Release id in the green slot.", VALUES.release.what, isReleaseId),
+  greenArtifact: optionalStr("Artifact key (artifact bucket) of the green release.", VALUES.key.what, isArtifactKey),
+  greenSha256: optionalStr("sha256 of the green artifact.", VALUES.sha256.what, isSha256),
   alarmEmail: optionalStr(
     "Email address that receives the CloudWatch alarms (AWS first mails it a confirmation link).",
     "an email address such as ops@example.com",
@@ -250,8 +273,8 @@ export const CONFIG_SCHEMA = {
   ),
   ciRepository: optionalStr(
     "GitHub repository whose Actions may preview and deploy this stack through OIDC roles (docs/ci.md).",
-    "owner/name, e.g. acme/site",
-    (v) => /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(v),
+    "a GitHub owner/name, e.g. acme/site (owner: 1-39 letters, digits, single inner hyphens; name: 1-100 letters, digits, . _ -, not . or ..)",
+    isGithubRepository,
   ),
   ciDeployEnvironment: optionalStr(
     'GitHub environment whose jobs may deploy this stack (prod: "production", with required reviewers); "" lets jobs of pushes to main deploy.',
@@ -264,19 +287,19 @@ export const CONFIG_SCHEMA = {
   ),
   ciStateBucket: optionalStr(
     "S3 bucket holding the Pulumi state (cloud-url s3://<bucket>): the CI roles may read it, the deploy role write it.",
-    "an S3 bucket name",
-    (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v),
+    "an S3 bucket name (3-63 lowercase letters, digits, . -) outside the names the CI roles manage (<stack>-*)",
+    (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes("..") && !/^\d+\.\d+\.\d+\.\d+$/.test(v),
   ),
   restoreBackup: optionalStr(
     "Backup key to restore into the database (runs once per key; takes a safety backup first).",
-    "a key in the backup bucket",
-    (v) => ARTIFACT_KEY.test(v),
+    `a backup key under ${BACKUP_PREFIX} (as lastBackup and backups name them); ${VALUES.key.what}`,
+    (v) => isArtifactKey(v) && v.startsWith(BACKUP_PREFIX),
   ),
   allowUnsafeMigrations: optionalStr(
     "Release id whose unsafe migrations (not compatible with the serving release: docs/architecture.md, " +
       '"Migration safety") may run anyway, on purpose; every other release with one is refused before the backup.',
     "the release id of blueRelease or greenRelease",
-    (v) => RELEASE_ID.test(v),
+    isReleaseId,
   ),
 } as const;
 
@@ -320,6 +343,7 @@ export interface EnvConfig {
     multiAz: boolean;
     backupRetentionDays: number;
     finalSnapshot: boolean;
+    allowMajorUpgrade: boolean;
   };
   deletionProtection: boolean;
   backups: { retentionDays: number; replicaRegion?: string };
@@ -367,7 +391,7 @@ function suggest(key: string): string {
 export function parseConfig(
   raw: Record<string, string>,
   secretKeys: ReadonlySet<string>,
-  ctx: { stack: string; project?: string },
+  ctx: { stack: string; project?: string; otherStacks?: readonly string[] },
 ): EnvConfig {
   const project = ctx.project ?? PROJECT;
   const problems: string[] = [];
@@ -380,11 +404,30 @@ export function parseConfig(
     );
   }
 
+  // Names are `<stack>-*` and the CI roles' grants follow them: with stacks "qa" and "qa-eu",
+  // qa's roles would also cover every qa-eu-* bucket, role and alarm.
+  for (const other of ctx.otherStacks ?? []) {
+    if (other !== ctx.stack && (other.startsWith(`${ctx.stack}-`) || ctx.stack.startsWith(`${other}-`))) {
+      problems.push(
+        `stack name ${JSON.stringify(ctx.stack)} is not allowed next to stack ${JSON.stringify(other)}: one is the other ` +
+          `plus "-", so one stack's <stack>-* names (and its CI roles' grants) would cover the other's; allowed: ` +
+          `a name that is not another stack's name followed by "-"`,
+      );
+    }
+  }
+
   for (const [k, spec] of Object.entries(CONFIG_SCHEMA) as [ConfigKey, KeySpec<Json>][]) {
     const full = `${project}:${k}`;
     const v = raw[full];
     if (v === undefined) {
       values[k] = spec.default;
+      continue;
+    }
+    const sep = lineSeparatorIn(v);
+    if (sep) {
+      problems.push(
+        `${full} = ${show(full, v)} is not allowed (contains the line separator ${sep}); allowed: ${spec.allowed}`,
+      );
       continue;
     }
     const r = spec.parse(v);
@@ -398,12 +441,32 @@ export function parseConfig(
   const region = raw["aws:region"];
   if (region === undefined) {
     problems.push(`aws:region is not set; allowed: an AWS region such as eu-west-1 (pulumi config set aws:region ...)`);
-  } else if (!REGION.test(region)) {
-    problems.push(`aws:region = ${JSON.stringify(region)} is not allowed; allowed: an AWS region such as eu-west-1`);
+  } else if (!isRegion(region)) {
+    problems.push(`aws:region = ${JSON.stringify(region)} is not allowed; allowed: ${REGION_ALLOWED}`);
+  }
+
+  // Every resource carries the stack's tag: the CI roles' tag conditions (components/ci.ts)
+  // confine a stack's roles to the resources that carry it.
+  const wantTags = `{"tags":{"${STACK_TAG}":"${ctx.stack}"}}`;
+  const howTags = `pulumi config set --path 'aws:defaultTags.tags.${STACK_TAG}' ${ctx.stack} --stack ${ctx.stack}`;
+  const rawTags = raw["aws:defaultTags"];
+  let tags: unknown;
+  try {
+    tags = rawTags === undefined ? undefined : (JSON.parse(rawTags) as { tags?: unknown }).tags;
+  } catch {
+    tags = undefined;
+  }
+  const tagValue = tags && typeof tags === "object" ? (tags as Record<string, unknown>)[STACK_TAG] : undefined;
+  if (tagValue !== ctx.stack) {
+    problems.push(
+      `aws:defaultTags = ${rawTags === undefined ? "(not set)" : JSON.stringify(rawTags)} is not allowed ` +
+        `(it must tag every resource ${STACK_TAG}=${ctx.stack}); allowed: tags that include ${wantTags} (${howTags})`,
+    );
   }
 
   const userSecrets: UserSecret[] = [];
   const reserved = new Set<string>([...GENERATED_SECRETS, ...PLAIN_SETTINGS]);
+  const byName = new Map<string, string>();
   for (const full of Object.keys(raw).sort()) {
     if (!full.startsWith(`${project}:`)) continue;
     const key = full.slice(project.length + 1);
@@ -420,9 +483,20 @@ export function parseConfig(
       problems.push(`${full} (secret) is not allowed as an app secret name; allowed: camelCase letters and digits`);
     } else if (reserved.has(name)) {
       problems.push(`${full} (secret) would overwrite the generated ${name}; allowed: any other name`);
-    } else if (/[\r\n\0]/.test(raw[full])) {
-      problems.push(`${full} = [secret] is not allowed (contains a line break); allowed: a single-line value`);
+    } else if (byName.has(name)) {
+      problems.push(
+        `${full} (secret) and ${project}:${byName.get(name)} (secret) both become the setting ${name}; ` +
+          `allowed: one key per setting (pulumi config rm one of them)`,
+      );
+    } else if (raw[full] === "") {
+      problems.push(`${full} = [secret] is not allowed (it is empty); allowed: a non-empty single-line value`);
+    } else if (lineSeparatorIn(raw[full])) {
+      problems.push(
+        `${full} = [secret] is not allowed (contains the line separator ${lineSeparatorIn(raw[full])}); ` +
+          `allowed: a non-empty single-line value (no \\n \\r \\v \\f \\x1c-\\x1e \\x85 U+2028 U+2029 NUL)`,
+      );
     } else {
+      byName.set(name, key);
       userSecrets.push({ key, name });
     }
   }
@@ -453,6 +527,16 @@ export function parseConfig(
       slots[c] = { release, artifact, sha256 };
     }
   }
+  if (slots.blue && slots.green && slots.blue.release === slots.green.release) {
+    const [b, g] = [slots.blue, slots.green];
+    if (b.sha256 !== g.sha256 || b.artifact !== g.artifact) {
+      problems.push(
+        `${project}:greenRelease = ${JSON.stringify(g.release)} is also blueRelease, with another artifact ` +
+          `(blue ${b.artifact} sha256 ${b.sha256.slice(0, 12)}..., green ${g.artifact} sha256 ${g.sha256.slice(0, 12)}...); ` +
+          `allowed: a new id for a new artifact (hosts keep one directory per release id)`,
+      );
+    }
+  }
   const live = p.live as Colour;
   const idle = otherColour(live);
   if (!slots[live] && slots[idle]) {
@@ -478,8 +562,17 @@ export function parseConfig(
       `${project}:backupReplicaRegion = ${JSON.stringify(p.backupReplicaRegion)} equals aws:region; allowed: another region`,
     );
   }
-  if (p.testListener && [80, 443].includes(p.testListenerPort)) {
-    problems.push(`${project}:testListenerPort = ${p.testListenerPort} is taken by the public listeners`);
+  if (!p.testListener && raw[`${project}:testListenerPort`] !== undefined) {
+    problems.push(
+      `${project}:testListenerPort = ${p.testListenerPort} is set but ${project}:testListener is false, so no listener uses it; ` +
+        `allowed: set testListener true, or remove testListenerPort`,
+    );
+  }
+  if (!p.privateHosts && raw[`${project}:bastionInstanceType`] !== undefined) {
+    problems.push(
+      `${project}:bastionInstanceType = ${JSON.stringify(p.bastionInstanceType)} is set but ${project}:privateHosts is false, so there is no bastion; ` +
+        `allowed: set privateHosts true, or remove bastionInstanceType`,
+    );
   }
   if (p.operatorCidrs.length === 0) {
     problems.push(
@@ -499,6 +592,17 @@ export function parseConfig(
     problems.push(
       `${project}:ciRepository = ${JSON.stringify(p.ciRepository)} needs ${project}:ciStateBucket; allowed: the S3 bucket of the Pulumi state`,
     );
+  } else {
+    // The deploy role of a stack may do anything to buckets named <stack>-* (its artifact and
+    // backup buckets): a state bucket under such a name would hand that stack every stack's state.
+    const grabbedBy = [ctx.stack, ...(ctx.otherStacks ?? [])].find((st) => p.ciStateBucket.startsWith(`${st}-`));
+    if (grabbedBy) {
+      problems.push(
+        `${project}:ciStateBucket = ${JSON.stringify(p.ciStateBucket)} falls under the ${grabbedBy} deploy role's grant on ` +
+          `buckets ${grabbedBy}-* (s3:*), which would let it rewrite every stack's state; ` +
+          `allowed: a bucket whose name does not start with a stack name and "-", e.g. acme-pulumi-state`,
+      );
+    }
   }
   if (p.allowUnsafeMigrations !== "" && !COLOURS.some((c) => slots[c]?.release === p.allowUnsafeMigrations)) {
     const held = COLOURS.filter((c) => slots[c]).map((c) => `${c}Release = ${JSON.stringify(slots[c]!.release)}`);
@@ -534,6 +638,7 @@ export function parseConfig(
       multiAz: p.dbMultiAz,
       backupRetentionDays: p.dbBackupRetentionDays,
       finalSnapshot: p.dbFinalSnapshot,
+      allowMajorUpgrade: p.dbAllowMajorUpgrade,
     },
     deletionProtection: p.deletionProtection,
     backups: { retentionDays: p.backupRetentionDays, replicaRegion: p.backupReplicaRegion || undefined },
@@ -566,7 +671,23 @@ export function readConfig(): EnvConfig {
   const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
   if (!isSecret) throw new pulumi.RunError("this @pulumi/pulumi has no runtime.isConfigSecret; use 3.x");
   const secretKeys = new Set(Object.keys(raw).filter((k) => isSecret(k)));
-  return parseConfig(raw, secretKeys, { stack: pulumi.getStack(), project: pulumi.getProject() });
+  return parseConfig(raw, secretKeys, {
+    stack: pulumi.getStack(),
+    project: pulumi.getProject(),
+    otherStacks: siblingStacks(process.cwd()),
+  });
+}
+
+/** The other stacks of this project, from the Pulumi.<stack>.yaml files next to Pulumi.yaml. */
+export function siblingStacks(dir: string): string[] {
+  try {
+    return fs
+      .readdirSync(dir)
+      .map((f) => /^Pulumi\.([a-z][a-z0-9-]{0,11})\.yaml$/.exec(f)?.[1])
+      .filter((x): x is string => x !== undefined && x !== pulumi.getStack());
+  } catch {
+    return [];
+  }
 }
 
 /** A user secret's value, as a Pulumi secret. */

@@ -14,6 +14,64 @@ export const COLOUR_TAG = "colour";
 export const LISTENER_TAG = "greenlight:listener";
 export const otherColour = (c: Colour): Colour => (c === "blue" ? "green" : "blue");
 
-export const RELEASE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-export const SHA256 = /^[0-9a-f]{64}$/;
-export const ARTIFACT_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
+/**
+ * A value both the config (components/config.ts, the CLIs) and the host scripts check: one
+ * definition. `pattern` is anchored and written in the regex subset JavaScript and bash's
+ * `[[ =~ ]]` (POSIX ERE) read alike: no \d, \w, lookaheads or lazy quantifiers. `noDotDot`
+ * also refuses ".." anywhere (no path traversal; the scripts refuse it as `*..*`).
+ * test/unit/values.test.ts holds scripts/remote/*.sh to these: the regex text of each
+ * script's check and what lib.sh's check functions accept, run with bash.
+ */
+export interface ValueRule {
+  pattern: RegExp;
+  noDotDot: boolean;
+  /** For messages: "a release id (letters, digits, . _ -)". */
+  what: string;
+}
+
+export const VALUES = {
+  app: { pattern: /^[a-z][a-z0-9]{1,15}$/, noDotDot: false, what: "an app name" },
+  release: {
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
+    noDotDot: true,
+    what: "a release id: letters, digits, . _ - (no ..), starting with a letter or digit",
+  },
+  key: {
+    pattern: /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/,
+    noDotDot: true,
+    what: "an S3 key: letters, digits, . _ - / (no ..), starting with a letter or digit",
+  },
+  sha256: { pattern: /^[0-9a-f]{64}$/, noDotDot: false, what: "64 lowercase hex digits" },
+  bucket: { pattern: /^[a-z0-9][a-z0-9.-]{1,62}$/, noDotDot: false, what: "a bucket name" },
+  parameterPath: { pattern: /^\/[A-Za-z0-9_./-]+\/$/, noDotDot: false, what: "an SSM path ending in /" },
+} as const satisfies Record<string, ValueRule>;
+
+export function isValid(rule: ValueRule, v: string): boolean {
+  return rule.pattern.test(v) && !(rule.noDotDot && v.includes(".."));
+}
+export const isReleaseId = (v: string): boolean => isValid(VALUES.release, v);
+export const isArtifactKey = (v: string): boolean => isValid(VALUES.key, v);
+export const isSha256 = (v: string): boolean => isValid(VALUES.sha256, v);
+
+/** Where backups live in the backup bucket; a restore key must be one of them. */
+export const BACKUP_PREFIX = "db/";
+
+/**
+ * The tag every resource of a stack carries (the AWS provider's `defaultTags`, set in the
+ * stack file as aws:defaultTags and checked by config.ts). The CI roles' tag conditions
+ * (components/ci.ts) key on it.
+ */
+export const STACK_TAG = "greenlight-stack";
+
+/**
+ * Characters Python's str.splitlines() splits on (the site reads .env with Python), plus NUL.
+ * Any of them in a setting would add a line to .env (a second DATABASE_URL, say).
+ */
+export const LINE_SEPARATORS = ["\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\0"];
+
+/** The first line separator in v, as U+XXXX, or undefined. */
+export function lineSeparatorIn(v: string): string | undefined {
+  for (const ch of v)
+    if (LINE_SEPARATORS.includes(ch)) return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+  return undefined;
+}

@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { Alarms } from "./alarms";
 import { Buckets } from "./buckets";
 import { CiAccess } from "./ci";
-import { COLOURS, EnvConfig, userSecretValue } from "./config";
+import { COLOURS, EnvConfig, STACK_TAG, userSecretValue } from "./config";
 import { Database } from "./database";
 import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
 import { LoadBalancer } from "./loadBalancer";
@@ -78,6 +78,8 @@ export class Environment extends pulumi.ComponentResource {
         backupRetentionDays: cfg.backups.retentionDays,
         protect: cfg.deletionProtection,
         replicaRegion: cfg.backups.replicaRegion,
+        // The replica region's provider is explicit, so it does not read aws:defaultTags.
+        tags: { [STACK_TAG]: cfg.stack },
       },
       parent,
     );
@@ -96,6 +98,8 @@ export class Environment extends pulumi.ComponentResource {
         backupRetentionDays: cfg.db.backupRetentionDays,
         deletionProtection: cfg.deletionProtection,
         finalSnapshot: cfg.db.finalSnapshot,
+        allowMajorUpgrade: cfg.db.allowMajorUpgrade,
+        protect: cfg.deletionProtection,
       },
       parent,
     );
@@ -108,15 +112,16 @@ export class Environment extends pulumi.ComponentResource {
         plain: {
           DB_HOST: db.address,
           DB_PORT: db.port.apply(String),
-          DB_NAME: cfg.app,
-          DB_USER: cfg.app,
+          // Checked against the database that exists (Database.name): a rename fails here.
+          DB_NAME: db.name,
+          DB_USER: db.name,
           // Django checks the Host header; without a domain the site answers on the ALB's name.
           ALLOWED_HOSTS: cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`,
           HTTPS: cfg.domain ? "on" : "off",
           HEALTH_PATH: cfg.healthPath,
         },
         secure: {
-          DATABASE_URL: pulumi.interpolate`postgres://${cfg.app}:${this.secrets.dbPassword}@${db.address}:${db.port}/${cfg.app}?sslmode=require`,
+          DATABASE_URL: pulumi.interpolate`postgres://${db.name}:${this.secrets.dbPassword}@${db.address}:${db.port}/${db.name}?sslmode=require`,
         },
       },
       parent,
@@ -222,6 +227,8 @@ export class Environment extends pulumi.ComponentResource {
           extraRegions: cfg.backups.replicaRegion ? [cfg.backups.replicaRegion] : [],
           kmsKeyArn,
           deployEnvironment: cfg.ci.deployEnvironment,
+          project: cfg.project,
+          domain: cfg.domain?.name,
         },
         parent,
       );
@@ -259,6 +266,7 @@ export class Environment extends pulumi.ComponentResource {
       bastion: bastion?.address,
       knownHosts,
       sshPrivateKey: pulumi.secret(this.hosts.deployKey.privateKeyOpenssh),
+      adminSshPrivateKey: pulumi.secret(this.hosts.adminKey.privateKeyOpenssh),
       dbEndpoint: db.endpoint,
       parameterPath: cfg.parameterPath,
       artifactBucket: this.buckets.artifacts.name,

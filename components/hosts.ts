@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
 import { stringify } from "yaml";
 import type * as command from "@pulumi/command";
+import { BACKUP_PREFIX } from "./constants";
 
 /** Debian's AWS account: the publisher of the official Debian 12 AMIs. */
 export const DEBIAN_AMI_OWNER = "136693071363";
@@ -57,23 +58,110 @@ export function debianAmi(parent: pulumi.Resource): pulumi.Output<string> {
 }
 
 /**
- * cloud-init user data. It only installs the generated host key (and removes every other
- * host key, so the pinned one is the only one sshd can offer) and authorises the deploy key
- * for the admin user. Nothing else goes here: on an existing instance a user-data change
- * means a stop and start, so it must stay stable; the bootstrap does the rest over SSH.
+ * On the bastion, the deploy key may only forward connections (ProxyJump / -W, which is all
+ * the release steps and `ssh -J` use): no shell, no command, so no sudo.
  */
-export function userData(hostPrivateKey: string, hostPublicKey: string, deployPublicKey: string): string {
+export const JUMP_ONLY = 'restrict,port-forwarding,command="/usr/sbin/nologin"';
+
+/**
+ * cloud-init user data. It only installs the generated host key (and removes every other
+ * host key, so the pinned one is the only one sshd can offer) and authorises keys for the
+ * admin user (sudo): on hosts the admin key only; on the bastion also the deploy key, for
+ * jumping only (JUMP_ONLY, listed first). The deploy key is never an admin key. Nothing else
+ * goes here: on an existing instance a user-data change means a stop and start, so it must
+ * stay stable; the bootstrap does the rest over SSH.
+ */
+export function userData(
+  hostPrivateKey: string,
+  hostPublicKey: string,
+  adminPublicKey: string,
+  jumpPublicKey?: string,
+): string {
   return (
     "#cloud-config\n" +
     stringify({
       ssh_deletekeys: true,
       ssh_genkeytypes: [],
       ssh_keys: { ed25519_private: hostPrivateKey, ed25519_public: hostPublicKey.trim() },
-      ssh_authorized_keys: [deployPublicKey.trim()],
+      ssh_authorized_keys: [...(jumpPublicKey ? [`${JUMP_ONLY} ${jumpPublicKey.trim()}`] : []), adminPublicKey.trim()],
       ssh_pwauth: false,
       disable_root: true,
     })
   );
+}
+
+/**
+ * The hosts' instance-role policy: what the host scripts call (scripts/remote/lib.sh: SSM
+ * reads, artifact downloads, streamed backups and their cleanup, restores), and no more. Pure,
+ * so the tests' S3/SSM stand-in enforces the very same document (test/rig/awsStandIn.ts).
+ */
+export function hostPolicy(a: {
+  partition: string;
+  account: string;
+  region: string;
+  /** /<project>/<stack>/ */
+  parameterPath: string;
+  kmsKeyArn: string;
+  artifactBucketArn: string;
+  backupBucketArn: string;
+}): { Version: string; Statement: Record<string, unknown>[] } {
+  const path = a.parameterPath.replace(/\/$/, "");
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "ReadThisEnvironmentsParameters",
+        Effect: "Allow",
+        Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
+        Resource: [
+          `arn:${a.partition}:ssm:${a.region}:${a.account}:parameter${path}`,
+          `arn:${a.partition}:ssm:${a.region}:${a.account}:parameter${path}/*`,
+        ],
+      },
+      {
+        Sid: "DecryptThroughSsmAndS3Only",
+        Effect: "Allow",
+        Action: ["kms:Decrypt"],
+        Resource: a.kmsKeyArn,
+        Condition: {
+          StringEquals: {
+            "kms:ViaService": [`ssm.${a.region}.amazonaws.com`, `s3.${a.region}.amazonaws.com`],
+          },
+        },
+      },
+      {
+        Sid: "EncryptBackupsThroughS3Only",
+        Effect: "Allow",
+        Action: ["kms:GenerateDataKey"],
+        Resource: a.kmsKeyArn,
+        Condition: { StringEquals: { "kms:ViaService": `s3.${a.region}.amazonaws.com` } },
+      },
+      {
+        Sid: "ReadArtifacts",
+        Effect: "Allow",
+        Action: ["s3:GetObject"],
+        Resource: `${a.artifactBucketArn}/*`,
+      },
+      {
+        // With ListBucket a missing key is a 404 ("no such artifact/backup"), not a 403
+        // that reads like a broken role. Names only; the objects need the grants here.
+        Sid: "ListArtifactsAndBackups",
+        Effect: "Allow",
+        Action: ["s3:ListBucket"],
+        Resource: [a.artifactBucketArn, a.backupBucketArn],
+      },
+      {
+        // Backups and restores (scripts/remote/lib.sh take_backup, restore.sh) under db/:
+        // a streamed (multipart) upload that fails is aborted, a backup that fails its
+        // check is deleted. The bucket is versioned and the role has no
+        // DeleteObjectVersion, so a host can hide a backup but never destroy one.
+        Sid: "WriteAndRestoreBackups",
+        Effect: "Allow",
+        Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+        Resource: `${a.backupBucketArn}/${BACKUP_PREFIX}*`,
+      },
+    ],
+  };
 }
 
 /**
@@ -83,7 +171,10 @@ export function userData(hostPrivateKey: string, hostPublicKey: string, deployPu
  */
 export class Hosts extends pulumi.ComponentResource {
   readonly hosts: Host[] = [];
+  /** Runs every release step as `deploy` (no sudo but its own slots); jumps through the bastion. */
   readonly deployKey: tls.PrivateKey;
+  /** `admin` (sudo) on every host and the bastion: the bootstrap, and operators. */
+  readonly adminKey: tls.PrivateKey;
   readonly bastion?: { instance: aws.ec2.Instance; address: pulumi.Output<string>; hostKey: pulumi.Output<string> };
   readonly role: aws.iam.Role;
   readonly policy: aws.iam.RolePolicy;
@@ -95,10 +186,10 @@ export class Hosts extends pulumi.ComponentResource {
     const parent = { parent: this };
 
     this.deployKey = new tls.PrivateKey(`${name}-deploy-key`, { algorithm: "ED25519" }, parent);
+    this.adminKey = new tls.PrivateKey(`${name}-admin-key`, { algorithm: "ED25519" }, parent);
 
     const partition = aws.getPartitionOutput({}, parent).partition;
     const account = aws.getCallerIdentityOutput({}, parent).accountId;
-    const path = args.parameterPath.replace(/\/$/, "");
     this.role = new aws.iam.Role(
       `${name}-role`,
       {
@@ -114,50 +205,21 @@ export class Hosts extends pulumi.ComponentResource {
       `${name}-policy`,
       {
         role: this.role.id,
-        policy: pulumi.jsonStringify({
-          Version: "2012-10-17",
-          Statement: [
-            {
-              Sid: "ReadThisEnvironmentsParameters",
-              Effect: "Allow",
-              Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
-              Resource: [
-                pulumi.interpolate`arn:${partition}:ssm:${args.region}:${account}:parameter${path}`,
-                pulumi.interpolate`arn:${partition}:ssm:${args.region}:${account}:parameter${path}/*`,
-              ],
-            },
-            {
-              Sid: "DecryptThroughSsmAndS3Only",
-              Effect: "Allow",
-              Action: ["kms:Decrypt"],
-              Resource: args.kmsKeyArn,
-              Condition: {
-                StringEquals: {
-                  "kms:ViaService": [`ssm.${args.region}.amazonaws.com`, `s3.${args.region}.amazonaws.com`],
-                },
-              },
-            },
-            {
-              Sid: "EncryptBackupsThroughS3Only",
-              Effect: "Allow",
-              Action: ["kms:GenerateDataKey"],
-              Resource: args.kmsKeyArn,
-              Condition: { StringEquals: { "kms:ViaService": `s3.${args.region}.amazonaws.com` } },
-            },
-            {
-              Sid: "ReadArtifacts",
-              Effect: "Allow",
-              Action: ["s3:GetObject"],
-              Resource: pulumi.interpolate`${args.artifactBucketArn}/*`,
-            },
-            {
-              Sid: "WriteAndRestoreBackups",
-              Effect: "Allow",
-              Action: ["s3:PutObject", "s3:GetObject"],
-              Resource: pulumi.interpolate`${args.backupBucketArn}/*`,
-            },
-          ],
-        }),
+        policy: pulumi
+          .all([partition, account, args.kmsKeyArn, args.artifactBucketArn, args.backupBucketArn])
+          .apply(([p, acct, kmsKeyArn, artifactBucketArn, backupBucketArn]) =>
+            JSON.stringify(
+              hostPolicy({
+                partition: p,
+                account: acct,
+                region: args.region,
+                parameterPath: args.parameterPath,
+                kmsKeyArn,
+                artifactBucketArn,
+                backupBucketArn,
+              }),
+            ),
+          ),
       },
       parent,
     );
@@ -178,6 +240,7 @@ export class Hosts extends pulumi.ComponentResource {
       publicIp: boolean,
       withRole: boolean,
       more: pulumi.CustomResourceOptions,
+      bastion = false,
     ) => {
       const hostKey = new tls.PrivateKey(`${id}-host-key`, { algorithm: "ED25519" }, parent);
       const instance = new aws.ec2.Instance(
@@ -193,8 +256,13 @@ export class Hosts extends pulumi.ComponentResource {
           rootBlockDevice: { encrypted: true, volumeType: "gp3", volumeSize: 20, deleteOnTermination: true },
           userData: pulumi.secret(
             pulumi
-              .all([hostKey.privateKeyOpenssh, hostKey.publicKeyOpenssh, this.deployKey.publicKeyOpenssh])
-              .apply(([priv, pub, deploy]) => userData(priv, pub, deploy)),
+              .all([
+                hostKey.privateKeyOpenssh,
+                hostKey.publicKeyOpenssh,
+                this.adminKey.publicKeyOpenssh,
+                this.deployKey.publicKeyOpenssh,
+              ])
+              .apply(([priv, pub, admin, deploy]) => userData(priv, pub, admin, bastion ? deploy : undefined)),
           ),
           userDataReplaceOnChange: false,
           tags: { Name: id, "greenlight:host": role },
@@ -218,6 +286,7 @@ export class Hosts extends pulumi.ComponentResource {
         true,
         false,
         {},
+        true,
       );
     }
     for (let i = 0; i < args.hostCount; i++) {
@@ -242,8 +311,10 @@ export class Hosts extends pulumi.ComponentResource {
   }
 
   /**
-   * How `@pulumi/command` reaches host `i` as `user`: pinned host key, the deploy key, the
-   * bastion as proxy for private hosts, and dial limits (fresh instances refuse SSH for a while).
+   * How `@pulumi/command` reaches host `i` as `user`: pinned host key, the admin key for
+   * ADMIN_USER and the deploy key for anyone else, the bastion as proxy for private hosts
+   * (jumped with the deploy key, which may only forward there), and dial limits (fresh
+   * instances refuse SSH for a while).
    */
   connection(i: number, user: string): pulumi.Output<command.types.input.remote.ConnectionArgs> {
     const h = this.hosts[i];
@@ -251,8 +322,15 @@ export class Hosts extends pulumi.ComponentResource {
     const b = this.bastion;
     return pulumi.secret(
       pulumi
-        .all([h.address, h.hostKey, this.deployKey.privateKeyOpenssh, b?.address ?? "", b?.hostKey ?? ""])
-        .apply(([host, hostKey, privateKey, bastionHost, bastionKey]) => ({
+        .all([
+          h.address,
+          h.hostKey,
+          (user === ADMIN_USER ? this.adminKey : this.deployKey).privateKeyOpenssh,
+          this.deployKey.privateKeyOpenssh,
+          b?.address ?? "",
+          b?.hostKey ?? "",
+        ])
+        .apply(([host, hostKey, privateKey, jumpKey, bastionHost, bastionKey]) => ({
           host,
           port: 22,
           user,
@@ -265,7 +343,7 @@ export class Hosts extends pulumi.ComponentResource {
                   host: bastionHost,
                   port: 22,
                   user: ADMIN_USER,
-                  privateKey,
+                  privateKey: jumpKey,
                   hostKey: bastionKey,
                   ...limits,
                 },

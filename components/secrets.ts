@@ -63,7 +63,8 @@ export class Secrets extends pulumi.ComponentResource {
           ],
         }),
       },
-      parent,
+      // Without the key nothing it encrypted (database, backups, secrets) can be read again.
+      { ...parent, protect: args.deletionProtection, retainOnDelete: args.deletionProtection },
     );
     new aws.kms.Alias(
       `${name}-key-alias`,

@@ -11,7 +11,6 @@ import { parseArgs } from "util";
 import { runCli } from "./lib/main";
 import {
   CliError,
-  Colour,
   DeployedResource,
   artifactKey,
   planRelease,
@@ -37,20 +36,32 @@ export function stackOutput(stack: string, name: string): string {
 }
 
 /**
- * The colour the load balancer serves, from the stack's state (`pulumi stack export`), or
- * undefined without the Pulumi CLI or before the first `pulumi up`.
+ * The stack's resources from its state (`pulumi stack export`), or why they cannot be read
+ * (no Pulumi CLI, not logged in, no passphrase...). Never a silent guess.
  */
-export function deployedServingColour(stack: string): Colour | undefined {
+export function deployedResources(stack: string): { resources?: DeployedResource[]; unreadable?: string } {
+  let out: string;
   try {
-    const out = execFileSync("pulumi", ["stack", "export", "--stack", stack], {
+    out = execFileSync("pulumi", ["stack", "export", "--stack", stack], {
       encoding: "utf8",
       maxBuffer: 256 << 20,
       stdio: ["ignore", "pipe", "pipe"],
     });
+  } catch (e) {
+    const err = e as { code?: string; stderr?: string };
+    if (err.code === "ENOENT") return { unreadable: "the Pulumi CLI is not installed" };
+    const last =
+      String(err.stderr ?? "")
+        .trim()
+        .split("\n")
+        .pop() || "no output";
+    return { unreadable: `pulumi stack export --stack ${stack} failed: ${last}` };
+  }
+  try {
     const state = JSON.parse(out) as { deployment?: { resources?: DeployedResource[] } };
-    return servingColour(state.deployment?.resources ?? []);
+    return { resources: state.deployment?.resources ?? [] };
   } catch {
-    return undefined;
+    return { unreadable: `pulumi stack export --stack ${stack} printed no JSON` };
   }
 }
 
@@ -78,11 +89,14 @@ async function main(): Promise<void> {
   const { s3Client, sha256File, uploadArtifact } = await import("./lib/upload");
   const sha256 = await sha256File(artifact);
   const key = artifactKey(sha256);
-  const serving = values.bucket ? undefined : deployedServingColour(values.stack);
+  // Also with --bucket: which slot serves is read from the state, never assumed.
+  const deployed = deployedResources(values.stack);
+  const serving = deployed.resources ? servingColour(deployed.resources) : undefined;
   const plan = planRelease(
     readState(text),
     { release: values.id ?? sha256.slice(0, 12), artifact: key, sha256 },
     serving,
+    deployed.unreadable,
   );
 
   const region = readRegion(text);

@@ -8,6 +8,7 @@ import * as crypto from "node:crypto";
 import * as http from "node:http";
 import { AddressInfo } from "node:net";
 import * as zlib from "node:zlib";
+import { PolicyDoc, decide } from "./iamSim";
 
 export type S3Op =
   | "ListBuckets"
@@ -35,6 +36,10 @@ export interface AwsStandIn {
   putParameter(name: string, value: string, type: "String" | "SecureString"): void;
   deleteParameter(name: string): void;
   getObject(bucket: string, key: string): Buffer | undefined;
+  /** Requests signed with `accessKeyId` are held to `policy` from now on. */
+  enforce(accessKeyId: string, policy: PolicyDoc): void;
+  /** Stores an object directly (as an operator or the release CLI would), bypassing any policy. */
+  putObject(bucket: string, key: string, body: Buffer): void;
   listKeys(bucket: string, prefix?: string): string[];
   /** Makes the next `count` requests matching op fail with a 500 InternalError (fault injection for tests). */
   failNext(op: StandInOp, count?: number): void;
@@ -68,6 +73,7 @@ const CHECKSUMS = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 const S3_ERRORS = {
   NoSuchBucket: [404, "The specified bucket does not exist"],
   NoSuchKey: [404, "The specified key does not exist."],
+  AccessDenied: [403, "Access Denied"],
   NoSuchUpload: [404, "The specified upload does not exist: it may have been aborted or completed."],
   InvalidRange: [416, "The requested range is not satisfiable"],
   BadDigest: [400, "The Content-MD5 or checksum value you specified did not match what we received."],
@@ -464,8 +470,76 @@ function classifyS3(req: http.IncomingMessage, url: URL): { op: S3Op; bucket: st
   return { op, bucket, key };
 }
 
-export async function startAwsStandIn(opts: { host?: string; port?: number } = {}): Promise<AwsStandIn> {
+/**
+ * `policies`: identity policies by access key id (the hosts' credentials -> the hosts' instance
+ * role, as the program builds it; `enforce` adds one later). A request signed with such a key
+ * is authorised as AWS would, by @cloud-copilot/iam-simulate: a denied call is AccessDenied,
+ * and a missing key is a 404 only if the policy allows s3:ListBucket (else 403, as S3
+ * answers). Requests signed with any other key (the operator's, the release CLI's) are allowed.
+ */
+export async function startAwsStandIn(
+  opts: { host?: string; port?: number; policies?: Record<string, PolicyDoc> } = {},
+): Promise<AwsStandIn> {
   const buckets = new Map<string, { created: Date; objects: Map<string, StoredObject> }>();
+  const policies = new Map<string, PolicyDoc>(Object.entries(opts.policies ?? {}));
+  const accessKeyOf = (req: http.IncomingMessage) =>
+    /Credential=([^/,\s]+)\//.exec(header(req, "authorization") ?? "")?.[1] ??
+    new URL(req.url ?? "/", "http://h").searchParams.get("X-Amz-Credential")?.split("/")[0];
+  // Decisions are pure functions of (policy, action, resource): computed once each, so the
+  // simulator adds no latency to repeated calls (a test's timing stays what it was).
+  const decisions = new Map<string, Promise<boolean>>();
+  const allowed = async (req: http.IncomingMessage, action: string, resource: string) => {
+    const key = accessKeyOf(req) ?? "";
+    const policy = policies.get(key);
+    if (!policy) return true;
+    const memo = `${key} ${action} ${resource}`;
+    if (!decisions.has(memo)) {
+      decisions.set(
+        memo,
+        decide(policy, action, resource, {}, `arn:aws:iam::${ACCOUNT}:role/host`).then((d) => d === "Allowed"),
+      );
+    }
+    return decisions.get(memo)!;
+  };
+  const s3Arn = (bucket: string, key?: string) => `arn:aws:s3:::${bucket}${key === undefined ? "" : `/${key}`}`;
+  async function authoriseS3(req: http.IncomingMessage, op: S3Op, bucket: string, key: string): Promise<void> {
+    const authorise = async (action: string, resource: string, denied: () => Error) => {
+      if (!(await allowed(req, action, resource))) throw denied();
+    };
+    const deny = () => new S3Error("AccessDenied");
+    const object = (action: string) => authorise(action, s3Arn(bucket, key), deny);
+    switch (op) {
+      case "ListBuckets":
+        return authorise("s3:ListAllMyBuckets", "*", deny);
+      case "CreateBucket":
+        return authorise("s3:CreateBucket", s3Arn(bucket), deny);
+      case "HeadBucket":
+      case "ListObjectsV2":
+        return authorise("s3:ListBucket", s3Arn(bucket), deny);
+      case "DeleteObjects":
+        return authorise("s3:DeleteObject", s3Arn(bucket, "*"), deny);
+      case "CopyObject": {
+        const source = decodeURIComponent(header(req, "x-amz-copy-source") ?? "").replace(/^\//, "");
+        await authorise("s3:GetObject", `arn:aws:s3:::${source}`, deny);
+        return object("s3:PutObject");
+      }
+      case "PutObject":
+      case "CreateMultipartUpload":
+      case "UploadPart":
+      case "CompleteMultipartUpload":
+        return object("s3:PutObject");
+      case "GetObject":
+      case "HeadObject":
+        await object("s3:GetObject");
+        // S3 says 404 for a missing key only to a caller that may list the bucket.
+        if (!buckets.get(bucket)?.objects.has(key)) await authorise("s3:ListBucket", s3Arn(bucket), deny);
+        return;
+      case "DeleteObject":
+        return object("s3:DeleteObject");
+      case "AbortMultipartUpload":
+        return object("s3:AbortMultipartUpload");
+    }
+  }
   const uploads = new Map<string, MultipartUpload>();
   const parameters = new Map<string, Parameter>();
   const faults = new Map<string, number>();
@@ -592,6 +666,7 @@ export async function startAwsStandIn(opts: { host?: string; port?: number } = {
     ctx.target = key ? `${bucket}/${key}` : bucket;
     const q = url.searchParams;
     if (takeFault(op)) throw new S3Error("InternalError");
+    await authoriseS3(req, op, bucket, key);
     switch (op) {
       case "ListBuckets": {
         const owner = `<Owner>${el("ID", ACCOUNT)}${el("DisplayName", "stand-in")}</Owner>`;
@@ -758,6 +833,22 @@ export async function startAwsStandIn(opts: { host?: string; port?: number } = {
     const region = /Credential=[^/]+\/\d+\/([^/]+)\//.exec(header(req, "authorization") ?? "")?.[1] ?? "us-east-1";
     const reply = (out: unknown) =>
       send(res, ctx, 200, { "Content-Type": "application/x-amz-json-1.1" }, JSON.stringify(out));
+    const paramArn = (name: string) =>
+      `arn:aws:ssm:${region}:${ACCOUNT}:parameter${name.startsWith("/") ? "" : "/"}${name}`;
+    const deny = (action: string, arn: string) => () =>
+      new SsmError(
+        "AccessDeniedException",
+        `User: arn:aws:sts::${ACCOUNT}:assumed-role/host is not authorized to perform: ${action} on resource: ${arn}`,
+      );
+    const may = async (action: string, name: string) => {
+      if (!(await allowed(req, action, paramArn(name)))) throw deny(action, paramArn(name))();
+    };
+    if (ctx.op === "GetParametersByPath")
+      await may("ssm:GetParametersByPath", (str("Path") ?? "/").replace(/(.)\/$/, "$1"));
+    else if (ctx.op === "GetParameters")
+      for (const n of Array.isArray(input.Names) ? (input.Names as string[]) : []) await may("ssm:GetParameters", n);
+    else if (["GetParameter", "PutParameter", "DeleteParameter"].includes(ctx.op))
+      await may(`ssm:${ctx.op}`, str("Name") ?? "");
     ctx.target = str("Path") ?? str("Name") ?? (Array.isArray(input.Names) ? input.Names.join(",") : "");
     if (takeFault(ctx.op)) throw new SsmError("InternalServerError", "An internal error occurred.", 500);
     switch (ctx.op) {
@@ -836,6 +927,15 @@ export async function startAwsStandIn(opts: { host?: string; port?: number } = {
     },
     deleteParameter(name) {
       parameters.delete(name);
+    },
+    enforce(accessKeyId, policy) {
+      policies.set(accessKeyId, policy);
+      decisions.clear();
+    },
+    putObject(bucket, key, body) {
+      bucketOf(bucket);
+      const md5 = crypto.createHash("md5").update(body).digest("hex");
+      store(bucket, key, { segments: [body], size: body.length, checksums: {} }, `"${md5}"`, {});
     },
     getObject(bucket, key) {
       const o = buckets.get(bucket)?.objects.get(key);

@@ -34,6 +34,7 @@ export interface ResourceOptionsSeen {
   additionalSecretOutputs: string[];
   customTimeouts?: { create: string; update: string; delete: string };
   protect: boolean;
+  retainOnDelete?: boolean;
 }
 
 export interface Registered {
@@ -146,6 +147,7 @@ export async function runProgram(stack: string, config: RawConfig, engine: MockE
     getDeletebeforereplace(): boolean;
     getAdditionalsecretoutputsList(): string[];
     getProtect(): boolean;
+    getRetainondelete(): boolean;
     getCustomtimeouts(): { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
   };
   const monitor = pulumi.runtime.getMonitor() as unknown as {
@@ -163,6 +165,7 @@ export async function runProgram(stack: string, config: RawConfig, engine: MockE
       deleteBeforeReplace: req.getDeletebeforereplace(),
       additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
       protect: req.getProtect(),
+      retainOnDelete: req.getRetainondelete(),
       customTimeouts: t ? { create: t.getCreate(), update: t.getUpdate(), delete: t.getDelete() } : undefined,
     });
     return original(req, cb);

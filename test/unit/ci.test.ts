@@ -165,7 +165,8 @@ describe("CiAccess (GitHub OIDC roles)", function () {
   });
 
   it("a workflow cannot touch its own roles or the OIDC provider, which live outside role/<stack>-*", () => {
-    const deny = permissions("qa-ci", "deploy").Statement.find((s) => s.Effect === "Deny")!;
+    const deny = permissions("qa-ci", "deploy").Statement.find((s) => s.Sid === "NeverTheCiAccessItself")!;
+    assert.equal(deny.Effect, "Deny");
     assert.deepEqual(deny.Action, ["iam:*"]);
     assert.deepEqual(deny.Resource, [`arn:aws:iam::${ACCOUNT}:role${CI_ROLE_PATH}*`, PROVIDER_ARN]);
     for (const r of of("qa-ci", "aws:iam/role:Role")) assert.equal(r.inputs.path, CI_ROLE_PATH);
@@ -187,7 +188,12 @@ describe("CiAccess (GitHub OIDC roles)", function () {
       StringEquals: { "aws:RequestedRegion": ["eu-west-1", "eu-central-1"] },
     });
     assert.equal(st.UseEnvironmentKey.Resource, base.kmsKeyArn);
-    assert.deepEqual(st.StateObjects.Resource, "arn:aws:s3:::acme-pulumi-state/.pulumi/*");
+    assert.deepEqual(st.StateObjects.Resource, [
+      "arn:aws:s3:::acme-pulumi-state/.pulumi/stacks/greenlight/prod.json*",
+      "arn:aws:s3:::acme-pulumi-state/.pulumi/history/greenlight/prod/*",
+      "arn:aws:s3:::acme-pulumi-state/.pulumi/backups/greenlight/prod/*",
+      "arn:aws:s3:::acme-pulumi-state/.pulumi/locks/*greenlight/prod/*",
+    ]);
     assert.deepEqual(st.StackAlarms.Resource, [
       `arn:aws:cloudwatch:eu-west-1:${ACCOUNT}:alarm:prod-*`,
       `arn:aws:cloudwatch:eu-central-1:${ACCOUNT}:alarm:prod-*`,

@@ -6,6 +6,8 @@ import * as path from "path";
 import { parseConfig } from "../../components/config";
 import {
   CliError,
+  DeployedResource,
+  activatedRelease,
   artifactKey,
   planRelease,
   planRollback,
@@ -22,6 +24,15 @@ const qaText = fs.readFileSync(path.join(ROOT, "Pulumi.qa.yaml"), "utf8");
 
 function release(text: string, id: string, c: string): string {
   return writeConfig(text, planRelease(readState(text), rel(id, c)).values);
+}
+
+/** The stack's state after `pulumi up` activated `release` (sha of `c`) in `colour` on `hosts` hosts. */
+function activated(colour: string, id: string, c: string, hosts = 1): DeployedResource[] {
+  return Array.from({ length: hosts }, (_, i) => ({
+    type: "command:remote:Command",
+    urn: `urn:pulumi:qa::greenlight::greenlight:release:Release$command:remote:Command::qa-release-${colour}-activate-${i}`,
+    outputs: { triggers: [id, sha(c), `i-${i}`] },
+  }));
 }
 
 describe("release and rollback: stack file edits", () => {
@@ -49,9 +60,39 @@ describe("release and rollback: stack file edits", () => {
     assert.deepEqual(cfg.slots.green, rel("r2", "b"));
   });
 
+  it("release refuses to guess the serving colour when the state is unreadable and both slots are full (issue 11, 3)", () => {
+    const both = release(release(qaText, "r1", "a"), "r2", "b");
+    assert.throws(
+      () => planRelease(readState(both), rel("r3", "c"), undefined, "the Pulumi CLI is not installed"),
+      /cannot tell which colour the load balancer serves \(the Pulumi CLI is not installed\), and both slots hold releases \(blue r1, green r2\)/,
+    );
+    // One slot empty: the new release goes into the empty one, which cannot be serving.
+    const one = release(qaText, "r1", "a");
+    assert.equal(planRelease(readState(one), rel("r2", "b"), undefined, "no CLI").slot, "green");
+  });
+
+  it("rollback refuses a slot whose release never ran on the hosts, or a state it cannot read (issue 11, 13)", () => {
+    const both = readState(release(release(qaText, "r1", "a"), "r2", "b")); // live green (r2), blue holds r1
+    assert.throws(() => planRollback(both, { unreadable: "no CLI" }), /cannot read the stack's state \(no CLI\)/);
+    assert.throws(
+      () => planRollback(both, { resources: [] }),
+      /slot blue holds release r1, but the hosts never activated it in blue/,
+    );
+    assert.throws(
+      () => planRollback(both, { resources: [...activated("blue", "r0", "z"), ...activated("green", "r2", "b")] }),
+      /were last activated in blue with r0/,
+    );
+    // Two hosts that disagree (one activation failed): not deployed.
+    const split = [...activated("blue", "r1", "a", 2)];
+    (split[1].outputs!.triggers as string[])[0] = "r0";
+    assert.throws(() => planRollback(both, { resources: split }), /never activated it in blue/);
+    assert.equal(planRollback(both, { resources: activated("blue", "r1", "a", 2) }).to, "blue");
+    assert.deepEqual(activatedRelease(activated("blue", "r1", "a", 2), "blue"), { release: "r1", sha256: sha("a") });
+  });
+
   it("rollback flips live to the other slot and nothing else", () => {
     const two = release(release(qaText, "r1", "a"), "r2", "b");
-    const plan = planRollback(readState(two));
+    const plan = planRollback(readState(two), { resources: activated("blue", "r1", "a") });
     assert.deepEqual(plan, { from: "green", to: "blue", release: "r1", values: { live: "blue" } });
     const back = writeConfig(two, plan.values);
     assert.deepEqual(readState(back).slots, readState(two).slots);
@@ -108,6 +149,8 @@ describe("release and rollback: stack file edits", () => {
   });
 
   describe("the commands", () => {
+    let dir: string;
+    /** A stand-in `pulumi` on PATH: `stack export` prints $GL_FAKE_STATE, or fails like a missing login. */
     const run = (script: string, ...args: string[]) =>
       spawnSync(
         process.execPath,
@@ -115,12 +158,25 @@ describe("release and rollback: stack file edits", () => {
         {
           encoding: "utf8",
           cwd: ROOT,
+          env: {
+            ...process.env,
+            PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
+            GL_FAKE_STATE: path.join(dir, "state.json"),
+          },
         },
       );
-    let dir: string;
+    const exported = (resources: DeployedResource[]) =>
+      fs.writeFileSync(path.join(dir, "state.json"), JSON.stringify({ deployment: { resources } }));
     beforeEach(() => {
       dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-cli-"));
       fs.copyFileSync(path.join(ROOT, "Pulumi.qa.yaml"), path.join(dir, "Pulumi.qa.yaml"));
+      fs.mkdirSync(path.join(dir, "bin"));
+      fs.writeFileSync(
+        path.join(dir, "bin", "pulumi"),
+        '#!/bin/sh\n[ "$1 $2" = "stack export" ] && [ -f "$GL_FAKE_STATE" ] && exec cat "$GL_FAKE_STATE"\n' +
+          'echo "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions" >&2\nexit 255\n',
+        { mode: 0o755 },
+      );
     });
     afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -140,11 +196,35 @@ describe("release and rollback: stack file edits", () => {
       assert.equal(fs.readFileSync(path.join(dir, "Pulumi.qa.yaml"), "utf8"), qaText);
     });
 
+    it("release --bucket still reads the serving colour, and refuses before uploading when it cannot", () => {
+      fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), release(release(qaText, "r1", "a"), "r2", "b"));
+      const artifact = path.join(dir, "site.tar.gz");
+      fs.writeFileSync(artifact, "not really an archive");
+      const r = run("release.ts", "--stack", "qa", "--artifact", artifact, "--bucket", "qa-artifacts-x", "--dir", dir);
+      assert.equal(r.status, 1);
+      assert.match(
+        r.stderr,
+        /^error: cannot tell which colour the load balancer serves \(pulumi stack export --stack qa failed/,
+      );
+      assert.doesNotMatch(r.stdout, /uploaded/);
+    });
+
     it("rollback: refuses an empty slot with one line, flips live otherwise", () => {
       const empty = run("rollback.ts", "--stack", "qa", "--dir", dir);
       assert.equal(empty.status, 1);
       assert.equal(empty.stderr, "error: slot green is empty: there is no earlier release to roll back to\n");
       fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), release(release(qaText, "r1", "a"), "r2", "b"));
+      const blind = run("rollback.ts", "--stack", "qa", "--dir", dir);
+      assert.equal(blind.status, 1);
+      assert.match(
+        blind.stderr,
+        /cannot read the stack's state \(pulumi stack export --stack qa failed: error: PULUMI_ACCESS_TOKEN/,
+      );
+      exported(activated("green", "r2", "b"));
+      const undeployed = run("rollback.ts", "--stack", "qa", "--dir", dir);
+      assert.equal(undeployed.status, 1);
+      assert.match(undeployed.stderr, /slot blue holds release r1, but the hosts never activated it in blue/);
+      exported([...activated("blue", "r1", "a"), ...activated("green", "r2", "b")]);
       const ok = run("rollback.ts", "--stack", "qa", "--dir", dir);
       assert.equal(ok.status, 0, ok.stderr);
       assert.match(ok.stdout, /live: green -> blue \(release r1\)/);

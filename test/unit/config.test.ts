@@ -123,6 +123,182 @@ describe("config", () => {
       ["ciStateBucket without a repository", { ciStateBucket: "state" }, "greenlight:ciStateBucket", "ciRepository"],
       ["ciRepository not owner/name", { ciRepository: "acme" }, "greenlight:ciRepository", '"acme"', "owner/name"],
     ];
+    // Issue 11, "bad configuration that is accepted today": each was accepted before.
+    const ci = { ciStateBucket: "acme-pulumi-state" };
+    const slot = (c: string, release: string, sha: string) => ({
+      [`${c}Release`]: release,
+      [`${c}Artifact`]: `releases/${sha}.tar.gz`,
+      [`${c}Sha256`]: sha.repeat(64),
+    });
+    cases.push(
+      [
+        "duplicate operatorCidrs",
+        { operatorCidrs: ["203.0.113.10/32", "203.0.113.10/32"] },
+        "greenlight:operatorCidrs",
+        '"203.0.113.10/32" is listed twice',
+        "allowed: a list of IPv4 CIDRs",
+      ],
+      [
+        "operatorCidrs inside one another",
+        { operatorCidrs: ["203.0.113.0/24", "203.0.113.10/32"] },
+        "greenlight:operatorCidrs",
+        "overlap",
+      ],
+      ...[
+        "acme/",
+        "/site",
+        "acme/site/x",
+        "-acme/site",
+        "acme-/site",
+        "ac--me/site",
+        "acme/..",
+        "acme/.",
+        "a".repeat(40) + "/site",
+        "acme/si te",
+      ].map((repo): [string, Record<string, Override>, ...string[]] => [
+        `ciRepository ${repo}`,
+        { ciRepository: repo, ...ci },
+        "greenlight:ciRepository",
+        JSON.stringify(repo),
+        "a GitHub owner/name",
+      ]),
+      [
+        "ciStateBucket under the stack's own bucket grant",
+        { ciRepository: "acme/site", ciStateBucket: "qa-pulumi-state" },
+        "greenlight:ciStateBucket",
+        '"qa-pulumi-state"',
+        "qa-*",
+        "allowed: a bucket whose name does not start with a stack name",
+      ],
+      [
+        "ciStateBucket with ..",
+        { ciRepository: "acme/site", ciStateBucket: "acme..state" },
+        "greenlight:ciStateBucket",
+        '"acme..state"',
+      ],
+      ["release id with ..", { ...slot("blue", "r1..2", "a") }, "greenlight:blueRelease", '"r1..2"', "no .."],
+      [
+        "artifact key with ..",
+        { ...slot("blue", "r1", "a"), blueArtifact: "releases/../x.tar.gz" },
+        "greenlight:blueArtifact",
+        '"releases/../x.tar.gz"',
+        "no ..",
+      ],
+      [
+        "restore key with ..",
+        { restoreBackup: "db/../releases/x.dump" },
+        "greenlight:restoreBackup",
+        '"db/../releases/x.dump"',
+        "no ..",
+      ],
+      [
+        "restore key outside db/",
+        { restoreBackup: "releases/x.dump" },
+        "greenlight:restoreBackup",
+        '"releases/x.dump"',
+        "under db/",
+      ],
+      [
+        "the same release id in both slots, different checksums",
+        { ...slot("blue", "r1", "a"), ...slot("green", "r1", "b") },
+        "greenlight:greenRelease",
+        '"r1"',
+        "another artifact",
+        "allowed: a new id for a new artifact",
+      ],
+      [
+        "an empty user secret",
+        { sentryDsn: { secret: "" } },
+        "greenlight:sentryDsn = [secret]",
+        "empty",
+        "allowed: a non-empty",
+      ],
+      [
+        "testListenerPort without testListener",
+        { testListenerPort: 9443 },
+        "greenlight:testListenerPort",
+        "9443",
+        "testListener is false",
+        "allowed: set testListener true",
+      ],
+      [
+        "bastionInstanceType without privateHosts",
+        { bastionInstanceType: "t3.micro" },
+        "greenlight:bastionInstanceType",
+        '"t3.micro"',
+        "privateHosts is false",
+        "allowed: set privateHosts true",
+      ],
+      [
+        "instance type that does not exist",
+        { instanceType: "t3.huge" },
+        "greenlight:instanceType",
+        '"t3.huge"',
+        "an existing x86_64 type",
+      ],
+      ["instance size a family lacks", { instanceType: "m5.nano" }, "greenlight:instanceType", '"m5.nano"'],
+      [
+        "DB class that does not exist",
+        { dbInstanceClass: "db.t4g.nano" },
+        "greenlight:dbInstanceClass",
+        '"db.t4g.nano"',
+        "an RDS class",
+      ],
+      [
+        "DB class of an unknown family",
+        { dbInstanceClass: "db.q9.large" },
+        "greenlight:dbInstanceClass",
+        '"db.q9.large"',
+      ],
+      [
+        "replica region that is not a region",
+        { backupReplicaRegion: "eu-middle-9" },
+        "greenlight:backupReplicaRegion",
+        '"eu-middle-9"',
+        "an AWS region",
+      ],
+      ["aws:region that is not a region", { "aws:region": "eu-west-9" }, "aws:region", '"eu-west-9"', "an AWS region"],
+      [
+        "aws:defaultTags missing",
+        { "aws:defaultTags": undefined },
+        "aws:defaultTags",
+        "(not set)",
+        "greenlight-stack",
+        "pulumi config set --path",
+      ],
+      [
+        "aws:defaultTags naming another stack",
+        { "aws:defaultTags": JSON.stringify({ tags: { "greenlight-stack": "prod" } }) },
+        "aws:defaultTags",
+        '{"tags":{"greenlight-stack":"qa"}}',
+      ],
+      [
+        "a plain setting with a line separator",
+        { healthPath: "/healthz\u2028x" },
+        "greenlight:healthPath",
+        "U+2028",
+        "allowed: an absolute path",
+      ],
+    );
+    for (const [ch, name] of [
+      ["\n", "U+000A"],
+      ["\r", "U+000D"],
+      ["\v", "U+000B"],
+      ["\f", "U+000C"],
+      ["\x1c", "U+001C"],
+      ["\x1d", "U+001D"],
+      ["\x1e", "U+001E"],
+      ["\x85", "U+0085"],
+      ["\u2028", "U+2028"],
+      ["\u2029", "U+2029"],
+    ]) {
+      cases.push([
+        `a user secret containing ${name}`,
+        { sentryDsn: { secret: `https://k@o1.ingest.sentry.io/2${ch}DATABASE_URL=postgres://evil` } },
+        "greenlight:sentryDsn = [secret]",
+        `line separator ${name}`,
+      ]);
+    }
     for (const [what, overrides, ...expected] of cases) {
       it(what, () => {
         rejects("qa", overrides, ...expected);
@@ -203,6 +379,69 @@ describe("config", () => {
         emailHostPassword: { secret: "x" },
       });
       assert.deepEqual(c.userSecrets.map((s) => s.name).sort(), ["EMAIL_HOST_PASSWORD", "SENTRY_DSN"]);
+    });
+
+    it("refuses two secret keys that become the same setting", () => {
+      const e = rejects(
+        "qa",
+        {
+          sentryDsn: { secret: "https://a@o1.ingest.sentry.io/1" },
+          sentryDSN: { secret: "https://b@o1.ingest.sentry.io/2" },
+        },
+        "greenlight:sentryDsn",
+        "greenlight:sentryDSN",
+        "SENTRY_DSN",
+        "allowed: one key per setting",
+      );
+      assert.ok(!e.message.includes("o1.ingest"), "no secret value in the message");
+    });
+
+    it("never shows a secret's value, whatever is wrong with it", () => {
+      for (const v of ["", "hunter2\u2028x", "hunter2\x85x", "hunter2\nx"]) {
+        const e = rejects("qa", { sentryDsn: { secret: v } }, "greenlight:sentryDsn = [secret]");
+        assert.ok(!e.message.includes("hunter2"), e.message);
+      }
+    });
+
+    it("refuses a state bucket under another stack's bucket grant (the stack files next to Pulumi.yaml)", () => {
+      const c = stackConfig("qa", { ciRepository: "acme/site", ciStateBucket: "prod-state" });
+      assert.throws(
+        () => parseConfig(c.values, new Set(c.secretKeys), { stack: "qa", otherStacks: ["prod"] }),
+        /greenlight:ciStateBucket = "prod-state" falls under the prod deploy role's grant/,
+      );
+      const ok = stackConfig("qa", { ciRepository: "acme/site", ciStateBucket: "acme-pulumi-state" });
+      assert.equal(
+        parseConfig(ok.values, new Set(ok.secretKeys), { stack: "qa", otherStacks: ["prod"] }).ci?.stateBucket,
+        "acme-pulumi-state",
+      );
+    });
+
+    it('refuses a stack whose name is another stack\'s plus "-" (its <stack>-* grants would cover it)', () => {
+      const c = stackConfig("qa");
+      assert.throws(
+        () => parseConfig(c.values, new Set(c.secretKeys), { stack: "qa", otherStacks: ["qa-eu", "prod"] }),
+        /stack name "qa" is not allowed next to stack "qa-eu"/,
+      );
+      assert.equal(parseConfig(c.values, new Set(c.secretKeys), { stack: "qa", otherStacks: ["prod"] }).stack, "qa");
+    });
+
+    it("accepts what a careful operator sets: real types and regions, one release in both slots", () => {
+      const c = parse("qa", {
+        instanceType: "m7a.medium",
+        dbInstanceClass: "db.r7g.large",
+        backupReplicaRegion: "eu-central-1",
+        ciRepository: "acme-corp/site.web_2",
+        ciStateBucket: "acme-pulumi-state",
+        blueRelease: "2026-11-21.1",
+        blueArtifact: `releases/${"a".repeat(64)}.tar.gz`,
+        blueSha256: "a".repeat(64),
+        greenRelease: "2026-11-21.1",
+        greenArtifact: `releases/${"a".repeat(64)}.tar.gz`,
+        greenSha256: "a".repeat(64),
+        restoreBackup: "db/20261121T101500Z-before-r42.dump",
+      });
+      assert.equal(c.instanceType, "m7a.medium");
+      assert.equal(c.backups.replicaRegion, "eu-central-1");
     });
 
     it("refuses a user secret that would overwrite a generated one", () => {

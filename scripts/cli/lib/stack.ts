@@ -5,13 +5,14 @@ import * as fs from "fs";
 import * as path from "path";
 import { isMap, parseDocument } from "yaml";
 import {
-  ARTIFACT_KEY,
   COLOURS,
   COLOUR_TAG,
   Colour,
   LISTENER_TAG,
-  RELEASE_ID,
-  SHA256,
+  VALUES,
+  isArtifactKey,
+  isReleaseId,
+  isSha256,
   otherColour,
 } from "../../../components/constants";
 
@@ -124,12 +125,22 @@ export function servingColour(resources: DeployedResource[]): Colour | undefined
  * not the configured live colour, the last release never went live (its `pulumi up`
  * failed): the new release replaces it in that slot, and the serving slot is left alone.
  */
-export function planRelease(state: StackState, next: Slot, serving?: Colour): ReleasePlan {
-  if (!RELEASE_ID.test(next.release)) {
-    throw new CliError(`release id "${next.release}" is not allowed; allowed: letters, digits, . _ - (up to 64)`);
+export function planRelease(state: StackState, next: Slot, serving?: Colour, unreadable?: string): ReleasePlan {
+  if (!isReleaseId(next.release)) {
+    throw new CliError(`release id "${next.release}" is not allowed; allowed: ${VALUES.release.what} (up to 64)`);
   }
-  if (!SHA256.test(next.sha256)) throw new CliError(`"${next.sha256}" is not a sha256`);
-  if (!ARTIFACT_KEY.test(next.artifact)) throw new CliError(`"${next.artifact}" is not an artifact key`);
+  if (!isSha256(next.sha256)) throw new CliError(`"${next.sha256}" is not a sha256`);
+  if (!isArtifactKey(next.artifact)) throw new CliError(`"${next.artifact}" is not an artifact key`);
+  // With both slots full, only the state tells which one the load balancer serves: after a
+  // failed `pulumi up` the config's idle slot may be the serving one, and writing there would
+  // restart the live slot. Guessing is not allowed.
+  if (unreadable !== undefined && state.slots.blue && state.slots.green) {
+    throw new CliError(
+      `cannot tell which colour the load balancer serves (${unreadable}), and both slots hold releases ` +
+        `(blue ${state.slots.blue.release}, green ${state.slots.green.release}): the new release could go into the ` +
+        `serving slot. Make \`pulumi stack export --stack <stack>\` work (Pulumi CLI, backend login, passphrase) and run again`,
+    );
+  }
   if (serving && serving !== state.live && state.slots[state.live] && state.slots[serving]) {
     const pending = state.slots[state.live]!;
     return {
@@ -167,8 +178,37 @@ export function planRelease(state: StackState, next: Slot, serving?: Colour): Re
   };
 }
 
-/** Rollback: the other slot becomes live. It must hold a release. */
-export function planRollback(state: StackState): {
+/**
+ * The release the hosts of the stack's state really run in `colour`: every `<colour>-activate-<i>`
+ * step in the state ran for it (a step whose `pulumi up` failed is not in the state, or still
+ * carries the previous release's triggers). Undefined if none ran, or the hosts disagree.
+ */
+export function activatedRelease(resources: DeployedResource[], colour: Colour): Omit<Slot, "artifact"> | undefined {
+  const steps = resources.filter(
+    (r) => r.type === "command:remote:Command" && new RegExp(`-release-${colour}-activate-\\d+$`).test(r.urn ?? ""),
+  );
+  const ran = new Set(
+    steps.map((r) => {
+      const t = (r.outputs?.triggers ?? []) as unknown[];
+      return `${String(t[0])} ${String(t[1])}`;
+    }),
+  );
+  if (steps.length === 0 || ran.size !== 1) return undefined;
+  const [release, sha256] = [...ran][0].split(" ");
+  return { release, sha256 };
+}
+
+/**
+ * Rollback: the other slot becomes live. It must hold a release, and the stack's state must
+ * show that release activated (health-gated) on every host: otherwise `pulumi up` would not be
+ * one listener change but a fetch, a backup and a migration of a release that never ran.
+ * `deployed` is what `pulumi stack export` gave (the CLI always passes it, readable or not);
+ * only an in-process caller that is itself the engine (the rehearsal) may leave it out.
+ */
+export function planRollback(
+  state: StackState,
+  deployed?: { resources?: DeployedResource[]; unreadable?: string },
+): {
   from: Colour;
   to: Colour;
   release: string;
@@ -178,6 +218,22 @@ export function planRollback(state: StackState): {
   const target = state.slots[to];
   if (!target) {
     throw new CliError(`slot ${to} is empty: there is no earlier release to roll back to`);
+  }
+  if (deployed === undefined) return { from: state.live, to, release: target.release, values: { live: to } };
+  if (deployed.unreadable !== undefined || deployed.resources === undefined) {
+    throw new CliError(
+      `cannot read the stack's state (${deployed.unreadable ?? "no resources"}), so cannot tell whether release ${target.release} ` +
+        `in ${to} ever ran on the hosts; refusing to roll back blind. Make \`pulumi stack export --stack <stack>\` work and run again`,
+    );
+  }
+  const ran = activatedRelease(deployed.resources, to);
+  if (!ran || ran.release !== target.release || ran.sha256 !== target.sha256) {
+    throw new CliError(
+      `slot ${to} holds release ${target.release}, but the hosts ` +
+        (ran ? `were last activated in ${to} with ${ran.release}` : `never activated it in ${to}`) +
+        ` (its pulumi up failed or has not run): rolling back to it would fetch, back up and migrate instead of ` +
+        `serving a release that already answered its health check. Run pulumi up first, or release again`,
+    );
   }
   return { from: state.live, to, release: target.release, values: { live: to } };
 }

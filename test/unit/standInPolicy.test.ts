@@ -1,0 +1,136 @@
+// Issue 11, item 8: the S3/SSM stand-in enforces the hosts' real policy (hostPolicy, through
+// @cloud-copilot/iam-simulate), and lib.sh's own AWS calls (aws_py: boto3, as on the hosts)
+// run against it. A permission the role lacks fails here, as it would on AWS.
+import * as assert from "assert";
+import { spawn, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { hostPolicy } from "../../components/hosts";
+import { AwsStandIn, startAwsStandIn } from "../rig/awsStandIn";
+import { ROOT } from "../rig/stackConfig";
+
+const LIB = path.join(ROOT, "scripts", "remote", "lib.sh");
+
+describe("S3/SSM stand-in enforcing the hosts' policy", function () {
+  this.timeout(120_000);
+  let aws: AwsStandIn;
+  let tmp: string;
+  before(async function () {
+    const py = spawnSync("/usr/bin/python3", ["-c", "import boto3"]);
+    if (py.status !== 0)
+      assert.fail("Debian's python3-boto3 is missing: apt-get install python3-boto3 (npm run pretest)");
+    aws = await startAwsStandIn({
+      policies: {
+        ASIAHOSTROLE: hostPolicy({
+          partition: "aws",
+          account: "123456789012",
+          region: "eu-west-1",
+          parameterPath: "/greenlight/qa/",
+          kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/qa",
+          artifactBucketArn: "arn:aws:s3:::qa-artifacts",
+          backupBucketArn: "arn:aws:s3:::qa-backups",
+        }),
+      },
+    });
+    for (const b of ["qa-artifacts", "qa-backups", "prod-backups"]) aws.createBucket(b);
+    aws.putObject("qa-artifacts", "releases/a.tar.gz", Buffer.from("artifact"));
+    aws.putObject("prod-backups", "db/x.dump", Buffer.from("theirs"));
+    aws.putParameter("/greenlight/qa/DB_HOST", "db.internal", "String");
+    aws.putParameter("/greenlight/prod/DB_PASSWORD", "not-for-qa", "SecureString");
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), "gl-standin-"));
+  });
+  after(async () => {
+    await aws?.close();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  /** lib.sh's aws_py, as a step runs it on a host (asynchronously: the stand-in serves from this process). */
+  const awsPy = (args: string[], input?: Buffer, parameterPath = "/greenlight/qa/") =>
+    new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn("bash", ["-c", 'source "$0"; aws_py "$@"', LIB, ...args], {
+        env: {
+          PATH: "/usr/bin:/bin",
+          GL_REGION: "eu-west-1",
+          GL_AWS_ENDPOINT_URL: aws.endpoint,
+          GL_PARAMETER_PATH: parameterPath,
+          AWS_ACCESS_KEY_ID: "ASIAHOSTROLE",
+          AWS_SECRET_ACCESS_KEY: "host-role-session",
+          HOME: tmp,
+        },
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      child.on("error", reject);
+      child.on("close", (status) => resolve({ status, stdout, stderr }));
+      child.stdin.on("error", () => undefined); // the client may stop reading after a refusal
+      child.stdin.end(input ?? Buffer.alloc(0));
+    });
+  const last = (n: number) =>
+    aws
+      .requests()
+      .slice(-n)
+      .map((r) => `${r.op} ${r.target} ${r.status}`);
+
+  it("downloads an artifact; may not write one", async () => {
+    const ok = await awsPy(["get", "qa-artifacts", "releases/a.tar.gz", path.join(tmp, "a")]);
+    assert.equal(ok.status, 0, ok.stderr);
+    const put = await awsPy(["put", "qa-artifacts", "releases/evil.tar.gz", "-"], Buffer.from("x"));
+    assert.notEqual(put.status, 0);
+    assert.match(put.stderr, /AccessDenied/);
+    assert.equal(aws.getObject("qa-artifacts", "releases/evil.tar.gz"), undefined);
+  });
+
+  it("writes a backup under db/ and deletes a failed one (s3:DeleteObject)", async () => {
+    const put = await awsPy(["put", "qa-backups", "db/t-before-r1.dump", "-"], Buffer.from("dump"));
+    assert.equal(put.status, 0, put.stderr);
+    const rm = await awsPy(["rm", "qa-backups", "db/t-before-r1.dump"]);
+    assert.equal(rm.status, 0, rm.stderr);
+    assert.deepEqual(last(1), ["DeleteObject qa-backups/db/t-before-r1.dump 204"]);
+  });
+
+  it("a streamed backup whose upload fails is aborted, and the abort is allowed (s3:AbortMultipartUpload)", async () => {
+    aws.failNext("UploadPart", 20);
+    const big = Buffer.alloc(20 * 1024 * 1024, 7);
+    const put = await awsPy(["put", "qa-backups", "db/t-before-r2.dump", "-"], big);
+    aws.clearFaults();
+    assert.notEqual(put.status, 0);
+    const aborts = aws.requests().filter((r) => r.op === "AbortMultipartUpload");
+    assert.ok(aborts.length >= 1, `no abort: ${last(5).join(", ")}`);
+    for (const a of aborts) assert.equal(a.status, 204, "the abort itself was refused");
+  });
+
+  it("a missing restore key is a 404, not an AccessDenied (s3:ListBucket)", async () => {
+    const r = await awsPy(["get", "qa-backups", "db/missing.dump", path.join(tmp, "m")]);
+    assert.notEqual(r.status, 0);
+    assert.deepEqual(last(1), ["GetObject qa-backups/db/missing.dump 404"]);
+    assert.doesNotMatch(r.stderr, /AccessDenied|403/);
+  });
+
+  it("holds only the hosts' credentials to the policy: an operator's key may upload an artifact", async () => {
+    const r = await fetch(`${aws.endpoint}/qa-artifacts/releases/b.tar.gz`, {
+      method: "PUT",
+      body: "artifact",
+      headers: {
+        authorization:
+          "AWS4-HMAC-SHA256 Credential=AKIAOPERATOR/20261201/eu-west-1/s3/aws4_request, SignedHeaders=host, Signature=x",
+      },
+    });
+    assert.equal(r.status, 200, await r.text());
+  });
+
+  it("nothing of another stack: its backups and its parameters are AccessDenied", async () => {
+    const theirs = await awsPy(["get", "prod-backups", "db/x.dump", path.join(tmp, "x")]);
+    assert.notEqual(theirs.status, 0);
+    assert.deepEqual(last(1), ["GetObject prod-backups/db/x.dump 403"]);
+    const env = await awsPy(["env"], undefined, "/greenlight/prod/");
+    assert.notEqual(env.status, 0);
+    assert.match(env.stderr, /AccessDenied/);
+    assert.doesNotMatch(env.stdout + env.stderr, /not-for-qa/);
+    const own = await awsPy(["env"]);
+    assert.equal(own.status, 0, own.stderr);
+    assert.match(own.stdout, /^DB_HOST=db\.internal$/m);
+  });
+});
