@@ -1,7 +1,8 @@
 // Release artifacts of the example site for the host tests, the rehearsal and the
 // benchmarks: the site as it is, and variants that add a migration, break a migration,
 // break the app's start, or lose a wheel. Built with the real `npm run package-site` code,
-// from wheels repacked from Debian's packages (there is no PyPI here).
+// wheels from PyPI (cached in ~/.cache/greenlight/wheels by the lock's hash, so a machine
+// downloads them once).
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -73,23 +74,6 @@ class Migration(migrations.Migration):
     operations = [migrations.RunPython(mark, migrations.RunPython.noop)]
 `;
 
-let wheels: string | undefined;
-/** Debian's Django, gunicorn and psycopg2 (and their dependencies) as wheels, built once. */
-export function debianWheelDir(): string {
-  if (!wheels) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-wheels-"));
-    execFileSync(
-      "/usr/bin/python3",
-      [path.join(ROOT, "test", "rig", "debian-wheels.py"), dir, "Django", "gunicorn", "psycopg2"],
-      {
-        stdio: "pipe",
-      },
-    );
-    wheels = dir;
-  }
-  return wheels;
-}
-
 function mutate(dir: string, variant: Variant): void {
   const models = path.join(dir, "notes", "models.py");
   const migrations = path.join(dir, "notes", "migrations");
@@ -140,7 +124,7 @@ async function build(variant: Variant, outDir: string): Promise<Artifact> {
     fs.cpSync(SITE_DIR, site, { recursive: true, filter: (src) => !src.includes("__pycache__") });
     mutate(site, variant);
     const out = path.join(outDir, `site-${variant}.tar.gz`);
-    const r = await packageSite(site, { out, findLinks: debianWheelDir(), cwd: work });
+    const r = await packageSite(site, { out, cwd: work, note: () => undefined });
     if (variant !== "missing-wheel" && variant !== "new-lock") return { ...r, file: out };
     // A different lock (so hosts build a new venv); for missing-wheel, without one of its wheels.
     const unpacked = path.join(work, "unpacked");
