@@ -219,7 +219,7 @@ describe("check-site", () => {
       "mysite/settings.py": fs.readFileSync(path.join(SITE_DIR, "greenlight_site", "settings.py"), "utf8"),
       "mysite/health.py": "RELEASE_ID = None\n",
       "greenlight.json": '{ "wsgi": "mysite.wsgi:application", "requirements": "requirements/production.txt" }',
-      "requirements/base.txt": "Django==6.0.1\npsycopg2==2.9.10\n",
+      "requirements/base.txt": "Django==6.0.1\npsycopg2==2.9.10\npsycopg[c]==3.3.3\n",
       "requirements/production.txt": "-r base.txt\nuwsgi==2.0.28\n",
     });
     fs.writeFileSync(
@@ -229,12 +229,30 @@ describe("check-site", () => {
         .replace("greenlight_site.health", "mysite.health"),
     );
     const found = checkSite(dir);
-    assert.deepStrictEqual(problems(found), ["gunicorn", "psycopg2", "uwsgi", "django-python"]);
+    assert.deepStrictEqual(problems(found), ["gunicorn", "psycopg2", "psycopg-c", "uwsgi", "django-python"]);
     assert.deepStrictEqual(warnings(found), ["lock"]);
     const byId = (id: string) => found.find((f) => f.id === id)!;
     assert.match(byId("psycopg2").fix, /psycopg\[binary\]/);
     assert.match(byId("django-python").message, /Django 6\.0\.1 needs Python >= 3\.12; the hosts run Python 3\.11/);
     assert.strictEqual(byId("uwsgi").file, "requirements/production.txt");
+  });
+
+  it("accepts a .env read by the wsgi module and manage.py (django-dotenv, as Wagtail's bakerydemo does)", () => {
+    const dir = startproject();
+    const dotenv =
+      'import dotenv\ndotenv.read_dotenv(os.path.join(os.path.dirname(os.path.dirname(__file__)), ".env"))\n';
+    write(dir, { "mysite/wsgi.py": WSGI.replace("import os\n", `import os\n${dotenv}`) });
+    assert.ok(
+      problems(checkSite(dir)).includes("dotenv"),
+      "the wsgi module alone is not enough: manage.py runs migrate",
+    );
+    write(dir, {
+      "manage.py": MANAGE.replace("import sys\n", "import sys\n\nimport dotenv\n").replace(
+        "def main():\n",
+        "def main():\n    dotenv.read_dotenv()\n",
+      ),
+    });
+    assert.ok(!problems(checkSite(dir)).includes("dotenv"));
   });
 
   it("reports a link that leads outside the site, and refuses bad arguments", async () => {

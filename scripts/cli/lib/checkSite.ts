@@ -255,6 +255,15 @@ export function checkSite(dir: string): Finding[] {
         "use psycopg[binary] (psycopg 3, supported by Django >= 4.2) or psycopg2-binary",
       );
     }
+    const cDriver = tree.requirements.find((r) => r.name === "psycopg-c" || /^psycopg\s*\[[^\]]*\bc\b/.test(r.line));
+    if (cDriver) {
+      problem(
+        "psycopg-c",
+        reqName,
+        `${cDriver.line.split(/\s+--/)[0]}: psycopg's C implementation has no wheel on PyPI (it is built on install)`,
+        "use psycopg[binary] (the same C speed-up, prebuilt, with libpq bundled)",
+      );
+    }
     if (tree.requirements.some((r) => r.name === "uwsgi")) {
       problem(
         "uwsgi",
@@ -316,7 +325,13 @@ export function checkSite(dir: string): Finding[] {
         return f ? rel(f) : where;
       };
       const t = s.text;
-      if (!/\.env\b|read_env|load_dotenv|dotenv_values/.test(t)) {
+      // The .env may also be read before the settings load: by the wsgi module (which serves) and
+      // by manage.py (which runs migrate and collectstatic), as django-dotenv projects do.
+      const readsEnv = (text: string | undefined) =>
+        /\.env\b|read_env|read_dotenv|load_dotenv|dotenv_values/.test(code(text ?? ""));
+      const wsgiModule = config ? config.wsgi.split(":")[0] : guess;
+      const wsgiText = wsgiModule ? read(moduleFile(siteDir, wsgiModule) ?? "") : undefined;
+      if (!readsEnv(t) && !(readsEnv(wsgiText) && readsEnv(manage))) {
         problem(
           "dotenv",
           where,

@@ -145,7 +145,9 @@ export function explainPipFailure(output: string, requirementsFile: string): str
     const pkgs = [...output.matchAll(/^\s+([A-Za-z0-9._-]+)==\S+ from \S+/gm)].map((m) => m[1]);
     return (
       `a downloaded file does not match its hash in ${requirementsFile}${pkgs.length ? ` (${pkgs.join(", ")})` : ""}: ` +
-      `the lock is stale or was made for other files; regenerate it, e.g. ${LOCK_COMMAND}`
+      `the lock was made for other files, usually because it was resolved for another Python (a lock for ` +
+      `Python 3.13 hashes only cp313 wheels; uv.lock follows requires-python, which must admit ${HOST_PYTHON}) ` +
+      `or it is stale; regenerate it for the hosts, e.g. ${LOCK_COMMAND}`
     );
   }
   return undefined;
