@@ -28,7 +28,12 @@ export type Variant =
   /** The same new lock with every wheel: a cold venv build that succeeds. */
   | "new-lock"
   /** The base site with an extra static file: same lock (warm venv), different artifact. */
-  | "restyled";
+  | "restyled"
+  /**
+   * The base site whose manifest says it was built for Python 3.12 (manifest.json still first in
+   * the archive): what fetch must refuse before it unpacks anything.
+   */
+  | "other-python";
 
 export interface Artifact {
   file: string;
@@ -125,6 +130,16 @@ async function build(variant: Variant, outDir: string): Promise<Artifact> {
     mutate(site, variant);
     const out = path.join(outDir, `site-${variant}.tar.gz`);
     const r = await packageSite(site, { out, cwd: work, note: () => undefined });
+    if (variant === "other-python") {
+      const unpacked = path.join(work, "unpacked");
+      fs.mkdirSync(unpacked);
+      execFileSync("tar", ["-xzf", out, "-C", unpacked]);
+      const manifestFile = path.join(unpacked, "manifest.json");
+      const manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, python: "3.12" }, null, 2) + "\n");
+      execFileSync("tar", ["-czf", out, "-C", unpacked, "manifest.json", "requirements.lock", "wheelhouse", "app"]);
+      return { file: out, sha256: await sha256File(out), size: fs.statSync(out).size, lockHash: r.lockHash };
+    }
     if (variant !== "missing-wheel" && variant !== "new-lock") return { ...r, file: out };
     // A different lock (so hosts build a new venv); for missing-wheel, without one of its wheels.
     const unpacked = path.join(work, "unpacked");
