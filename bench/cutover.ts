@@ -5,9 +5,8 @@
 // releases and activates the idle colour and cuts over, and while `npm run rollback` + `pulumi
 // up` flips back. The engine's journal says what each `pulumi up` changed and ran.
 import { execFileSync } from "child_process";
-import * as fs from "fs";
 import * as path from "path";
-import { Variant, debianWheelDir, siteArtifact } from "../test/rig/artifacts";
+import { Variant, siteArtifact } from "../test/rig/artifacts";
 import { Rehearsal, UpResult, getThrough } from "../test/rig/rehearsal";
 import { Stops, progress, sleep } from "./lib";
 import { PhaseCount, startLoad } from "./load";
@@ -76,9 +75,6 @@ export async function cutoverSections(opts: {
   // The rehearsal's own lines (each remote command as the engine runs it) are progress too.
   const r = await Rehearsal.start({ stack, log: (line) => progress(`    ${line.trim()}`) });
   opts.stops.add("the rehearsal (hosts, PostgreSQL, stand-ins)", () => r.stop());
-  // The Debian wheels every artifact is built from: made once per process (section 1 may have).
-  const wheels = debianWheelDir();
-  opts.stops.add("the wheel directory", () => fs.rmSync(wheels, { recursive: true, force: true }));
   const must = async (what: string) => {
     const u = await r.up();
     if (!u.ok) throw new Error(`${what}: pulumi up failed: ${u.error}`);

@@ -9,7 +9,7 @@ import * as path from "path";
 import { StepCall } from "../components/remote";
 import { artifactKey } from "../scripts/cli/lib/stack";
 import { uploadArtifact } from "../scripts/cli/lib/upload";
-import { Artifact, debianWheelDir, siteArtifact } from "../test/rig/artifacts";
+import { Artifact, siteArtifact } from "../test/rig/artifacts";
 import { RigHost } from "../test/rig/hosts";
 import { runRemote } from "../test/rig/ssh";
 import { APP, REGION, World, startWorld } from "../test/rig/world";
@@ -96,9 +96,7 @@ export async function hostSections(opts: {
 
   progress("bootstrap of the host");
   await must(w, h, w.values.bootstrap());
-  progress("building the base site artifact (package-site, Debian wheels)");
-  const wheels = debianWheelDir();
-  opts.stops.add("the wheel directory", () => fs.rmSync(wheels, { recursive: true, force: true }));
+  progress("building the base site artifact (package-site, wheels from PyPI or the wheel cache)");
   const base = await siteArtifact("base", out);
   const upload = async (a: Artifact) => {
     await uploadArtifact(s3, w.artifactBucket, artifactKey(a.sha256), a.file, a.sha256);

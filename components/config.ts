@@ -11,6 +11,7 @@
 // than the `slots:` object sketched in DESIGN.md: `pulumi config set greenRelease r42`
 // then works as users expect, and every key is declared and typed.
 import * as fs from "fs";
+import * as ipaddr from "ipaddr.js";
 import * as pulumi from "@pulumi/pulumi";
 
 export { PROJECT, COLOURS, SLOT_PORTS, otherColour, VALUES, STACK_TAG } from "./constants";
@@ -114,25 +115,35 @@ function oneOf<T extends string>(description: string, def: T, values: readonly T
   return str(description, def, values.map((v) => `"${v}"`).join(" or "), (v) => values.includes(v as T));
 }
 
-/** Parses a dotted-quad IPv4 CIDR; returns [address as uint32, prefix] or undefined. */
+/**
+ * Parses a dotted-quad IPv4 CIDR (ipaddr.js); returns [network address as uint32, prefix] or
+ * undefined. Host bits set (10.0.0.1/16) is refused: usually a typo.
+ */
 export function parseCidr(cidr: string): [number, number] | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
-  if (!m) return undefined;
-  const octets = m.slice(1, 5).map(Number);
-  const prefix = Number(m[5]);
-  if (octets.some((o) => o > 255) || prefix > 32) return undefined;
-  const addr = ((octets[0] << 24) | (octets[1] << 16) | (octets[2] << 8) | octets[3]) >>> 0;
-  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
-  if ((addr & ~mask) >>> 0 !== 0) return undefined; // host bits set: 10.0.0.1/16 is a typo
-  return [addr, prefix];
+  const [addr, bits, extra] = cidr.split("/");
+  if (extra !== undefined || bits === undefined || !/^\d{1,2}$/.test(bits)) return undefined;
+  if (!ipaddr.IPv4.isValidFourPartDecimal(addr)) return undefined;
+  let parsed: [ipaddr.IPv4, number];
+  try {
+    parsed = ipaddr.IPv4.parseCIDR(cidr);
+  } catch {
+    return undefined;
+  }
+  const network = ipaddr.IPv4.networkAddressFromCIDR(cidr);
+  if (network.toString() !== parsed[0].toString()) return undefined;
+  const b = parsed[0].toByteArray();
+  return [((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0, parsed[1]];
 }
 
-const PRIVATE_RANGES: [number, number][] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].map((c) => parseCidr(c)!);
+const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].map((c) => ipaddr.IPv4.parseCIDR(c));
 function isPrivateCidr(c: [number, number]): boolean {
-  return PRIVATE_RANGES.some(([net, p]) => {
-    const mask = (0xffffffff << (32 - p)) >>> 0;
-    return c[1] >= p && (c[0] & mask) >>> 0 === net;
-  });
+  const addr = ipaddr.IPv4.parse(formatIpv4(c[0]));
+  return PRIVATE_RANGES.some((range) => c[1] >= range[1] && addr.match(range));
+}
+
+/** A uint32 as dotted quad. */
+export function formatIpv4(addr: number): string {
+  return ipaddr.fromByteArray([addr >>> 24, (addr >>> 16) & 255, (addr >>> 8) & 255, addr & 255]).toString();
 }
 
 const FQDN = /^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/;

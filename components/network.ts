@@ -1,6 +1,6 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { parseCidr } from "./config";
+import { formatIpv4, parseCidr } from "./config";
 
 export interface SubnetPlan {
   public: string[];
@@ -8,13 +8,13 @@ export interface SubnetPlan {
 }
 
 function formatCidr(addr: number, prefix: number): string {
-  return `${addr >>> 24}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}/${prefix}`;
+  return `${formatIpv4(addr)}/${prefix}`;
 }
 
 /**
  * Carves the VPC into sixteen equal blocks: public subnets take blocks 0..azCount-1, private
  * subnets blocks 8..8+azCount-1, so adding a zone later never renumbers an existing subnet.
- * Hand-written because awsx's Vpc is a plugin-backed component that cannot run under mocks.
+ * Address math on ipaddr.js; the plan itself is ours because awsx's Vpc is a plugin-backed component that cannot run under mocks.
  */
 export function planSubnets(vpcCidr: string, azCount: number): SubnetPlan {
   const parsed = parseCidr(vpcCidr);

@@ -1,4 +1,4 @@
-// npm run package-site -- DIR [--out FILE] [--find-links WHEELDIR]
+// npm run package-site -- DIR [--out FILE] [--find-links WHEELDIR] [--no-index] [--python PYTHON]
 // Builds a release artifact from a site dir and prints {"file","sha256","size","lockHash"} as
 // one JSON line on stdout. The work happens in lib/packageSite.ts; this file parses arguments.
 import { ArtifactError } from "./lib/artifact";
@@ -7,18 +7,22 @@ import { packageSite } from "./lib/packageSite";
 export { packageSite } from "./lib/packageSite";
 export type { PackageOptions, PackageResult } from "./lib/packageSite";
 
-const USAGE = "usage: npm run package-site -- DIR [--out FILE] [--find-links WHEELDIR]";
+const USAGE = "usage: npm run package-site -- DIR [--out FILE] [--find-links WHEELDIR] [--no-index] [--python PYTHON]";
 
 interface Args {
   dir: string;
   out?: string;
   findLinks?: string;
+  noIndex?: boolean;
+  python?: string;
 }
 
 export function parseArgs(argv: string[]): Args | "help" {
   let dir: string | undefined;
   let out: string | undefined;
   let findLinks: string | undefined;
+  let noIndex: boolean | undefined;
+  let python: string | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const [flag, inline] =
@@ -33,12 +37,18 @@ export function parseArgs(argv: string[]): Args | "help" {
     if (flag === "-h" || flag === "--help") return "help";
     else if (flag === "--out") out = value();
     else if (flag === "--find-links") findLinks = value();
+    else if (flag === "--python") python = value();
+    else if (arg === "--no-index") noIndex = true;
     else if (flag.startsWith("-")) throw new ArtifactError(`unknown option ${flag}; ${USAGE}`);
     else if (dir === undefined) dir = arg;
     else throw new ArtifactError(`one site directory only (got ${dir} and ${arg}); ${USAGE}`);
   }
   if (dir === undefined) throw new ArtifactError(`missing site directory; ${USAGE}`);
-  return { dir, out, findLinks };
+  if (noIndex && findLinks === undefined) throw new ArtifactError(`--no-index needs --find-links; ${USAGE}`);
+  const args: Args = { dir, out, findLinks };
+  if (noIndex) args.noIndex = true;
+  if (python !== undefined) args.python = python;
+  return args;
 }
 
 async function main(): Promise<void> {
@@ -47,7 +57,8 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const result = await packageSite(args.dir, { out: args.out, findLinks: args.findLinks });
+  const { dir, ...opts } = args;
+  const result = await packageSite(dir, opts);
   console.log(JSON.stringify(result));
 }
 

@@ -1,7 +1,8 @@
 // Release artifacts of the example site for the host tests, the rehearsal and the
 // benchmarks: the site as it is, and variants that add a migration, break a migration,
 // break the app's start, or lose a wheel. Built with the real `npm run package-site` code,
-// from wheels repacked from Debian's packages (there is no PyPI here).
+// wheels from PyPI (cached in ~/.cache/greenlight/wheels by the lock's hash, so a machine
+// downloads them once).
 import { execFileSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
@@ -29,7 +30,12 @@ export type Variant =
   /** The same new lock with every wheel: a cold venv build that succeeds. */
   | "new-lock"
   /** The base site with an extra static file: same lock (warm venv), different artifact. */
-  | "restyled";
+  | "restyled"
+  /**
+   * The base site whose manifest says it was built for Python 3.12 (manifest.json still first in
+   * the archive): what fetch must refuse before it unpacks anything.
+   */
+  | "other-python";
 
 export interface Artifact {
   file: string;
@@ -96,23 +102,6 @@ class Migration(migrations.Migration):
     operations = [migrations.RunPython(mark, migrations.RunPython.noop)]
 `;
 
-let wheels: string | undefined;
-/** Debian's Django, gunicorn and psycopg2 (and their dependencies) as wheels, built once. */
-export function debianWheelDir(): string {
-  if (!wheels) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-wheels-"));
-    execFileSync(
-      "/usr/bin/python3",
-      [path.join(ROOT, "test", "rig", "debian-wheels.py"), dir, "Django", "gunicorn", "psycopg2"],
-      {
-        stdio: "pipe",
-      },
-    );
-    wheels = dir;
-  }
-  return wheels;
-}
-
 function mutate(dir: string, variant: Variant): void {
   const models = path.join(dir, "notes", "models.py");
   const migrations = path.join(dir, "notes", "migrations");
@@ -169,7 +158,17 @@ async function build(variant: Variant, outDir: string): Promise<Artifact> {
     fs.cpSync(SITE_DIR, site, { recursive: true, filter: (src) => !src.includes("__pycache__") });
     mutate(site, variant);
     const out = path.join(outDir, `site-${variant}.tar.gz`);
-    const r = await packageSite(site, { out, findLinks: debianWheelDir(), cwd: work });
+    const r = await packageSite(site, { out, cwd: work, note: () => undefined });
+    if (variant === "other-python") {
+      const unpacked = path.join(work, "unpacked");
+      fs.mkdirSync(unpacked);
+      execFileSync("tar", ["-xzf", out, "-C", unpacked]);
+      const manifestFile = path.join(unpacked, "manifest.json");
+      const manifest = JSON.parse(fs.readFileSync(manifestFile, "utf8")) as Record<string, unknown>;
+      fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, python: "3.12" }, null, 2) + "\n");
+      execFileSync("tar", ["-czf", out, "-C", unpacked, "manifest.json", "requirements.lock", "wheelhouse", "app"]);
+      return { file: out, sha256: await sha256File(out), size: fs.statSync(out).size, lockHash: r.lockHash };
+    }
     if (variant !== "missing-wheel" && variant !== "new-lock") return { ...r, file: out };
     // A different lock (so hosts build a new venv); for missing-wheel, without one of its wheels.
     const unpacked = path.join(work, "unpacked");

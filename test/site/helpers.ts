@@ -12,7 +12,6 @@ import * as path from "path";
 export const ROOT = path.resolve(__dirname, "..", "..");
 export const SITE_DIR = path.join(ROOT, "examples", "site");
 export const SYSTEM_PYTHON = "/usr/bin/python3";
-export const DEBIAN_WHEELS = path.join(ROOT, "test", "rig", "debian-wheels.py");
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 
 const live = new Set<ChildProcess>();
@@ -107,20 +106,6 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-// ---------------------------------------------------------------------------------------------
-// Wheels from Debian's packages, built once per mocha run.
-
-let wheelsPromise: Promise<string> | undefined;
-
-export function debianWheels(): Promise<string> {
-  wheelsPromise ??= (async () => {
-    const dir = tmpDir("wheels");
-    await ok(SYSTEM_PYTHON, [DEBIAN_WHEELS, dir, "Django", "gunicorn", "psycopg2"]);
-    return dir;
-  })();
-  return wheelsPromise;
 }
 
 // ---------------------------------------------------------------------------------------------

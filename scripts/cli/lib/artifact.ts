@@ -4,7 +4,9 @@
 // is unit-tested.
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as path from "path";
+import { Writable } from "stream";
+import { pipeline } from "stream/promises";
+import * as tar from "tar-stream";
 import * as zlib from "zlib";
 
 /** A problem the user can fix; the CLI prints its message alone, without a stack. */
@@ -16,6 +18,14 @@ export class ArtifactError extends Error {
 }
 
 export const ARTIFACT_FORMAT = 1;
+/**
+ * What the hosts run (Debian 12's /usr/bin/python3): the wheelhouse is built for it whatever
+ * machine packages the site, and the manifest's "python" says so for the hosts to check.
+ */
+export const HOST_PYTHON = "3.11";
+/** glibc of Debian 12: manylinux wheels up to manylinux_2_36 run there. */
+export const HOST_GLIBC_MINOR = 36;
+export const DEFAULT_REQUIREMENTS = "requirements.txt";
 export const DEFAULT_MIGRATE: readonly string[] = ["python", "manage.py", "migrate", "--noinput"];
 export const DEFAULT_COLLECTSTATIC: readonly string[] = ["python", "manage.py", "collectstatic", "--noinput"];
 
@@ -32,9 +42,11 @@ export interface SiteConfig {
   /** argv run from the release dir; "python" means the release venv's python. */
   migrate: string[];
   collectstatic: string[];
+  /** The requirements file, relative to the site dir (default requirements.txt). */
+  requirements: string;
 }
 
-const SITE_CONFIG_KEYS = ["wsgi", "migrate", "collectstatic"];
+const SITE_CONFIG_KEYS = ["wsgi", "migrate", "collectstatic", "requirements"];
 const WSGI_PATTERN = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$/;
 
 function argv(value: unknown, key: string): string[] {
@@ -69,8 +81,25 @@ export function parseSiteConfig(text: string): SiteConfig {
   if (typeof obj.wsgi !== "string" || !WSGI_PATTERN.test(obj.wsgi)) {
     throw new ArtifactError('greenlight.json: "wsgi" must look like "package.module:callable"');
   }
+  let requirements = DEFAULT_REQUIREMENTS;
+  if (obj.requirements !== undefined) {
+    const r = obj.requirements;
+    if (
+      typeof r !== "string" ||
+      r === "" ||
+      r.startsWith("/") ||
+      r.split("/").some((p) => p === ".." || p === "") ||
+      r.includes("\0")
+    ) {
+      throw new ArtifactError(
+        'greenlight.json: "requirements" must be a relative path inside the site, e.g. "requirements/production.txt"',
+      );
+    }
+    requirements = r;
+  }
   return {
     wsgi: obj.wsgi,
+    requirements,
     migrate: obj.migrate === undefined ? [...DEFAULT_MIGRATE] : argv(obj.migrate, "migrate"),
     collectstatic:
       obj.collectstatic === undefined ? [...DEFAULT_COLLECTSTATIC] : argv(obj.collectstatic, "collectstatic"),
@@ -164,13 +193,13 @@ export function buildLock(wheels: HashedWheel[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Which files of the site dir are source
+// Files that are never source, whatever git or .gitignore say
 
 const EXCLUDED_ANYWHERE = new Set(["__pycache__", ".git", ".env"]);
-// Host state that deploys put into a release dir (shared dirs, generated files): shipping
-// them would overwrite or shadow what the host links in. Only at the top: an app's own
-// `static/` directory is source that collectstatic must see.
-const EXCLUDED_AT_ROOT = new Set(["media", "static", "REVISION"]);
+// Host state that deploys put into a release dir: shipping it would overwrite or shadow what
+// the host links in. Only at the top: an app's `media.py` or `docs/REVISION` is source. A
+// root `static/` is source too (STATICFILES_DIRS = [BASE_DIR / "static"]).
+const EXCLUDED_AT_ROOT = new Set(["media", "REVISION"]);
 
 /** rel: a path relative to the site dir, with "/" separators. */
 export function isExcluded(rel: string): boolean {
@@ -181,119 +210,27 @@ export function isExcluded(rel: string): boolean {
   return /\.py[co]$/.test(parts[parts.length - 1]);
 }
 
-export interface SourceFile {
-  /** relative to the site dir, "/" separators; directories end with "/" */
-  rel: string;
-  abs: string;
-  kind: "file" | "dir";
-  mode: number;
-}
-
-/**
- * Walks the site dir, sorted, applying isExcluded. Symlinks are refused rather than followed:
- * following could pull in anything on the build machine, and a link kept as a link would
- * point somewhere else on the hosts.
- */
-export function collectSource(dir: string, skip: ReadonlySet<string> = new Set()): SourceFile[] {
-  const out: SourceFile[] = [];
-  const walk = (absDir: string, relDir: string): void => {
-    const names = fs.readdirSync(absDir).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
-    for (const name of names) {
-      const rel = relDir + name;
-      const abs = path.join(absDir, name);
-      if (isExcluded(rel) || skip.has(abs)) continue;
-      const st = fs.lstatSync(abs);
-      if (st.isSymbolicLink()) throw new ArtifactError(`symlinks cannot be packaged: ${path.join(dir, rel)}`);
-      if (st.isDirectory()) {
-        out.push({ rel: rel + "/", abs, kind: "dir", mode: 0o755 });
-        walk(abs, rel + "/");
-      } else if (st.isFile()) {
-        // Only the executable bit carries over (git tracks nothing else), so a checkout's umask
-        // cannot change the archive.
-        out.push({ rel, abs, kind: "file", mode: st.mode & 0o111 ? 0o755 : 0o644 });
-      } else {
-        throw new ArtifactError(`not a regular file or directory: ${path.join(dir, rel)}`);
-      }
-    }
-  };
-  walk(dir, "");
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
-// tar + gzip
+// tar + gzip, through tar-stream
 //
-// Hand-written rather than the `tar` package: that one is only a transitive dependency here
-// (not in package.json, so not ours to rely on), it archives from the filesystem in readdir
-// order with on-disk metadata, and the archive's bytes are its identity (hosts check the
-// sha256, releases are content-addressed). POSIX ustar with PAX headers for long paths is
-// ~100 lines and fully under our control.
+// The archive's bytes are its identity (hosts check the sha256, releases are content-
+// addressed), so every header field is ours: mtime 0, uid/gid 0, no user or group names, and
+// modes normalised by the caller. manifest.json and requirements.lock come first, so a reader
+// of the stream (the hosts' fetch) meets the manifest before any other byte; everything else
+// follows sorted by path bytes (parents before children). tar-stream writes PAX headers for
+// paths that ustar cannot hold.
 
 export interface TarEntry {
   /** relative, "/" separators; a directory's path ends with "/" */
   path: string;
   type: "file" | "dir";
   mode: number;
+  /** A file's bytes, given or read from `file` when its turn comes (wheels can be large). */
   data?: Buffer;
+  file?: string;
 }
 
-const BLOCK = 512;
-const RECORD = 20 * BLOCK; // tar's default blocking factor; some readers expect whole records
-
-function octal(value: number, width: number): string {
-  // width includes the terminating NUL
-  const digits = value.toString(8);
-  if (digits.length > width - 1) throw new ArtifactError(`value ${value} does not fit a ${width}-byte tar field`);
-  return digits.padStart(width - 1, "0") + "\0";
-}
-
-function header(name: Buffer, prefix: Buffer, size: number, mode: number, typeflag: string): Buffer {
-  const h = Buffer.alloc(BLOCK, 0);
-  name.copy(h, 0);
-  h.write(octal(mode, 8), 100, "ascii");
-  h.write(octal(0, 8), 108, "ascii"); // uid
-  h.write(octal(0, 8), 116, "ascii"); // gid
-  h.write(octal(size, 12), 124, "ascii");
-  h.write(octal(0, 12), 136, "ascii"); // mtime
-  h.write("        ", 148, "ascii"); // checksum counts as spaces while summing
-  h.write(typeflag, 156, "ascii");
-  h.write("ustar\0", 257, "ascii");
-  h.write("00", 263, "ascii");
-  // uname/gname stay empty so extraction maps to numeric ids, never to a build machine's user.
-  prefix.copy(h, 345);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(octal(sum, 7) + " ", 148, "ascii");
-  return h;
-}
-
-/** ustar's name (100 bytes) + prefix (155 bytes) split at a "/", or null if impossible. */
-export function splitUstarPath(p: string): { name: Buffer; prefix: Buffer } | null {
-  const full = Buffer.from(p, "utf8");
-  if (full.length <= 100) return { name: full, prefix: Buffer.alloc(0) };
-  // A directory's trailing "/" must stay in the name part.
-  const searchEnd = p.endsWith("/") ? p.length - 1 : p.length;
-  for (let i = p.lastIndexOf("/", searchEnd - 1); i > 0; i = p.lastIndexOf("/", i - 1)) {
-    const prefix = Buffer.from(p.slice(0, i), "utf8");
-    const name = Buffer.from(p.slice(i + 1), "utf8");
-    if (name.length > 100) return null;
-    if (prefix.length <= 155) return { name, prefix };
-  }
-  return null;
-}
-
-function paxRecord(key: string, value: string): Buffer {
-  // "<len> key=value\n" where <len> counts its own digits too.
-  const body = ` ${key}=${value}\n`;
-  const n = Buffer.byteLength(body);
-  let len = n + String(n).length;
-  if (String(len).length !== String(n).length) len = n + String(len).length;
-  return Buffer.from(`${len}${body}`, "utf8");
-}
-
-function pad(size: number): Buffer {
-  return Buffer.alloc((BLOCK - (size % BLOCK)) % BLOCK, 0);
-}
+const FIRST = ["manifest.json", "requirements.lock"];
 
 function checkPath(p: string): void {
   const parts = p.replace(/\/$/, "").split("/");
@@ -302,10 +239,12 @@ function checkPath(p: string): void {
   }
 }
 
-/** An uncompressed tar of the entries, sorted by path bytes (parents before children). */
-export function buildTar(entries: TarEntry[]): Buffer {
-  const sorted = [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
-  const chunks: Buffer[] = [];
+/** The entries in archive order, checked: unsafe, duplicate and mistyped paths are refused. */
+export function orderEntries(entries: TarEntry[]): TarEntry[] {
+  const rank = (p: string): number => (FIRST.includes(p) ? FIRST.indexOf(p) : FIRST.length);
+  const sorted = [...entries].sort(
+    (a, b) => rank(a.path) - rank(b.path) || Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)),
+  );
   let previous: string | undefined;
   for (const e of sorted) {
     checkPath(e.path);
@@ -314,38 +253,57 @@ export function buildTar(entries: TarEntry[]): Buffer {
     if ((e.type === "dir") !== e.path.endsWith("/")) {
       throw new ArtifactError(`directory paths (and only they) end with "/": ${e.path}`);
     }
-    const data = e.type === "file" ? (e.data ?? Buffer.alloc(0)) : Buffer.alloc(0);
-    let split = splitUstarPath(e.path);
-    if (split === null) {
-      const pax = paxRecord("path", e.path);
-      const paxName = Buffer.from(`PaxHeader/${path.posix.basename(e.path)}`.slice(0, 100), "utf8").subarray(0, 100);
-      chunks.push(header(paxName, Buffer.alloc(0), pax.length, 0o644, "x"), pax, pad(pax.length));
-      // The ustar name still gets something readable for tools that ignore PAX.
-      split = { name: Buffer.from(e.path, "utf8").subarray(0, 100), prefix: Buffer.alloc(0) };
-    }
-    chunks.push(header(split.name, split.prefix, data.length, e.mode, e.type === "dir" ? "5" : "0"));
-    if (data.length > 0) chunks.push(data, pad(data.length));
   }
-  chunks.push(Buffer.alloc(2 * BLOCK, 0));
-  const total = chunks.reduce((n, c) => n + c.length, 0);
-  chunks.push(Buffer.alloc((RECORD - (total % RECORD)) % RECORD, 0));
-  return Buffer.concat(chunks);
+  return sorted;
 }
 
 /**
- * gzip without a file name and with mtime 0 (node's zlib writes neither), so equal tars give
- * equal archives with the same node/zlib build.
+ * Writes the entries as a .tar.gz to `out`. gzip carries no file name and mtime 0 (node's
+ * zlib writes neither), so equal entries give equal bytes with the same node/zlib build.
  */
-export function buildTarGz(entries: TarEntry[]): Buffer {
-  return zlib.gzipSync(buildTar(entries), { level: 9 });
+export async function writeTarGz(entries: TarEntry[], out: NodeJS.WritableStream): Promise<void> {
+  const ordered = orderEntries(entries);
+  const pack = tar.pack();
+  const done = pipeline(pack, zlib.createGzip({ level: 9 }), out);
+  const add = (e: TarEntry, data: Buffer): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const header = { name: e.path, mode: e.mode, mtime: new Date(0), uid: 0, gid: 0, uname: "", gname: "" };
+      if (e.type === "dir") pack.entry({ ...header, type: "directory" }, (err) => (err ? reject(err) : resolve()));
+      else pack.entry({ ...header, type: "file", size: data.length }, data, (err) => (err ? reject(err) : resolve()));
+    });
+  try {
+    for (const e of ordered) {
+      const data =
+        e.type === "file" ? (e.data ?? (e.file ? await fs.promises.readFile(e.file) : Buffer.alloc(0))) : EMPTY;
+      await add(e, data);
+    }
+    pack.finalize();
+  } catch (err) {
+    pack.destroy(err as Error);
+  }
+  await done;
+}
+const EMPTY = Buffer.alloc(0);
+
+/** The .tar.gz of the entries in memory (tests, small archives). */
+export async function buildTarGz(entries: TarEntry[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      chunks.push(chunk);
+      cb();
+    },
+  });
+  await writeTarGz(entries, sink);
+  return Buffer.concat(chunks);
 }
 
 /** Every entry of an artifact, in the layout the hosts expect. */
 export function artifactEntries(parts: {
   manifest: Manifest;
   lock: string;
-  wheels: { filename: string; data: Buffer }[];
-  source: { rel: string; kind: "file" | "dir"; mode: number; data?: Buffer }[];
+  wheels: { filename: string; file: string }[];
+  source: { rel: string; kind: "file" | "dir"; mode: number; abs: string }[];
 }): TarEntry[] {
   const entries: TarEntry[] = [
     { path: "manifest.json", type: "file", mode: 0o644, data: Buffer.from(manifestJson(parts.manifest)) },
@@ -354,10 +312,10 @@ export function artifactEntries(parts: {
     { path: "app/", type: "dir", mode: 0o755 },
   ];
   for (const w of parts.wheels) {
-    entries.push({ path: `wheelhouse/${w.filename}`, type: "file", mode: 0o644, data: w.data });
+    entries.push({ path: `wheelhouse/${w.filename}`, type: "file", mode: 0o644, file: w.file });
   }
   for (const s of parts.source) {
-    entries.push({ path: `app/${s.rel}`, type: s.kind, mode: s.mode, data: s.data });
+    entries.push({ path: `app/${s.rel}`, type: s.kind, mode: s.mode, file: s.kind === "file" ? s.abs : undefined });
   }
   return entries;
 }
