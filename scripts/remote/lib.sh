@@ -106,7 +106,7 @@ lock() {
 #   aws_py rm BUCKET KEY          delete
 # shellcheck disable=SC2016 # Python, not shell
 GL_AWS_PY='
-import hashlib, os, re, sys, tarfile
+import hashlib, json, os, re, sys, tarfile
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -159,10 +159,27 @@ try:
         digest = hashlib.sha256()
         reader = hashing(body, digest)
         with tarfile.open(fileobj=reader, mode="r|gz") as tar:
-            for member in tar:
+            for i, member in enumerate(tar):
                 parts = member.name.split("/")
                 if member.name.startswith("/") or ".." in parts or not (member.isreg() or member.isdir()):
                     sys.exit(f"greenlight: the artifact has a link, an absolute path or .. ({member.name})")
+                if i == 0:
+                    # package-site writes manifest.json first: its Python must be the one of this host,
+                    # or the wheelhouse cannot install; refused before anything else is written.
+                    if member.name != "manifest.json" or not member.isreg():
+                        sys.exit("greenlight: the artifact does not start with manifest.json: build it again with npm run package-site")
+                    data = tar.extractfile(member).read()
+                    try:
+                        built = json.loads(data).get("python")
+                    except ValueError:
+                        sys.exit("greenlight: the manifest.json of the artifact is not JSON")
+                    host = "%d.%d" % sys.version_info[:2]
+                    if built != host:
+                        sys.exit(f"greenlight: the wheels of the artifact are for Python {built}, this host runs Python {host}: build it again with npm run package-site")
+                    with open(os.path.join(dest, "manifest.json"), "wb") as f:
+                        f.write(data)
+                    os.chmod(os.path.join(dest, "manifest.json"), 0o644)
+                    continue
                 # What the tarfile "data" filter keeps (Python >= 3.12; Debian 12 has 3.11.2): no
                 # setuid, setgid or sticky bit, nothing group- or world-writable, no mode-000
                 # directory; directories 0755, files 0644 or, if the owner could run them, 0755.

@@ -469,8 +469,9 @@ describe("release steps on real hosts", function () {
     const dir = fs.mkdtempSync(path.join(out, "evil-"));
     fs.mkdirSync(path.join(dir, "app"));
     fs.symlinkSync("/etc", path.join(dir, "app", "etc"));
+    fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify({ python: "3.11" }));
     const file = path.join(out, "evil.tar.gz");
-    execFileSync("tar", ["-czf", file, "-C", dir, "app"]);
+    execFileSync("tar", ["-czf", file, "-C", dir, "manifest.json", "app"]);
     const sha256 = execFileSync("sha256sum", [file]).toString().split(" ")[0];
     await uploadArtifact(s3, w.artifactBucket, artifactKey(sha256), file, sha256);
     await fails(
@@ -479,6 +480,18 @@ describe("release steps on real hosts", function () {
       /the artifact has a link, an absolute path or \.\. \(app\/etc\)/,
     );
     assert.equal(await sh(h0, `test -e /srv/${APP}/releases/r3x && echo yes || echo no`), "no");
+    await unchanged();
+  });
+
+  it("failed fetch, wheels for another Python: refused from the manifest, before anything else is unpacked", async () => {
+    const other = await siteArtifact("other-python", out);
+    await uploadArtifact(s3, w.artifactBucket, artifactKey(other.sha256), other.file, other.sha256);
+    await fails(
+      h0,
+      w.values.fetch("blue", "r3p", { key: artifactKey(other.sha256), sha256: other.sha256 }),
+      /the wheels of the artifact are for Python 3\.12, this host runs Python 3\.11: build it again with npm run package-site/,
+    );
+    assert.equal(await sh(h0, `test -e /srv/${APP}/releases/r3p && echo yes || echo no`), "no");
     await unchanged();
   });
 
