@@ -15,7 +15,11 @@ import {
   steps,
   updateCommand,
 } from "../../components/remote";
+import { hostPolicy } from "../../components/hosts";
 import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
+
+/** The instance-role credentials every test host's SSH sessions carry. */
+export const HOST_ACCESS_KEY = "AKIALOCALHOSTS";
 import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
 import { RigPostgres, startPostgres } from "./postgres";
 import { ensureHostPrerequisites } from "./prereqs";
@@ -157,7 +161,7 @@ export async function startStandIns(opts: {
       prefix: opts.prefix,
       subnetIndex: opts.subnetIndex,
       sshdSetEnv: {
-        AWS_ACCESS_KEY_ID: "AKIALOCALHOSTS",
+        AWS_ACCESS_KEY_ID: HOST_ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY: "local-hosts-not-a-secret",
         AWS_DEFAULT_REGION: REGION,
         GL_AWS_ENDPOINT_URL: `http://${bridgeIp}:${awsPort}`,
@@ -197,6 +201,20 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
     const backupBucket = "site-backups-4567cdef";
     aws.createBucket(artifactBucket);
     aws.createBucket(backupBucket);
+    // The hosts' calls are held to the instance role's real policy, as on AWS: a permission
+    // the scripts need and the role lacks fails these tests.
+    aws.enforce(
+      HOST_ACCESS_KEY,
+      hostPolicy({
+        partition: "aws",
+        account: "123456789012",
+        region: REGION,
+        parameterPath,
+        kmsKeyArn: `arn:aws:kms:${REGION}:123456789012:key/${stack}`,
+        artifactBucketArn: `arn:aws:s3:::${artifactBucket}`,
+        backupBucketArn: `arn:aws:s3:::${backupBucket}`,
+      }),
+    );
     const put = (name: string, value: string, secure: boolean) =>
       aws.putParameter(`${parameterPath}${name}`, value, secure ? "SecureString" : "String");
     put("DB_HOST", bridgeIp, false);
