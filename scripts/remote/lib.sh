@@ -53,7 +53,10 @@ check() {
 
 check_app() { check GL_APP '^[a-z][a-z0-9]{1,15}$' "an app name"; }
 check_slot() { check GL_SLOT '^(blue|green)$' "blue or green"; }
-check_release() { check GL_RELEASE '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a release id (letters, digits, . _ -)"; }
+check_release() {
+  check GL_RELEASE '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a release id (letters, digits, . _ -)"
+  [[ $GL_RELEASE != *..* ]] || die "GL_RELEASE contains .."
+}
 check_key() { # NAME: an S3 key without traversal or odd characters
   check "$1" '^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$' "an S3 key"
   [[ ${!1} != *..* ]] || die "$1 contains .."
