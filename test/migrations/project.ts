@@ -133,10 +133,18 @@ export class DjangoProject {
   /** The app's models.py body (after `from django.db import models`). */
   models(body: string): void {
     fs.writeFileSync(path.join(this.dir, "shop", "models.py"), `from django.db import models\n\n\n${body}`);
+    // Python trusts a .pyc whose source has the same size and modification second: a rename of
+    // the same length written within the second would be read as the old models.
+    fs.rmSync(path.join(this.dir, "shop", "__pycache__"), { recursive: true, force: true });
   }
 
   private manage(args: string[], input?: string): Promise<RunResult> {
-    return ok(this.python, ["manage.py", ...args], { cwd: this.dir, input, env: cleanEnv(), timeoutMs: 120_000 });
+    return ok(this.python, ["manage.py", ...args], {
+      cwd: this.dir,
+      input,
+      env: { ...cleanEnv(), PYTHONDONTWRITEBYTECODE: "1" },
+      timeoutMs: 120_000,
+    });
   }
 
   /**
