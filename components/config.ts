@@ -8,7 +8,7 @@
 //
 // Pulumi.yaml can type config only as string, integer, boolean or array, so the two
 // release slots are flat keys (`blueRelease`, `blueArtifact`, `blueSha256`, ...) rather
-// than the `slots:` object sketched in DESIGN.md: `pulumi config set greenRelease r42`
+// than one `slots:` object: `pulumi config set greenRelease r42`
 // then works as users expect, and every key is declared and typed.
 import * as fs from "fs";
 import * as ipaddr from "ipaddr.js";

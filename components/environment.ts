@@ -24,7 +24,7 @@ export interface HostOutput {
 
 /**
  * One whole environment (a stack): network, security groups, secrets, buckets, database,
- * hosts and the load balancer, wired as DESIGN.md describes. `index.ts` builds one of these
+ * hosts and the load balancer, wired as docs/architecture.md describes. `index.ts` builds one of these
  * and exports `outputs`.
  */
 export class Environment extends pulumi.ComponentResource {
