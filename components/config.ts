@@ -573,13 +573,15 @@ export function parseConfig(
       `${project}:backupReplicaRegion = ${JSON.stringify(p.backupReplicaRegion)} equals aws:region; allowed: another region`,
     );
   }
-  if (!p.testListener && raw[`${project}:testListenerPort`] !== undefined) {
+  // The Pulumi CLI hands the program every default Pulumi.yaml declares as if it were set: only
+  // a value other than the default is one the user set.
+  if (!p.testListener && p.testListenerPort !== CONFIG_SCHEMA.testListenerPort.default) {
     problems.push(
       `${project}:testListenerPort = ${p.testListenerPort} is set but ${project}:testListener is false, so no listener uses it; ` +
         `allowed: set testListener true, or remove testListenerPort`,
     );
   }
-  if (!p.privateHosts && raw[`${project}:bastionInstanceType`] !== undefined) {
+  if (!p.privateHosts && p.bastionInstanceType !== CONFIG_SCHEMA.bastionInstanceType.default) {
     problems.push(
       `${project}:bastionInstanceType = ${JSON.stringify(p.bastionInstanceType)} is set but ${project}:privateHosts is false, so there is no bastion; ` +
         `allowed: set privateHosts true, or remove bastionInstanceType`,

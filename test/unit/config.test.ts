@@ -57,6 +57,21 @@ describe("config", () => {
     assert.equal(c.keepReleases, CONFIG_SCHEMA.keepReleases.default);
   });
 
+  it("accepts every key at its default, as the Pulumi CLI passes Pulumi.yaml's defaults to the program", () => {
+    // The real CLI hands the program each declared default as a config value: a default must
+    // never read as a value the user set (the rehearsal found testListenerPort and the bastion).
+    for (const stack of ["qa", "prod"]) {
+      const text = fs.readFileSync(path.join(ROOT, `Pulumi.${stack}.yaml`), "utf8");
+      const setHere = (k: string) => text.includes(`greenlight:${k}:`);
+      const defaults = Object.fromEntries(
+        Object.entries(CONFIG_SCHEMA)
+          .filter(([k]) => !setHere(k))
+          .map(([k, v]) => [k, v.default as Override]),
+      );
+      assert.doesNotThrow(() => parse(stack, defaults), stack);
+    }
+  });
+
   describe("rejects bad values, naming the key, the value and what is allowed", () => {
     const cases: [string, Record<string, Override>, ...(string | RegExp)[]][] = [
       ["hostCount 0", { hostCount: 0 }, "greenlight:hostCount", '"0"', "from 1 to 4"],
