@@ -254,11 +254,11 @@ describe("artifact: source files", () => {
   });
 
   it("skips virtualenvs, resolves links that stay inside, refuses links that escape or dangle", () => {
-    const dir = tree({ "app/models.py": "", "shared/base.html": "<html>", "venv/pyvenv.cfg": "home = /usr/bin\n" });
+    const dir = tree({ "app/models.py": "", "layouts/base.html": "<html>", "venv/pyvenv.cfg": "home = /usr/bin\n" });
     const elsewhere = tmpDir("venv-elsewhere");
     fs.writeFileSync(path.join(elsewhere, "pyvenv.cfg"), "");
     fs.symlinkSync(elsewhere, path.join(dir, ".venv"));
-    fs.symlinkSync("../shared", path.join(dir, "app", "templates"));
+    fs.symlinkSync("../layouts", path.join(dir, "app", "templates"));
     fs.symlinkSync("models.py", path.join(dir, "app", "alias.py"));
     const found = collectSource(dir);
     assert.deepStrictEqual(
@@ -269,8 +269,8 @@ describe("artifact: source files", () => {
         "app/models.py",
         "app/templates/",
         "app/templates/base.html",
-        "shared/",
-        "shared/base.html",
+        "layouts/",
+        "layouts/base.html",
       ],
     );
     assert.strictEqual(
@@ -280,7 +280,7 @@ describe("artifact: source files", () => {
     assert.deepStrictEqual(found.notes, [
       "skipped .venv: a symlink to a virtualenv (the hosts build theirs from the wheelhouse)",
       "resolved symlink app/alias.py -> models.py: shipped as a copy (hosts take no links)",
-      "resolved symlink app/templates -> ../shared: shipped as a copy (hosts take no links)",
+      "resolved symlink app/templates -> ../layouts: shipped as a copy (hosts take no links)",
       "skipped venv/: a virtualenv (the hosts build theirs from the wheelhouse)",
     ]);
     fs.symlinkSync("/etc/passwd", path.join(dir, "app", "passwd"));
