@@ -7,23 +7,11 @@ import * as pulumi from "@pulumi/pulumi";
 import * as path from "path";
 import { RawConfig, ROOT } from "./stackConfig";
 
-/** The SDK's wire marker for a secret value inside mock inputs. */
-const SIG = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-
-export function isSecretValue(v: unknown): boolean {
-  return !!v && typeof v === "object" && (v as Record<string, unknown>)[SIG] === SECRET_SIG;
-}
-
-/** Strips secret markers, deeply. */
-export function reveal<T = unknown>(v: unknown): T {
-  if (isSecretValue(v)) return reveal((v as { value: unknown }).value);
-  if (Array.isArray(v)) return v.map((x) => reveal(x)) as T;
-  if (v && typeof v === "object") {
-    return Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, reveal(x)])) as T;
-  }
-  return v as T;
-}
+// Mock inputs carry secrets as the engine's wire format does (providers/wire.ts): one
+// definition of the marker, for the mocks and the stand-in provider plugins alike.
+import { isSecret, reveal } from "./providers/wire";
+export { reveal };
+export const isSecretValue = (v: unknown): boolean => isSecret(v);
 
 export interface ResourceOptionsSeen {
   parent: string;
