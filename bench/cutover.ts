@@ -8,21 +8,25 @@ import { execFileSync } from "child_process";
 import * as path from "path";
 import { Variant, siteArtifact } from "../test/rig/artifacts";
 import { Rehearsal, UpResult, getThrough } from "../test/rig/rehearsal";
-import { Stops, progress, sleep } from "./lib";
-import { PhaseCount, startLoad } from "./load";
+import { PhaseTally, failedOf, requestsOf, startMixedLoad } from "../test/rig/load";
+import { LIST, Stops, progress, sleep } from "./lib";
+import { Failures, Mark, classify } from "./peers";
 
 export interface CutoverCycle {
   release: string;
   variant: Variant;
   /** The load while the idle colour was released, activated and cut over to. */
-  releasePhase: PhaseCount;
+  releasePhase: PhaseTally;
+  /** Its failures, reads and writes apart, by the step (remote command) that ran when they failed. */
+  releaseFailures: Failures;
   /** Requests answered while `pulumi up` of the release ran. */
   duringReleaseUp: number;
   releaseUp: { ms: number; changes: number; commands: number };
   /** How the idle colour took the release: "reload" (same venv, HUP) or "restart". */
   activation: string;
   /** The load across the rollback: before, during and after the flip. */
-  rollbackPhase: PhaseCount;
+  rollbackPhase: PhaseTally;
+  rollbackFailures: Failures;
   rollbackUp: { ms: number; changes: number; commands: number; changed: string[]; ran: string[] };
   /** From the start of the rollback's `pulumi up` until the load balancer served the old release. */
   rollbackServedMs: number;
@@ -31,7 +35,11 @@ export interface CutoverCycle {
 export interface CutoverResult {
   stack: string;
   concurrency: number;
+  /** GET paths, spread over the clients' requests. */
   paths: string[];
+  /** The write path (POST: create a note, or update one created earlier), one request in `writeEvery`. */
+  writes: string;
+  writeEvery: number;
   minRequests: number;
   cycles: CutoverCycle[];
 }
@@ -66,14 +74,26 @@ export async function cutoverSections(opts: {
   stops: Stops;
 }): Promise<CutoverResult> {
   const stack = "qa";
-  // Mostly the health path (the app's middleware, no query), and the API (a query, and a new
-  // database connection per request) on a quarter of the clients: the API alone is bound by
-  // TLS + SCRAM connection set-up (about 50 requests/s here), too slow for 5,000 per phase.
-  const paths = ["/api/notes", "/healthz", "/healthz", "/healthz"];
+  // Mostly the health path (the app's middleware, no query), the API's list (a query, and a new
+  // database connection per request), and one write in four (POST: a new note, or an update of
+  // one created before): the API alone is bound by TLS + SCRAM connection set-up (about 50
+  // requests/s here), too slow for 5,000 per phase. The list is capped (?limit), so the rows the
+  // writes add do not make the reads heavier as the section goes on.
+  const paths = [LIST, "/healthz", "/healthz"];
+  const writeEvery = 4;
   progress(`sections 2 and 5: ${opts.cycles} release + rollback cycles of stack ${stack} through the load balancer`);
   await waitForRehearsalRig();
-  // The rehearsal's own lines (each remote command as the engine runs it) are progress too.
-  const r = await Rehearsal.start({ stack, log: (line) => progress(`    ${line.trim()}`) });
+  // The rehearsal's own lines (each remote command as the engine runs it) are progress too, and
+  // mark the step that runs from then on (to tell in which step a request failed).
+  const marks: Mark[] = [];
+  const r = await Rehearsal.start({
+    stack,
+    log: (line) => {
+      const step = /^\s*\w+ \S+-(fetch|backup|migrate|activate|cleanup)-\d+ \.\.\.$/.exec(line)?.[1];
+      if (step) marks.push({ at: Date.now(), step });
+      progress(`    ${line.trim()}`);
+    },
+  });
   opts.stops.add("the rehearsal (hosts, PostgreSQL, stand-ins)", () => r.stop());
   const must = async (what: string) => {
     const u = await r.up();
@@ -102,6 +122,8 @@ export async function cutoverSections(opts: {
     stack,
     concurrency: opts.concurrency,
     paths,
+    writes: "POST /api/notes (a new note) or /api/notes/<id> (an update of one created before)",
+    writeEvery,
     minRequests: opts.minRequests,
     cycles: [],
   };
@@ -110,27 +132,39 @@ export async function cutoverSections(opts: {
   // release() finds them in the artifacts' per-process cache).
   const variants: Variant[] = ["restyled", "pinned", "fixed-migration"];
   for (const v of variants.slice(0, opts.cycles)) await siteArtifact(v, path.join(r.dir, "artifacts"));
-  const load = startLoad(r.albUrl()!, { paths, concurrency: opts.concurrency });
+  const load = startMixedLoad({
+    bases: [r.albUrl()!],
+    reads: paths,
+    update: (id) => `/api/notes/${id}`,
+    writeEvery,
+    concurrency: opts.concurrency,
+    maxRequests: 10_000_000,
+    maxMs: 60 * 60_000,
+    phase: "warm-up",
+  });
   opts.stops.add("the load", () => load.stop());
   try {
     await load.until(200);
-    load.phase();
+    load.phase("release r2");
     for (let k = 0; k < opts.cycles; k++) {
       const variant = variants[k % variants.length];
       const id = `r${k + 2}`;
       progress(`  cycle ${k + 1}: npm run release (${variant} as ${id}) + pulumi up, under load`);
       const plan = await r.release(variant, id);
+      const first = marks.length;
       const before = load.count();
       const up = await must(`release ${id}`);
       const duringReleaseUp = load.count() - before;
       const activated = String((await r.resource(`${stack}-release-${plan.slot}-activate-0`))?.outputs.stderr ?? "");
       const activation = /reloaded slot \w+ gracefully/.test(activated) ? "reload" : "restart";
       await waitServed(id);
+      marks.push({ at: Date.now(), step: "(after pulumi up)" });
       await load.until(opts.minRequests);
-      const releasePhase = load.phase();
+      const releasePhase = load.phase(`rollback ${id}`);
+      const releaseFailures = classify(releasePhase, marks.slice(first), "(before pulumi up)");
       progress(
-        `    ${id} -> ${plan.slot}: ${releasePhase.requests} requests (${duringReleaseUp} during pulumi up), ` +
-          `${releasePhase.failed} failed; activation: ${activation}`,
+        `    ${id} -> ${plan.slot}: ${requestsOf(releasePhase)} requests (${duringReleaseUp} during pulumi up), ` +
+          `${releaseFailures.reads} reads and ${releaseFailures.writes} writes failed; activation: ${activation}`,
       );
 
       // The rollback in the middle of its phase: load before, during and after the flip.
@@ -138,23 +172,29 @@ export async function cutoverSections(opts: {
       const back = await r.rollback();
       progress(`  cycle ${k + 1}: npm run rollback (${back.from} -> ${back.to}) + pulumi up, under load`);
       const started = Date.now();
+      const rbFirst = marks.length;
+      marks.push({ at: started, step: "pulumi up" });
       const rb = await must("rollback");
       await waitServed(back.release);
       const rollbackServedMs = Date.now() - started;
+      marks.push({ at: Date.now(), step: "(after pulumi up)" });
       await load.until(opts.minRequests);
-      const rollbackPhase = load.phase();
+      const rollbackPhase = load.phase(`release r${k + 3}`);
+      const rollbackFailures = classify(rollbackPhase, marks.slice(rbFirst), "(before pulumi up)");
       progress(
         `    rollback: ${rb.changes.length} resource(s) changed, ${rb.commands.length} command(s) ran; ` +
-          `${rollbackPhase.requests} requests, ${rollbackPhase.failed} failed`,
+          `${requestsOf(rollbackPhase)} requests, ${failedOf(rollbackPhase)} failed`,
       );
       result.cycles.push({
         release: id,
         variant,
         releasePhase,
+        releaseFailures,
         duringReleaseUp,
         releaseUp: summary(up),
         activation,
         rollbackPhase,
+        rollbackFailures,
         rollbackUp: {
           ...summary(rb),
           changed: rb.changes.map((c) => `${c.op} ${c.type} ${c.name}`),

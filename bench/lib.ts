@@ -98,3 +98,6 @@ export class Stops {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The API's list in the load, capped: the notes the load's writes add do not make it heavier. */
+export const LIST = "/api/notes?limit=20";

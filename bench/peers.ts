@@ -16,10 +16,10 @@ import { Artifact } from "../test/rig/artifacts";
 import { RigHost } from "../test/rig/hosts";
 import { getThrough } from "../test/rig/rehearsal";
 import { runRemote } from "../test/rig/ssh";
+import { MixedLoad, PhaseTally, requestsOf, startMixedLoad } from "../test/rig/load";
 import { APP, SITE_HOST, World } from "../test/rig/world";
 import { StepRun } from "./hosts";
-import { Stops, progress, seconds, sleep } from "./lib";
-import { Load, PhaseCount, startLoad } from "./load";
+import { LIST, Stops, progress, seconds, sleep } from "./lib";
 import { coldVariant, warmVariant } from "./variants";
 
 export const TOOLS = ["greenlight", "ansible", "capistrano"] as const;
@@ -51,9 +51,11 @@ export interface Mark {
 /** Failed requests, split by what they were and the step that ran when they failed. */
 export interface Failures {
   reads: number;
-  /** null: no write load yet (see startLoads). */
-  writes: number | null;
-  byStep: Record<string, number>;
+  writes: number;
+  /** Reads and writes sent (answered or not). */
+  sent: { reads: number; writes: number };
+  byStep: Record<string, { reads: number; writes: number }>;
+  /** "502": n, ..., reads and writes together. */
   reasons: Record<string, number>;
   /** From the first failed request to the last (0: none or one): how long the site failed. */
   spanMs: number;
@@ -203,15 +205,27 @@ function stepAt(marks: Mark[], at: number, before: string): string {
   return step;
 }
 
-function classify(phase: PhaseCount, marks: Mark[], before: string, writes: PhaseCount | undefined): Failures {
-  const byStep: Record<string, number> = {};
+/** A load phase's failures, reads and writes apart, by the step (the last mark) they happened in. */
+export function classify(phase: PhaseTally, marks: Mark[], before: string): Failures {
+  const byStep: Failures["byStep"] = {};
   for (const f of phase.failures) {
     const s = stepAt(marks, f.at, before);
-    byStep[s] = (byStep[s] ?? 0) + 1;
+    byStep[s] ??= { reads: 0, writes: 0 };
+    byStep[s][f.kind === "read" ? "reads" : "writes"]++;
   }
+  const reasons: Record<string, number> = {};
+  for (const t of [phase.read, phase.write])
+    for (const [k, v] of Object.entries(t.reasons)) reasons[k] = (reasons[k] ?? 0) + v;
   const at = phase.failures.map((f) => f.at);
   const spanMs = at.length > 1 ? Math.max(...at) - Math.min(...at) : 0;
-  return { reads: phase.failed, writes: writes ? writes.failed : null, byStep, reasons: phase.reasons, spanMs };
+  return {
+    reads: phase.read.failed,
+    writes: phase.write.failed,
+    sent: { reads: phase.read.ok + phase.read.failed, writes: phase.write.ok + phase.write.failed },
+    byStep,
+    reasons,
+    spanMs,
+  };
 }
 
 export async function startPeers(opts: {
@@ -397,14 +411,24 @@ export async function startPeers(opts: {
     return { ms, started, activation: /reloaded slot \w+ gracefully/.test(text) ? "reload" : "restart" };
   };
 
-  // --- the load: reads through the load balancer ----------------------------------------------
-  // Hook for writes: when the rig has a write load (POST /api/notes through the load balancer,
-  // test/rig/load.ts), start it here beside the reads and return it as `writes`: every figure
-  // below then splits reads and writes by itself (classify() takes both).
-  const paths = ["/api/notes", "/healthz", "/healthz", "/healthz"];
-  const startLoads = (): { reads: Load; writes?: Load } => ({
-    reads: startLoad(url, { paths, concurrency: opts.concurrency, ratePerClient: opts.ratePerClient }),
-  });
+  // --- the load: reads and writes through the load balancer ----------------------------------
+  // The rig's mixed load (test/rig/load.ts), as the tests use it: GETs of the API's list and the
+  // health path, and one request in `writeEvery` a POST that creates a note or updates one
+  // created before, through the site's own write path, into the one database all three share.
+  const paths = [LIST, "/healthz", "/healthz"];
+  const writeEvery = 4;
+  const startLoads = (): MixedLoad =>
+    startMixedLoad({
+      bases: [url],
+      reads: paths,
+      update: (id) => `/api/notes/${id}`,
+      writeEvery,
+      concurrency: opts.concurrency,
+      ratePerClient: opts.ratePerClient,
+      maxRequests: 10_000_000,
+      maxMs: 60 * 60_000,
+      phase: "warm-up",
+    });
 
   const pointAt = async (t: Tool) => {
     const group = t === "greenlight" ? gl.live : t;
@@ -419,18 +443,19 @@ export async function startPeers(opts: {
         concurrency: opts.concurrency,
         ratePerClient: opts.ratePerClient,
         paths,
-        writes: "not measured: the load generator sends reads only (GET); see startLoads() for the hook",
+        writes:
+          `one request in ${writeEvery} is a POST through the site's write path: a new note (/api/notes) ` +
+          "or an update of one created before (/api/notes/<id>), every other write",
         artifactBytes: base.size,
         releases: [],
         rollbacks: [],
         floor: [],
         firstMs,
       };
-      const loads = startLoads();
-      opts.world.add("the peers' load", () => Promise.all([loads.reads.stop(), loads.writes?.stop()]));
-      const phase = () => ({ reads: loads.reads.phase(), writes: loads.writes?.phase() });
+      const load = startLoads();
+      opts.world.add("the peers' load", () => load.stop());
       try {
-        await loads.reads.until(100);
+        await load.until(100);
         for (let round = 0; round < s.rounds.length; round++) {
           const kind = s.rounds[round];
           const artifact =
@@ -438,7 +463,7 @@ export async function startPeers(opts: {
           for (const t of TOOLS) {
             const release = `${t}-${kind}${round}`;
             await pointAt(t);
-            phase();
+            load.phase(`release ${release}`);
             const marks: Mark[] = [];
             let ms: number;
             let started: number;
@@ -454,10 +479,10 @@ export async function startPeers(opts: {
             marks.push({ at: Date.now(), step: "(after the run)" });
             const servedMs = await waitServed(release, started);
             await sleep(SETTLE_MS);
-            const p = phase();
+            const p = load.phase("between runs");
             previous[t] = current[t];
             current[t] = release;
-            const failures = classify(p.reads, marks, "(before the run)", p.writes);
+            const failures = classify(p, marks, "(before the run)");
             result.releases.push({
               tool: t,
               round,
@@ -466,23 +491,23 @@ export async function startPeers(opts: {
               ms,
               servedMs,
               activation,
-              requests: p.reads.requests + (p.writes?.requests ?? 0),
+              requests: requestsOf(p),
               failures,
               marks: marks.map((m) => ({ at: m.at - started, step: m.step })),
             });
             progress(
               `  round ${round + 1} (${kind}) ${t}: ${seconds(ms)}, served after ${seconds(servedMs)}` +
-                `${activation ? ` (${activation})` : ""}; ${p.reads.requests} requests, ${failures.reads} failed` +
-                ` over ${seconds(failures.spanMs)}`,
+                `${activation ? ` (${activation})` : ""}; ${requestsOf(p)} requests, ${failures.reads} reads and ` +
+                `${failures.writes} writes failed over ${seconds(failures.spanMs)}`,
             );
             progress(`    ${slowest(marks, 5)}`);
           }
           if (!s.rollbackAfter.includes(round)) continue;
           for (const t of TOOLS) {
             await pointAt(t);
-            phase();
-            const marks: Mark[] = [];
             const from = current[t];
+            load.phase(`rollback ${from}`);
+            const marks: Mark[] = [];
             const to = previous[t];
             const started = Date.now();
             if (t === "greenlight") {
@@ -500,10 +525,10 @@ export async function startPeers(opts: {
             marks.push({ at: Date.now(), step: "(after the run)" });
             const servedMs = await waitServed(to, started);
             await sleep(SETTLE_MS);
-            const p = phase();
+            const p = load.phase("between runs");
             current[t] = to;
             previous[t] = from;
-            const failures = classify(p.reads, marks, "(before the run)", p.writes);
+            const failures = classify(p, marks, "(before the run)");
             result.rollbacks.push({
               tool: t,
               round,
@@ -511,19 +536,19 @@ export async function startPeers(opts: {
               to,
               ms,
               servedMs,
-              requests: p.reads.requests,
+              requests: requestsOf(p),
               failures,
             });
             progress(
               `  rollback ${t} ${from} -> ${to}: ${seconds(ms)}, served after ${seconds(servedMs)}; ` +
-                `${p.reads.requests} requests, ${failures.reads} failed over ${seconds(failures.spanMs)}`,
+                `${requestsOf(p)} requests, ${failures.reads} reads and ${failures.writes} writes failed over ` +
+                `${seconds(failures.spanMs)}`,
             );
           }
           // After a rollback every tool releases on top of the release it went back to.
         }
       } finally {
-        await loads.reads.stop();
-        await loads.writes?.stop();
+        await load.stop();
       }
       result.floor = await floor(w, h, base, 3);
       return result;

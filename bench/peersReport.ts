@@ -28,19 +28,30 @@ function pairs<T extends { tool: Tool; round: number }>(rows: T[], peer: Tool, v
 }
 
 const sumSteps = (fs: Failures[]) => {
-  const out: Record<string, number> = {};
-  for (const f of fs) for (const [k, v] of Object.entries(f.byStep)) out[k] = (out[k] ?? 0) + v;
+  const out: Failures["byStep"] = {};
+  for (const f of fs)
+    for (const [k, v] of Object.entries(f.byStep)) {
+      out[k] ??= { reads: 0, writes: 0 };
+      out[k].reads += v.reads;
+      out[k].writes += v.writes;
+    }
   return out;
 };
-const stepsText = (byStep: Record<string, number>) =>
+/** "switch : Restart gunicorn: 12 reads, 4 writes; ..." */
+const stepsText = (byStep: Failures["byStep"]) =>
   Object.entries(byStep)
+    .sort((a, b) => b[1].reads + b[1].writes - (a[1].reads + a[1].writes))
+    .map(([k, v]) => `${k}: ${v.reads} reads, ${v.writes} writes`)
+    .join("; ") || "-";
+const countsText = (counts: Record<string, number>) =>
+  Object.entries(counts)
     .sort((a, b) => b[1] - a[1])
     .map(([k, v]) => `${k}: ${v}`)
     .join("; ") || "-";
 const reasonsText = (fs: Failures[]) => {
   const out: Record<string, number> = {};
   for (const f of fs) for (const [k, v] of Object.entries(f.reasons)) out[k] = (out[k] ?? 0) + v;
-  return stepsText(out);
+  return countsText(out);
 };
 
 export function renderPeers(p: PeersResult, backup?: BackupResult, release?: ReleasePathResult): string[] {
@@ -99,8 +110,13 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     );
   }
   row(
-    "failed requests during a release (reads; writes not measured)",
+    "failed reads during a release",
     (t) => failedFig(rel(t).map((r) => r.failures.reads)),
+    () => "-",
+  );
+  row(
+    "failed writes during a release",
+    (t) => failedFig(rel(t).map((r) => r.failures.writes)),
     () => "-",
   );
   row(
@@ -109,8 +125,9 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     () => "-",
   );
   row(
-    "requests during a release",
-    (t) => failedFig(rel(t).map((r) => r.requests)),
+    "requests during a release (reads / writes)",
+    (t) =>
+      `${failedFig(rel(t).map((r) => r.failures.sent.reads))} / ${failedFig(rel(t).map((r) => r.failures.sent.writes))}`,
     () => "-",
   );
   row(
@@ -124,8 +141,13 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     (peer) => ratioFig(pairs(p.rollbacks, peer, (r) => r.ms)),
   );
   row(
-    "failed requests during a rollback (reads)",
+    "failed reads during a rollback",
     (t) => failedFig(rb(t).map((r) => r.failures.reads)),
+    () => "-",
+  );
+  row(
+    "failed writes during a rollback",
+    (t) => failedFig(rb(t).map((r) => r.failures.writes)),
     () => "-",
   );
   row(
@@ -173,7 +195,7 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
   out.push(
     "Every run, in the order they ran:",
     "",
-    "| round | kind | tool | release | run | served after | requests | failed | failing for | greenlight's activation |",
+    "| round | kind | tool | release | run | served after | requests | failed reads / writes | failing for | greenlight's activation |",
     "|---:|---|---|---|---:|---:|---:|---:|---:|---|",
   );
   const byRound = new Map<number, (PeerRelease | PeerRollback)[]>();
@@ -183,7 +205,7 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
       const isRelease = "kind" in r;
       out.push(
         `| ${round + 1} | ${isRelease ? r.kind : "rollback"} | ${NAME[r.tool]} | ${isRelease ? r.release : `${r.from} -> ${r.to}`} | ` +
-          `${seconds(r.ms)} | ${seconds(r.servedMs)} | ${r.requests} | ${r.failures.reads} | ${seconds(r.failures.spanMs)} | ` +
+          `${seconds(r.ms)} | ${seconds(r.servedMs)} | ${r.requests} | ${r.failures.reads} / ${r.failures.writes} | ${seconds(r.failures.spanMs)} | ` +
           `${isRelease ? (r.activation ?? "") : ""} |`,
       );
     }
@@ -293,14 +315,16 @@ export function peersSummary(p: PeersResult): string[] {
     );
   }
   rows.push(
-    `| 6 | side by side: failed requests per release; rollback until the old release is served | ` +
-      `${each((t) =>
-        String(
-          med(
+    `| 6 | side by side: failed reads / writes per release; rollback until the old release is served | ` +
+      `${each(
+        (t) =>
+          `${med(
             (r) => r.tool === t,
             (r) => r.failures.reads,
-          ),
-        ),
+          )} / ${med(
+            (r) => r.tool === t,
+            (r) => r.failures.writes,
+          )}`,
       )}; ` +
       `${each((t) => dur(median(p.rollbacks.filter((r) => r.tool === t).map((r) => r.servedMs))))} | - | - | - | |`,
   );

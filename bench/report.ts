@@ -1,6 +1,7 @@
 // Writes bench/RESULTS.md from one run's measurements: the machine, a summary table (each figure
 // the median of its runs, with its reference from the same run and the goal), then each section
 // in detail, with where the time goes, so that a missed goal says by how much and why.
+import { PhaseTally, failedOf, requestsOf } from "../test/rig/load";
 import { CutoverResult } from "./cutover";
 import { BackupResult, BackupSample, ReleasePathResult, ReleaseSample, StepRun } from "./hosts";
 import { Machine, median, pct, seconds, spread } from "./lib";
@@ -99,14 +100,16 @@ export function renderResults(r: Results): string {
   }
   const cut = r.cutover;
   if (cut) {
-    const relFailed = median(cut.cycles.map((c) => c.releasePhase.failed));
-    const rbFailed = median(cut.cycles.map((c) => c.rollbackPhase.failed));
-    const relReq = median(cut.cycles.map((c) => c.releasePhase.requests));
-    const rbReq = median(cut.cycles.map((c) => c.rollbackPhase.requests));
-    const worst = Math.max(...cut.cycles.flatMap((c) => [c.releasePhase.failed, c.rollbackPhase.failed]));
+    const relFailed = median(cut.cycles.map((c) => failedOf(c.releasePhase)));
+    const rbFailed = median(cut.cycles.map((c) => failedOf(c.rollbackPhase)));
+    const relReq = median(cut.cycles.map((c) => requestsOf(c.releasePhase)));
+    const rbReq = median(cut.cycles.map((c) => requestsOf(c.rollbackPhase)));
+    const worst = Math.max(...cut.cycles.flatMap((c) => [failedOf(c.releasePhase), failedOf(c.rollbackPhase)]));
+    const rw = (p: (c: CutoverResult["cycles"][number]) => PhaseTally) =>
+      `${median(cut.cycles.map((c) => p(c).read.failed))} reads, ${median(cut.cycles.map((c) => p(c).write.failed))} writes`;
     out.push(
-      `| 2 | failed requests on the live colour through the load balancer: release + activation of the idle colour and cutover / rollback | ` +
-        `${relFailed} / ${rbFailed} (${cut.cycles.length} cycles; worst cycle: ${worst}) | ` +
+      `| 2 | failed requests (reads and writes) on the live colour through the load balancer: release + activation of the idle colour and cutover / rollback | ` +
+        `${rw((c) => c.releasePhase)} / ${rw((c) => c.rollbackPhase)} (${cut.cycles.length} cycles; worst cycle: ${worst}) | ` +
         `requests sent: ${relReq} / ${rbReq} | ${pct(relFailed / relReq, 2)} / ${pct(rbFailed / rbReq, 2)} | 0 | ` +
         `${yes(worst === 0)} |`,
     );
@@ -249,10 +252,17 @@ function releaseSection(rel: ReleasePathResult, ratio: number): string[] {
 
 function cutoverSection(cut: CutoverResult): string[] {
   const api = cut.paths.find((p) => p !== "/healthz") ?? "";
-  const reasons = (p: { reasons: Record<string, number> }) =>
-    Object.entries(p.reasons)
-      .map(([k, v]) => `${v}x ${k}`)
-      .join(", ") || "-";
+  const reasons = (p: PhaseTally) =>
+    [
+      ...Object.entries(p.read.reasons).map(([k, v]) => `${v}x ${k} (read)`),
+      ...Object.entries(p.write.reasons).map(([k, v]) => `${v}x ${k} (write)`),
+    ].join(", ") || "-";
+  const failed = (p: PhaseTally) => `${p.read.failed} / ${p.write.failed}${failedOf(p) ? ` (${reasons(p)})` : ""}`;
+  const steps = (f: { byStep: Record<string, { reads: number; writes: number }> }) =>
+    Object.entries(f.byStep)
+      .map(([k, v]) => `${k}: ${v.reads} / ${v.writes}`)
+      .join("; ") || "-";
+  const writes = (p: PhaseTally) => p.write.ok + p.write.failed;
   const served = (p: { releases: Record<string, number> }) =>
     Object.entries(p.releases)
       .map(([k, v]) => `${k}: ${v}`)
@@ -263,34 +273,34 @@ function cutoverSection(cut: CutoverResult): string[] {
     `The whole program (index.ts, stack ${cut.stack}) under the rehearsal's stateful mock engine: remote`,
     "commands really run over SSH on the local host the program's instance boots, and the load balancer",
     "stand-in forwards to the colour the listener points at, health-checking targets like the ALB. The",
-    `load: ${cut.concurrency} keep-alive clients through the load balancer, back to back, for the whole`,
-    `section; client i always sends GET ${cut.paths.map((p) => `\`${p}\``).join(", ")} (i modulo ${cut.paths.length}):`,
-    "the API answers with a database query (and Django's new database connection per request, TLS and",
+    `load (test/rig/load.ts, the tests' mixed load): ${cut.concurrency} keep-alive clients through the load balancer, back to back, for the whole`,
+    `section; each sends, in turn, GET ${cut.paths.map((p) => `\`${p}\``).join(", ")} and, one request in ${cut.writeEvery}, a write:`,
+    `${cut.writes}. The API answers with a database query (and Django's new database connection per request, TLS and`,
     "SCRAM, which caps it near 50 requests/s here), the health path from the app's first middleware. A",
-    "request fails when the answer is not a 200, or on any error or timeout (10 s). Each release phase runs from",
+    "request fails when the answer is outside 2xx/3xx, or on any error or timeout (10 s); failures are counted",
+    "by the step (remote command) the engine had started last when they happened. Each release phase runs from",
     "`npm run release` through `pulumi up` (fetch, backup, migrate and activate of the idle colour, then",
     `the cutover) until the new release is served and at least ${cut.minRequests} requests were sent; each`,
     `rollback phase has ${cut.minRequests / 2} requests before \`npm run rollback\` + \`pulumi up\` and the rest after.`,
     "Going through the load balancer (rather than a slot port) is what users see, and the only way a",
     "rollback can be measured at all: it is a listener change.",
     "",
-    "| cycle | release | requests (during `pulumi up`) | of which API | failed | served by | release `pulumi up` | activation | resources changed / commands run |",
-    "|---|---|---:|---:|---:|---|---:|---|---|",
+    "| cycle | release | requests (during `pulumi up`) | API list reads / writes | failed reads / writes | failed by step (reads / writes) | served by | release `pulumi up` | activation | resources changed / commands run |",
+    "|---|---|---:|---:|---:|---|---|---:|---|---|",
     ...cut.cycles.map(
       (c, i) =>
-        `| ${i + 1} | ${c.release} (${c.variant}) | ${c.releasePhase.requests} (${c.duringReleaseUp}) | ` +
-        `${c.releasePhase.paths[api] ?? 0} | ` +
-        `${c.releasePhase.failed} ${c.releasePhase.failed ? `(${reasons(c.releasePhase)})` : ""} | ` +
+        `| ${i + 1} | ${c.release} (${c.variant}) | ${requestsOf(c.releasePhase)} (${c.duringReleaseUp}) | ` +
+        `${c.releasePhase.paths[api] ?? 0} / ${writes(c.releasePhase)} | ${failed(c.releasePhase)} | ${steps(c.releaseFailures)} | ` +
         `${served(c.releasePhase)} | ${seconds(c.releaseUp.ms)} | ${c.activation} | ` +
         `${c.releaseUp.changes} / ${c.releaseUp.commands} |`,
     ),
     "",
-    "| cycle | rollback requests | of which API | failed | served by | rollback `pulumi up` | until the old release served | resources changed | commands run |",
-    "|---|---:|---:|---:|---|---:|---:|---|---:|",
+    "| cycle | rollback requests | API list reads / writes | failed reads / writes | failed by step (reads / writes) | served by | rollback `pulumi up` | until the old release served | resources changed | commands run |",
+    "|---|---:|---:|---:|---|---|---:|---:|---|---:|",
     ...cut.cycles.map(
       (c, i) =>
-        `| ${i + 1} | ${c.rollbackPhase.requests} | ${c.rollbackPhase.paths[api] ?? 0} | ${c.rollbackPhase.failed} ` +
-        `${c.rollbackPhase.failed ? `(${reasons(c.rollbackPhase)})` : ""} | ${served(c.rollbackPhase)} | ` +
+        `| ${i + 1} | ${requestsOf(c.rollbackPhase)} | ${c.rollbackPhase.paths[api] ?? 0} / ${writes(c.rollbackPhase)} | ` +
+        `${failed(c.rollbackPhase)} | ${steps(c.rollbackFailures)} | ${served(c.rollbackPhase)} | ` +
         `${seconds(c.rollbackUp.ms)} | ${seconds(c.rollbackServedMs)} | ` +
         `${c.rollbackUp.changes} (${c.rollbackUp.changed.join("; ")}) | ${c.rollbackUp.commands} |`,
     ),

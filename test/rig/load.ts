@@ -5,7 +5,10 @@
 // happened in (fetch, backup, migrate, activate, cutover, rollback, ...), reads and writes
 // apart. Bounded: it stops by itself after `maxRequests` requests or `maxMs`, whichever comes
 // first, and it only talks to loopback addresses or to the rig's own test hosts, named in
-// `testHosts`.
+// `testHosts`. The tests and the benchmark (bench/) share it: each phase also says which release
+// answered (the body's "release" field, or the health path's plain-text release id), how often
+// each path was asked, and when each failure happened (to tell the step it happened in); paced
+// clients (`ratePerClient`) keep the load the same whatever the answers.
 import * as http from "http";
 import * as net from "net";
 
@@ -18,11 +21,25 @@ export interface Tally {
   reasons: Record<string, number>;
 }
 
+export interface Failure {
+  /** ms since the epoch */
+  at: number;
+  kind: Kind;
+  path: string;
+  reason: string;
+}
+
 export interface PhaseTally {
   phase: string;
   ms: number;
   read: Tally;
   write: Tally;
+  /** Which release answered the reads how often (the body's "release", or a plain-text body). */
+  releases: Record<string, number>;
+  /** Requests per path (reads and writes, answered or not). */
+  paths: Record<string, number>;
+  /** Each failure, in order (the first 5,000 of the phase). */
+  failures: Failure[];
 }
 
 export interface MixedLoadOptions {
@@ -46,6 +63,12 @@ export interface MixedLoadOptions {
   testHosts?: string[];
   /** First phase's name. */
   phase?: string;
+  /**
+   * Requests per second per client. Paced, the load is the same whatever the answers (a fast 502
+   * does not make the clients spin), so failed requests measure how long a site failed. Unset:
+   * each client sends its next request as soon as the previous one answered.
+   */
+  ratePerClient?: number;
 }
 
 export interface MixedLoad {
@@ -53,6 +76,8 @@ export interface MixedLoad {
   phase(next: string): PhaseTally;
   /** Requests answered so far in the current phase (reads and writes). */
   count(): number;
+  /** Waits until the current phase has `n` requests answered (or the load stopped). */
+  until(n: number): Promise<void>;
   /** Stops the clients and returns every phase, in order. */
   stop(): Promise<PhaseTally[]>;
   /** True once a bound (count or time) stopped the load by itself. */
@@ -77,6 +102,36 @@ function freshTally(): Tally {
   return { ok: 0, failed: 0, reasons: {} };
 }
 
+function freshPhase(phase: string): PhaseTally {
+  return { phase, ms: 0, read: freshTally(), write: freshTally(), releases: {}, paths: {}, failures: [] };
+}
+
+/** All requests of a phase, reads and writes, answered or not. */
+export function requestsOf(p: PhaseTally): number {
+  return p.read.ok + p.read.failed + p.write.ok + p.write.failed;
+}
+
+/** A phase's failures, reads and writes together. */
+export function failedOf(p: PhaseTally): number {
+  return p.read.failed + p.write.failed;
+}
+
+/** Which release a read's answer names: JSON's "release" field, or a short plain-text body. */
+function releaseOf(body: string): string | undefined {
+  const text = body.trim();
+  if (text.startsWith("{")) {
+    try {
+      const r = (JSON.parse(text) as { release?: unknown }).release;
+      return r === undefined ? undefined : String(r);
+    } catch {
+      return undefined;
+    }
+  }
+  return text.length > 0 && text.length <= 64 && !/[\s<]/.test(text) ? text : undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   if (opts.bases.length === 0 || opts.reads.length === 0) throw new Error("startMixedLoad needs bases and reads");
   const bases = opts.bases.map((b) => checkTarget(b, opts.testHosts));
@@ -99,15 +154,17 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   let seq = 0;
   const created: number[] = [];
   const phases: PhaseTally[] = [];
-  let current: PhaseTally = { phase: opts.phase ?? "start", ms: 0, read: freshTally(), write: freshTally() };
+  let current: PhaseTally = freshPhase(opts.phase ?? "start");
   let phaseStarted = started;
 
-  const record = (kind: Kind, failure?: string) => {
+  const record = (kind: Kind, path: string, failure?: string) => {
     const t = current[kind];
+    current.paths[path] = (current.paths[path] ?? 0) + 1;
     if (failure === undefined) t.ok++;
     else {
       t.failed++;
       t.reasons[failure] = (t.reasons[failure] ?? 0) + 1;
+      if (current.failures.length < 5000) current.failures.push({ at: Date.now(), kind, path, reason: failure });
     }
   };
 
@@ -123,7 +180,7 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
       const finish = (failure?: string) => {
         if (done) return;
         done = true;
-        record(kind, failure);
+        record(kind, path, failure);
         resolve();
       };
       const req = http.request(new URL(path, base), { method, agent, headers, timeout: timeoutMs }, (res) => {
@@ -133,6 +190,10 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
         res.on("end", () => {
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 400) return finish(String(status));
+          if (kind === "read") {
+            const release = releaseOf(Buffer.concat(chunks).toString("utf8"));
+            if (release !== undefined) current.releases[release] = (current.releases[release] ?? 0) + 1;
+          }
           if (kind === "write" && method === "POST" && path === create) {
             try {
               const id = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }).id;
@@ -149,9 +210,18 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
       req.end(body);
     });
 
+  const every = opts.ratePerClient ? 1000 / opts.ratePerClient : 0;
   const client = async (i: number) => {
     const base = bases[i % bases.length];
+    // Paced clients start spread over one interval, each on its own schedule.
+    let next = Date.now() + (every * i) / concurrency;
     for (let n = 0; running; n++) {
+      if (every) {
+        const wait = next - Date.now();
+        if (wait > 0) await sleep(wait);
+        next = Math.max(next + every, Date.now() - every);
+        if (!running) break;
+      }
       if (total >= maxRequests) {
         bounded = true;
         running = false;
@@ -181,14 +251,17 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
     const done = current;
     done.ms = Date.now() - phaseStarted;
     phases.push(done);
-    current = { phase: next, ms: 0, read: freshTally(), write: freshTally() };
+    current = freshPhase(next);
     phaseStarted = Date.now();
     return done;
   };
 
   return {
     phase: endPhase,
-    count: () => current.read.ok + current.read.failed + current.write.ok + current.write.failed,
+    count: () => requestsOf(current),
+    async until(n) {
+      while (running && requestsOf(current) < n) await sleep(50);
+    },
     get bounded() {
       return bounded;
     },

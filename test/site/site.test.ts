@@ -350,6 +350,45 @@ describe("example site: from the artifact to a running release", () => {
         notes: [{ id: note.id, title: "first", attachment: note.attachment }],
       });
 
+      // The write path's update, and a capped list (the newest N, oldest first).
+      const edit = multipart({ title: "first, edited", body: "again" });
+      const updated = await request(
+        socket,
+        "POST",
+        `/api/notes/${note.id}`,
+        { Host: PUBLIC_HOST, "Content-Type": edit.contentType, "Content-Length": String(edit.body.length) },
+        edit.body,
+      );
+      assert.strictEqual(updated.status, 200, updated.body.toString());
+      assert.strictEqual(JSON.parse(updated.body.toString()).title, "first, edited");
+      const second = multipart({ title: "second" });
+      const made = await request(
+        socket,
+        "POST",
+        "/api/notes",
+        { Host: PUBLIC_HOST, "Content-Type": second.contentType, "Content-Length": String(second.body.length) },
+        second.body,
+      );
+      assert.strictEqual(made.status, 201, made.body.toString());
+      const capped = await request(socket, "GET", "/api/notes?limit=1", { Host: PUBLIC_HOST });
+      assert.deepStrictEqual(
+        JSON.parse(capped.body.toString()).notes.map((n: { title: string }) => n.title),
+        ["second"],
+      );
+      const all = await request(socket, "GET", "/api/notes", { Host: PUBLIC_HOST });
+      assert.deepStrictEqual(
+        JSON.parse(all.body.toString()).notes.map((n: { title: string }) => n.title),
+        ["first, edited", "second"],
+      );
+      const missing = await request(
+        socket,
+        "POST",
+        "/api/notes/999999",
+        { Host: PUBLIC_HOST, "Content-Type": edit.contentType, "Content-Length": String(edit.body.length) },
+        edit.body,
+      );
+      assert.strictEqual(missing.status, 404);
+
       const invalid = multipart({ body: "no title" });
       const rejected = await request(
         socket,
@@ -365,7 +404,8 @@ describe("example site: from the artifact to a running release", () => {
     it("serves a home page with the release id and the note count", async () => {
       const r = await request(socket, "GET", "/", { Host: PUBLIC_HOST });
       assert.strictEqual(r.status, 200);
-      assert.match(r.body.toString(), new RegExp(`Release <code>${RELEASE_ID}</code>, 1 notes`));
+      // The two notes the upload test left.
+      assert.match(r.body.toString(), new RegExp(`Release <code>${RELEASE_ID}</code>, 2 notes`));
       const admin = await request(socket, "GET", "/admin-x7/login/", { Host: PUBLIC_HOST });
       assert.strictEqual(admin.status, 200);
       const noAdmin = await request(socket, "GET", "/admin/", { Host: PUBLIC_HOST });

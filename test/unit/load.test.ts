@@ -21,7 +21,9 @@ async function site(): Promise<Site> {
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
       if (req.url === "/slow") return; // never answers: the client's timeout decides
-      if (req.method === "GET") {
+      if (req.method === "GET" && req.url === "/json") {
+        res.end(JSON.stringify({ release: "r7", notes: [] }));
+      } else if (req.method === "GET") {
         res.end("ok");
       } else if (s.failWrites) {
         res.writeHead(500).end("broken");
@@ -131,6 +133,47 @@ describe("rig mixed load", () => {
       await until("the bound", () => load.bounded);
       const [p] = await load.stop();
       assert.equal(p.read.ok + p.write.ok + p.read.failed + p.write.failed, 50);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("says which release answered the reads, and when each failure happened and of what kind", async () => {
+    const s = await site();
+    try {
+      const t0 = Date.now();
+      const load = startMixedLoad({ bases: [s.base], reads: ["/json", "/"], concurrency: 2 });
+      await until("reads of both paths", () => load.count() >= 40);
+      s.failWrites = true;
+      load.phase("broken");
+      await until("failed writes", () => load.count() >= 40);
+      const [ok, broken] = await load.stop();
+      assert.ok(ok.releases.r7 > 0 && ok.releases.ok > 0, JSON.stringify(ok.releases));
+      assert.ok(ok.paths["/json"] > 0 && ok.paths["/api/notes"] > 0, JSON.stringify(ok.paths));
+      assert.ok(broken.failures.length > 0);
+      for (const f of broken.failures) {
+        assert.equal(f.kind, "write");
+        assert.equal(f.reason, "500");
+        assert.ok(f.at >= t0 && f.at <= Date.now());
+      }
+      assert.equal(broken.failures.length, broken.write.failed + broken.read.failed);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it("paces its clients when given a rate, and until() waits for a count", async () => {
+    const s = await site();
+    try {
+      const load = startMixedLoad({ bases: [s.base], reads: ["/"], concurrency: 2, ratePerClient: 10 });
+      const started = Date.now();
+      await load.until(6);
+      const [p] = await load.stop();
+      const ms = Date.now() - started;
+      const n = p.read.ok + p.write.ok;
+      assert.ok(n >= 6, `until(6) returned after ${n} requests`);
+      // Unpaced, two clients on loopback send hundreds in this time; paced, about 10/s each.
+      assert.ok(n <= 2 * (10 * (ms / 1000) + 2), `${n} requests in ${ms} ms at 2 x 10/s`);
     } finally {
       await s.close();
     }

@@ -40,5 +40,22 @@ def notes_api(request):
         if not form.is_valid():
             return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
         return JsonResponse(note_json(form.save()), status=201)
-    notes = [note_json(note) for note in Note.objects.order_by("id")]
-    return JsonResponse({"release": settings.RELEASE_ID, "notes": notes})
+    notes = Note.objects.order_by("id")
+    # ?limit=N: the newest N only (a load that keeps writing keeps its reads the same size).
+    limit = request.GET.get("limit", "")
+    if limit.isdigit():
+        notes = reversed(Note.objects.order_by("-id")[: int(limit)])
+    return JsonResponse({"release": settings.RELEASE_ID, "notes": [note_json(note) for note in notes]})
+
+
+@csrf_exempt
+@require_http_methods(["POST"])
+def note_update(request, pk):
+    """Changes a note's title and body: the write path's update, beside the create above."""
+    note = Note.objects.filter(pk=pk).first()
+    if note is None:
+        return JsonResponse({"errors": {"id": "no such note"}}, status=404)
+    form = NoteForm(request.POST, request.FILES, instance=note)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    return JsonResponse(note_json(form.save()))
