@@ -17,17 +17,67 @@ lock
 release=$RELEASES/$GL_RELEASE
 [[ -f $release/.artifact-sha256 ]] || die "release $GL_RELEASE is not on this host: fetch must run first"
 
-# Names of unapplied migrations ("app.0002_name"), one per line; empty when the site is not
-# a Django project with showmigrations.
-pending() {
-  as_app "$release" python manage.py showmigrations --plan 2>/dev/null | sed -n 's/^\[ \] *//p' || true
-}
-
-before=$(pending)
 mapfile -d '' migrate < <(manifest migrate "$release")
 log "running: ${migrate[*]}"
-as_app "$release" "${migrate[@]}" >&2 || die "the migrate command failed; the database is as the backup left it or partly migrated: see the output above"
-after=$(pending)
+failed="the migrate command failed; the database is as the backup left it or partly migrated: see the output above"
+
+# Django's own migrate (python manage.py migrate ...): one interpreter start does it all. Django
+# is set up once; the plan's unapplied migrations are read before and after migrate runs, in the
+# same process (what showmigrations --plan lists). The framework's output goes to stderr, the
+# summary to stdout.
+if ((${#migrate[@]} >= 3)) && [[ ${migrate[0]} == python && ${migrate[1]} == *manage.py && ${migrate[2]} == migrate ]]; then
+  summary=$(as_app "$release" python -c '
+import json, os, runpy, sys
+out, sys.stdout = sys.stdout, sys.stderr
+script = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+from django.core import management
+from django.core.management.base import CommandParser, handle_default_options
+run, summary = management.execute_from_command_line, {}
+
+def pending():
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.db.migrations.executor import MigrationExecutor
+    ex = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
+    return [f"{m.app_label}.{m.name}" for m, _ in ex.migration_plan(ex.loader.graph.leaf_nodes())]
+
+def once(argv=None):
+    import django
+    argv = argv or sys.argv
+    # --settings and --pythonpath first, as Django'"'"'s ManagementUtility does before setup().
+    parser = CommandParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--settings")
+    parser.add_argument("--pythonpath")
+    parser.add_argument("args", nargs="*")
+    handle_default_options(parser.parse_known_args(argv[2:])[0])
+    django.setup()
+    summary["before"] = pending()
+    run(argv)
+    summary["after"] = pending()
+
+management.execute_from_command_line = once
+runpy.run_path(script, run_name="__main__")
+out.write(json.dumps(summary) + "\n")
+' "${migrate[@]:1}") || die "$failed"
+  # The last line is the summary (should anything else have reached stdout): the unapplied
+  # migrations after, on one line, then those applied, one per line.
+  { read -r after || true; before=$(cat); } < <(python3 -c '
+import json, sys
+s = json.loads(sys.argv[1].splitlines()[-1])
+print(" ".join(s["after"]))
+print("\n".join(s["before"]))
+' "$summary")
+else
+  # Names of unapplied migrations ("app.0002_name"), one per line; empty when the site is not
+  # a Django project with showmigrations.
+  pending() {
+    as_app "$release" python manage.py showmigrations --plan 2>/dev/null | sed -n 's/^\[ \] *//p' || true
+  }
+  before=$(pending)
+  as_app "$release" "${migrate[@]}" >&2 || die "$failed"
+  after=$(pending)
+fi
 [[ -z $after ]] || die "migrations still unapplied after migrate: $after"
 
 python3 -c '
