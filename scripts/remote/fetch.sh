@@ -82,6 +82,35 @@ check lock_hash '^[0-9a-f]{64}$' "a lock hash"
   die "requirements.lock does not match the manifest's lockHash"
 check wsgi '^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$' "a WSGI path (module:callable)"
 
+# uv_from WHEEL: the uv binary of the artifact's uv wheel, extracted once per wheel (by its
+# sha256, which the artifact's checksum covers) into shared/tools/uv-<sha256>/; prints its path,
+# or nothing (pip builds the venv then) when the wheel holds no uv or it does not run here.
+uv_from() {
+  local sum dir new
+  sum=$(sha256sum "$1" | cut -d' ' -f1)
+  dir=$SHARED/tools/uv-$sum
+  if [[ ! -x $dir/uv ]]; then
+    mkdir -p -- "$SHARED/tools"
+    new=$(mktemp -d "$SHARED/tools/.uv-XXXXXX")
+    if python3 -c '
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z:
+    name = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
+    with z.open(name) as src, open(sys.argv[2], "wb") as dst:
+        dst.write(src.read())
+os.chmod(sys.argv[2], 0o755)
+' "$1" "$new/uv" && "$new/uv" --version >/dev/null 2>&1; then
+      rm -rf -- "$dir"
+      mv -T -- "$new" "$dir"
+    else
+      rm -rf -- "$new"
+      log "the artifact's $(basename -- "$1") holds no uv that runs here: building the venv with pip"
+      return 0
+    fi
+  fi
+  printf '%s\n' "$dir/uv"
+}
+
 # The venv depends only on the lock: releases with the same lock share one, built once.
 venv=$SHARED/venvs/$lock_hash
 if [[ -f $venv/.complete ]]; then
@@ -91,10 +120,24 @@ else
   venv_state=built
   log "building venv $lock_hash from the artifact's wheelhouse"
   rm -rf -- "$venv"
-  python3 -m venv "$venv" >&2
-  PIP_CACHE_DIR=$SHARED/pip-cache "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 ||
-    die "the venv could not be built from the wheelhouse (see pip's output above)"
+  uv=""
+  wheels=("$work"/a/tools/uv-*.whl)
+  [[ -f ${wheels[0]} ]] && uv=$(uv_from "${wheels[0]}")
+  if [[ -n $uv ]]; then
+    # uv (the artifact's tools/, see uv_from): the same offline, hash-checked install as pip's
+    # below, bytecode compiled as pip does, in a fraction of the time.
+    export UV_CACHE_DIR=$SHARED/uv-cache UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never
+    "$uv" venv --quiet --python /usr/bin/python3 "$venv" >&2 || die "uv could not create the venv (see above)"
+    "$uv" pip install --quiet --offline --no-index --find-links "$work/a/wheelhouse" --require-hashes \
+      --compile-bytecode --python "$venv/bin/python" -r "$work/a/requirements.lock" >&2 ||
+      die "the venv could not be built from the wheelhouse (see uv's output above)"
+    log "venv $lock_hash built with uv"
+  else
+    python3 -m venv "$venv" >&2
+    PIP_CACHE_DIR=$SHARED/pip-cache "$venv/bin/pip" install --quiet --disable-pip-version-check \
+      --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 ||
+      die "the venv could not be built from the wheelhouse (see pip's output above)"
+  fi
   touch "$venv/.complete"
 fi
 

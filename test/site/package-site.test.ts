@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { ArtifactError, sha256Hex } from "../../scripts/cli/lib/artifact";
 import { packageSite, parseArgs } from "../../scripts/cli/package-site";
+import { UV } from "../../scripts/cli/lib/installer";
 import { ok, ROOT, run, RunResult, SITE_DIR, tmpDir } from "./helpers";
 
 const CLI = path.join(ROOT, "scripts", "cli", "package-site.ts");
@@ -229,8 +230,13 @@ describe("package-site: building the example site", () => {
     assert.ok(app.includes("app/notes/static/notes/app.css"), "an app's own static files are source");
     assert.ok(app.includes("app/manage.py") && app.includes("app/notes/migrations/0002_note_attachment.py"));
     assert.deepStrictEqual(
-      names.filter((n) => !n.startsWith("app/") && !n.startsWith("wheelhouse/")),
+      names.filter((n) => !n.startsWith("app/") && !n.startsWith("wheelhouse/") && !n.startsWith("tools/")),
       ["manifest.json", "requirements.lock"],
+    );
+    // The hosts' installer, last: uv's wheel from PyPI, the pinned one (installer.ts).
+    assert.deepStrictEqual(
+      names.filter((n) => n.startsWith("tools/")),
+      ["tools/", `tools/${UV.filename}`],
     );
 
     const x = tmpDir("layout");
@@ -269,6 +275,7 @@ describe("package-site: building the example site", () => {
     for (const w of whls) {
       assert.ok(allowed.includes(sha256Hex(fs.readFileSync(path.join(x, "wheelhouse", w)))), `${w} is not in the lock`);
     }
+    assert.strictEqual(sha256Hex(fs.readFileSync(path.join(x, "tools", UV.filename))), UV.sha256);
   });
 
   it("keeps a root static/ (STATICFILES_DIRS) and resolves a symlink that stays inside", async () => {

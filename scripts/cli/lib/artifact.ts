@@ -304,6 +304,8 @@ export function artifactEntries(parts: {
   lock: string;
   wheels: { filename: string; file: string }[];
   source: { rel: string; kind: "file" | "dir"; mode: number; abs: string }[];
+  /** Tools for the hosts (the uv wheel, see installer.ts), after everything else in tools/. */
+  tools?: { filename: string; file: string }[];
 }): TarEntry[] {
   const entries: TarEntry[] = [
     { path: "manifest.json", type: "file", mode: 0o644, data: Buffer.from(manifestJson(parts.manifest)) },
@@ -316,6 +318,10 @@ export function artifactEntries(parts: {
   }
   for (const s of parts.source) {
     entries.push({ path: `app/${s.rel}`, type: s.kind, mode: s.mode, file: s.kind === "file" ? s.abs : undefined });
+  }
+  if (parts.tools?.length) {
+    entries.push({ path: "tools/", type: "dir", mode: 0o755 });
+    for (const t of parts.tools) entries.push({ path: `tools/${t.filename}`, type: "file", mode: 0o644, file: t.file });
   }
   return entries;
 }

@@ -17,6 +17,7 @@ import {
 } from "./artifact";
 import { collectSource } from "./source";
 import { sha256File } from "./upload";
+import { installerWheel } from "./installer";
 import { defaultCacheDir, hostWheels } from "./wheels";
 
 /** Debian's python3 when there is one (the tests' machine), else whatever python3 is on PATH. */
@@ -97,6 +98,14 @@ export async function packageSite(dir: string, opts: PackageOptions = {}): Promi
     }
     const lockHash = sha256Hex(lock);
     const manifest = buildManifest(config, lockHash, HOST_PYTHON);
+    const uv = await installerWheel({
+      python: opts.python ?? DEFAULT_PYTHON,
+      cacheDir: opts.wheelCache ?? defaultCacheDir(),
+      findLinks: opts.findLinks ?? (process.env.GREENLIGHT_FIND_LINKS || undefined),
+      noIndex: opts.noIndex,
+      scratch: tmp,
+      note,
+    });
 
     const file = outGiven ?? path.join(tmp, "unnamed.tar.gz");
     fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -104,7 +113,7 @@ export async function packageSite(dir: string, opts: PackageOptions = {}): Promi
     const partial = `${file}.partial-${process.pid}`;
     try {
       await writeTarGz(
-        artifactEntries({ manifest, lock, wheels, source: source.files }),
+        artifactEntries({ manifest, lock, wheels, source: source.files, tools: uv ? [uv] : [] }),
         fs.createWriteStream(partial, { mode: 0o644 }),
       );
     } catch (e) {
