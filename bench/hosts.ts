@@ -15,7 +15,7 @@ import { runRemote } from "../test/rig/ssh";
 import { APP, REGION, World, startWorld } from "../test/rig/world";
 import { Stops, median, progress, seconds, timed } from "./lib";
 import { BackupContender, PeersResult, startPeers } from "./peers";
-import { coldVariant, warmVariant } from "./variants";
+import { coldVariant, pipVariant, warmVariant } from "./variants";
 
 /** One step's run: wall time, and each log line's arrival time (ms since the step began). */
 export interface StepRun {
@@ -39,7 +39,11 @@ export interface ReleasePathResult {
   warm: ReleaseSample[];
   /** The base lock right after a cold release in the slot: venv reused, but the slot restarts. */
   warmRestart: ReleaseSample[];
+  /** The same cold and warm runs with an artifact without uv (pip builds the venv): before uv. */
+  coldPip?: ReleaseSample[];
+  warmPip?: ReleaseSample[];
   artifactBytes: number;
+  pipArtifactBytes?: number;
 }
 
 export interface BackupSample {
@@ -69,6 +73,8 @@ const SUBNET = 41;
 
 export async function hostSections(opts: {
   coldRuns: number;
+  /** Cold and warm runs with an artifact without uv (pip builds the venv), interleaved. */
+  pipRuns: number;
   warmRuns: number;
   backupRuns: number;
   backupMegabytes: number;
@@ -139,7 +145,14 @@ export async function hostSections(opts: {
   return result;
 }
 
-const LABEL = { cold: "cold", warm: "warm", warmRestart: "warm after a lock change" };
+const LABEL = {
+  cold: "cold",
+  warm: "warm",
+  warmRestart: "warm after a lock change",
+  coldPip: "cold, pip (no uv)",
+  warmPip: "warm, no uv in the artifact",
+  settle: "(untimed) back on the base venv",
+};
 
 /** Section 1: fetch + activate of the idle slot (green), cold and warm, interleaved. */
 async function releasePath(
@@ -148,17 +161,30 @@ async function releasePath(
   base: Artifact,
   out: string,
   upload: (a: Artifact) => Promise<{ key: string; sha256: string }>,
-  opts: { coldRuns: number; warmRuns: number },
+  opts: { coldRuns: number; warmRuns: number; pipRuns: number },
 ): Promise<ReleasePathResult> {
-  const result: ReleasePathResult = { cold: [], warm: [], warmRestart: [], artifactBytes: base.size };
-  const one = async (kind: "cold" | "warm" | "warmRestart", i: number) => {
-    const a = kind === "cold" ? await coldVariant(base, out, `c${i}`) : await warmVariant(base, out, `${kind}${i}`);
+  const pipBase = await pipVariant(base, out, "base");
+  const result: ReleasePathResult = {
+    cold: [],
+    warm: [],
+    warmRestart: [],
+    coldPip: [],
+    warmPip: [],
+    artifactBytes: base.size,
+    pipArtifactBytes: pipBase.size,
+  };
+  const one = async (kind: "cold" | "warm" | "warmRestart" | "coldPip" | "warmPip" | "settle", i: number) => {
+    const from = kind === "coldPip" || kind === "warmPip" || kind === "settle" ? pipBase : base;
+    const a = kind.startsWith("cold")
+      ? await coldVariant(from, out, `${kind}${i}`)
+      : await warmVariant(from, out, `${kind}${i}`);
     const ref = await upload(a);
     const release = `${kind}${i}`;
     const fetch = await stepRun(w, h, w.values.fetch("green", release, ref));
     const activate = await stepRun(w, h, w.values.activate("green", release));
     const sample = { release, fetch, activate, total: fetch.ms + activate.ms, venv: String(fetch.out.venv) };
-    result[kind].push(sample);
+    // "settle": back onto the base venv after a pip cold run (as warmRestart does), untimed.
+    if (kind !== "settle") result[kind]!.push(sample);
     progress(
       `  ${LABEL[kind]} ${i + 1}: fetch ${seconds(fetch.ms)} (venv ${sample.venv}) + activate ${seconds(activate.ms)}` +
         ` = ${seconds(sample.total)}`,
@@ -176,6 +202,11 @@ async function releasePath(
       await one("warmRestart", i);
     }
     if (i < opts.warmRuns) await one("warm", i);
+    if (i < opts.pipRuns) {
+      await one("coldPip", i);
+      await one("settle", i);
+      await one("warmPip", i);
+    }
   }
   const c = median(result.cold.map((s) => s.total));
   const m = median(result.warm.map((s) => s.total));

@@ -73,9 +73,14 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     "uploaded as a tarball by a local-copy SCM plugin, hooks for the venv, collectstatic, backup, migrate",
     "and restart). Both connect over real SSH to the same rig host with the bench world's deploy key and",
     "its host key pinned; each runs one gunicorn (2 workers) under supervisor behind an nginx server.",
-    "greenlight runs its own steps exactly as the program sends them (fetch, backup, migrate, activate of",
-    "the idle colour, then the listener switch once the load balancer sees that colour healthy, then",
-    "cleanup), without Pulumi around them (section 2 has the same through `pulumi up`).",
+    "**Here greenlight's steps run directly, not through `pulumi up`.** The bench sends each step's",
+    "command over SSH exactly as components/remote.ts builds it for the program (fetch, backup, migrate,",
+    "activate of the idle colour, then the listener switch once the load balancer sees that colour",
+    "healthy, then cleanup), but no Pulumi CLI, engine or provider plugin runs: these figures leave out",
+    "what `pulumi up` adds around the steps (evaluating the program, the engine's diff and state, the",
+    "plugins' start-up). Section 2 runs releases through the real CLI and engine (the release's",
+    "`pulumi up` there), and the last section has what an `up` costs by itself; the peers, in turn, are",
+    "timed from their CLI's start, so their own start-up is in their figures.",
     "",
     `${rounds} rounds (${cold} cold, ${warm} warm), each: greenlight, Ansible, Capistrano in turn, the same`,
     "artifact for all three (cold: a lock of its own; warm: the base lock and a new static file), the",
@@ -302,7 +307,7 @@ export function peersSummary(p: PeersResult): string[] {
   const rows: string[] = [];
   for (const kind of ["cold", "warm"] as const) {
     rows.push(
-      `| 6 | side by side: a whole release, ${kind} (the same artifact, the same host and load) | ` +
+      `| 6 | side by side: a whole release, ${kind} (the same artifact, the same host and load; greenlight's steps without \`pulumi up\`) | ` +
         `${each((t) =>
           dur(
             med(
@@ -356,12 +361,12 @@ function wins(p: PeersResult, backup?: BackupResult): string[] {
         peer === "ansible" ? own("release : Build the virtualenv from the artifact's wheelhouse") : own("site:venv");
       out.push(
         `- **${NAME[peer]} wins the ${kind} release**: ${dur(m(peer, kind))} against ${dur(m("greenlight", kind))}. ` +
-          `Both build the venv from the same wheelhouse with the same pip (${NAME[peer]}: ${dur(venv)}; greenlight's ` +
-          `fetch, which includes it with the download, the hash and collectstatic: ${dur(g("fetch"))}), so the ` +
+          `Both build the venv from the same wheelhouse (${NAME[peer]} with pip: ${dur(venv)}; greenlight with uv, ` +
+          `in its fetch with the download, the hash and collectstatic: ${dur(g("fetch"))}), so the ` +
           `difference is what greenlight does that ${NAME[peer]} does not: its backup streams to S3 and is read ` +
-          `back with \`pg_restore --list\` (${dur(g("backup"))}; the peer's local \`pg_dump\` of the same small ` +
-          `database takes a few hundred ms); its migrate step runs Django three times, \`showmigrations\` before ` +
-          `and after \`migrate\` to prove nothing is left (${dur(g("migrate"))}); and its activation restarts the ` +
+          `back whole by \`pg_restore\` on the way (${dur(g("backup"))}; the peer's local \`pg_dump\` of the same small ` +
+          `database takes a few hundred ms); its migrate step reads the plan before and after \`migrate\` to prove ` +
+          `nothing is left, in one Django start (${dur(g("migrate"))}); and its activation restarts the ` +
           `idle colour and waits for the health gate before the listener moves (${dur(g("activate"))}), where ` +
           `${NAME[peer]} restarts the live gunicorn in place and is done when supervisor says RUNNING, and pays ` +
           "for it with the failed requests above. Each of greenlight's steps is also an SSH session of its own, " +
@@ -378,7 +383,8 @@ function wins(p: PeersResult, backup?: BackupResult): string[] {
         `- **${NAME[peer]} wins the backup**: ${dur(theirs)} against ${dur(ours)} (medians; the bare dump ` +
           `itself varied ${fig(backup.bare.map((s) => s.ms))} in this run). Its \`pg_dump -Fc\` writes to the ` +
           "host's own disk and stops there; greenlight's backup step streams the dump to S3 while it is written, " +
-          "hashes it and reads it back with `pg_restore --list`, and on this 2-core machine the S3 stand-in and " +
+          "hashes it and reads it back whole with `pg_restore` on the way, and on this 2-core machine the S3 stand-in, " +
+          "that check and " +
           "the uploader take CPU from pg_dump (on AWS they run elsewhere). A dump left on the host goes with the " +
           "host and is never checked: the bench measures what that difference costs, not what it is worth.",
       );

@@ -22,6 +22,8 @@ export const RUNS = {
   program: 7,
   cold: 3,
   warm: 5,
+  /** Section 1 again without uv in the artifact (pip builds the venv): the before of that change. */
+  pip: 2,
   backup: 4,
   cycles: 3,
   /** Section 6: greenlight, Ansible and Capistrano in turn, each round; all roll back after some. */
@@ -55,6 +57,7 @@ async function main(stops: Stops): Promise<void> {
     stops.add("the host world", () => world.runAll());
     const hosts = await hostSections({
       coldRuns: RUNS.cold,
+      pipRuns: RUNS.pip,
       warmRuns: RUNS.warm,
       backupRuns: RUNS.backup,
       backupMegabytes: 200,

@@ -35,6 +35,16 @@ export function coldVariant(base: Artifact, outDir: string, tag: string): Promis
   );
 }
 
+/**
+ * The same artifact without the uv wheel (tools/): fetch builds venvs with python3 -m venv and
+ * pip, as it did before uv (the before/after of that change, in the same run).
+ */
+export function pipVariant(base: Artifact, outDir: string, tag: string): Promise<Artifact> {
+  return repack(base, outDir, `pip-${tag}`, (dir) =>
+    fs.rmSync(path.join(dir, "tools"), { recursive: true, force: true }),
+  );
+}
+
 /** New code, same dependencies: the venv of the base lock is reused. */
 export function warmVariant(base: Artifact, outDir: string, tag: string): Promise<Artifact> {
   return repack(base, outDir, `warm-${tag}`, (dir) => {
