@@ -60,6 +60,7 @@ management.execute_from_command_line = once
 runpy.run_path(script, run_name="__main__")
 out.write(json.dumps(summary) + "\n")
 ' "${migrate[@]:1}") || die "$failed"
+  [[ ${summary##*$'\n'} == '{"before": '*'"after": '* ]] || die "migrate ran, but its plan could not be read back"
   # The last line is the summary (should anything else have reached stdout): the unapplied
   # migrations after, on one line, then those applied, one per line.
   { read -r after || true; before=$(cat); } < <(python3 -c '
