@@ -20,7 +20,7 @@ import { MixedLoad, PhaseTally, requestsOf, startMixedLoad } from "../test/rig/l
 import { APP, SITE_HOST, World } from "../test/rig/world";
 import { StepRun } from "./hosts";
 import { LIST, Stops, progress, seconds, sleep } from "./lib";
-import { coldVariant, warmVariant } from "./variants";
+import { coldVariant, pipVariant, warmVariant } from "./variants";
 
 export const TOOLS = ["greenlight", "ansible", "capistrano"] as const;
 export type Tool = (typeof TOOLS)[number];
@@ -376,7 +376,7 @@ export async function startPeers(opts: {
       : cap("deploy", { PEER_ARTIFACT: artifact.file, PEER_REVISION: release });
   for (const p of PEERS) {
     for (const release of [`${p}-p0`]) {
-      const r = await peerRelease(p, release, base);
+      const r = await peerRelease(p, release, await pipVariant(base, out, "peers"));
       firstMs[p] ||= r.ms;
       previous[p] = current[p];
       current[p] = release;
@@ -460,6 +460,9 @@ export async function startPeers(opts: {
           const kind = s.rounds[round];
           const artifact =
             kind === "cold" ? await coldVariant(base, out, `p${round}`) : await warmVariant(base, out, `p${round}`);
+          // The peers build with pip and never read greenlight's tools/ (the uv wheel): their copy
+          // is the same artifact without it, so they do not upload bytes they do not use.
+          const peerArtifact = await pipVariant(artifact, out, `p${round}`);
           for (const t of TOOLS) {
             const release = `${t}-${kind}${round}`;
             await pointAt(t);
@@ -472,7 +475,7 @@ export async function startPeers(opts: {
               ({ ms, started, activation } = await greenlightRelease(release, artifact, marks));
             } else {
               started = Date.now();
-              const r = await peerRelease(t, release, artifact);
+              const r = await peerRelease(t, release, peerArtifact);
               ms = r.ms;
               marks.push(...r.marks);
             }
