@@ -89,7 +89,7 @@ export async function cutoverSections(opts: {
   const r = await Rehearsal.start({
     stack,
     log: (line) => {
-      const step = /^\s*\w+ \S+-(fetch|backup|migrate|activate|cleanup)-\d+ \.\.\.$/.exec(line)?.[1];
+      const step = /^\s*\w+ \S+-(fetch|backup|migrate|activate|cleanup)(?:-\d+)? \.\.\.$/.exec(line)?.[1];
       if (step) marks.push({ at: Date.now(), step });
       progress(`    ${line.trim()}`);
     },
