@@ -239,10 +239,13 @@ function releaseSection(rel: ReleasePathResult, ratio: number): string[] {
       `| cold: fetch + activate | ${spread(rel.cold.map((s) => s.total))} | ${spread(rel.coldPip.map((s) => s.total))} | ${(cold / cp).toFixed(2)} |`,
       `| cold: the venv segment of fetch | ${seconds(venv(rel.cold))} | ${seconds(venv(rel.coldPip))} | ${(venv(rel.cold) / venv(rel.coldPip)).toFixed(2)} |`,
       `| warm: fetch + activate (the bigger artifact's cost) | ${spread(rel.warm.map((s) => s.total))} | ${spread(rel.warmPip.map((s) => s.total))} | ${(warm / wp).toFixed(2)} |`,
+      `| warm, pair by pair (the uv and pip warm runs of the same round, one after the other) | ${rel.warmPip.map((_, i) => seconds(rel.warm[i].total)).join(", ")} | ${rel.warmPip.map((s) => seconds(s.total)).join(", ")} | ${rel.warmPip.map((s, i) => (rel.warm[i].total / s.total).toFixed(2)).join(", ")} |`,
       `| warm / cold | ${pct(warm / cold)} | ${pct(wp / cp)} | |`,
       "",
       "A faster cold release raises the warm/cold share: the goal's ratio rewards a slow cold path, so read",
-      "it with the seconds beside it.",
+      "it with the seconds beside it. The wheel's cost is its bytes: every artifact carries it (uploaded once",
+      "per release, downloaded, hashed and unpacked on every host); the pip warm runs ran only in the",
+      "first rounds, so compare them pair by pair rather than with the medians of all warm runs.",
     );
   }
   if (ratio >= 0.2) {
