@@ -40,6 +40,8 @@ export interface CutoverResult {
   /** The write path (POST: create a note, or update one created earlier), one request in `writeEvery`. */
   writes: string;
   writeEvery: number;
+  /** Set since the step marks name backup and migrate too (before, their failures counted as fetch's). */
+  marksNameEveryStep?: boolean;
   minRequests: number;
   cycles: CutoverCycle[];
 }
@@ -124,6 +126,7 @@ export async function cutoverSections(opts: {
     paths,
     writes: "POST /api/notes (a new note) or /api/notes/<id> (an update of one created before)",
     writeEvery,
+    marksNameEveryStep: true,
     minRequests: opts.minRequests,
     cycles: [],
   };

@@ -353,6 +353,13 @@ function cutoverSection(cut: CutoverResult): string[] {
         `${c.rollbackUp.changes} (${c.rollbackUp.changed.join("; ")}) | ${c.rollbackUp.commands} |`,
     ),
     ...writeFailures(cut),
+    ...(cut.marksNameEveryStep
+      ? []
+      : [
+          "",
+          "In this run the by-step column counts what failed during backup and migrate under fetch: their",
+          "commands' names have no `-0` suffix, which the step marks' pattern then required (fixed since).",
+        ]),
   ];
 }
 
