@@ -7,6 +7,7 @@ from notes import views
 urlpatterns = [
     path("", views.index, name="index"),
     path("api/notes", views.notes_api, name="notes-api"),
+    path("api/notes/<int:pk>", views.note_update, name="note-update"),
 ]
 
 # A secret path keeps the admin away from drive-by scanners; no path, no admin.

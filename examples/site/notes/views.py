@@ -2,6 +2,7 @@
 from django import forms
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -42,3 +43,16 @@ def notes_api(request):
         return JsonResponse(note_json(form.save()), status=201)
     notes = [note_json(note) for note in Note.objects.order_by("id")]
     return JsonResponse({"release": settings.RELEASE_ID, "notes": notes})
+
+
+# The write path that changes a row: POST /api/notes/<id> with the fields to change (title,
+# body), as a form posts them; fields left out keep their value.
+@csrf_exempt
+@require_http_methods(["POST"])
+def note_update(request, pk):
+    note = get_object_or_404(Note, pk=pk)
+    data = {"title": note.title, "body": note.body, **request.POST.dict()}
+    form = NoteForm(data, request.FILES, instance=note)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    return JsonResponse(note_json(form.save()))
