@@ -5,11 +5,25 @@
 // happened in (fetch, backup, migrate, activate, cutover, rollback, ...), reads and writes
 // apart. Bounded: it stops by itself after `maxRequests` requests or `maxMs`, whichever comes
 // first, and it only talks to loopback addresses or to the rig's own test hosts, named in
-// `testHosts`.
+// `testHosts`. A 503 that carries Retry-After (the hosts' maintenance page) is still a failure,
+// counted under its own reason, MAINTENANCE, so a scenario can tell it from every other one.
 import * as http from "http";
 import * as net from "net";
 
 export type Kind = "read" | "write";
+
+/** The reason a 503 with a Retry-After header (maintenance mode) is counted under. */
+export const MAINTENANCE = "503 maintenance";
+
+/** A write the site acknowledged (2xx), in the phase it was answered in. */
+export interface Acknowledged {
+  /** The row's id, when the answer named it. */
+  id?: number;
+  op: "create" | "update";
+  title: string;
+  phase: string;
+  at: number;
+}
 
 export interface Tally {
   ok: number;
@@ -57,6 +71,8 @@ export interface MixedLoad {
   stop(): Promise<PhaseTally[]>;
   /** True once a bound (count or time) stopped the load by itself. */
   readonly bounded: boolean;
+  /** Every write the site acknowledged so far, in order. */
+  acknowledged(): Acknowledged[];
 }
 
 /** Loopback (127.0.0.0/8, ::1, localhost) or one of `testHosts`; anything else throws. */
@@ -98,6 +114,7 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   let total = 0;
   let seq = 0;
   const created: number[] = [];
+  const acked: Acknowledged[] = [];
   const phases: PhaseTally[] = [];
   let current: PhaseTally = { phase: opts.phase ?? "start", ms: 0, read: freshTally(), write: freshTally() };
   let phaseStarted = started;
@@ -132,13 +149,20 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
         res.on("error", (e) => finish((e as NodeJS.ErrnoException).code ?? e.message));
         res.on("end", () => {
           const status = res.statusCode ?? 0;
+          if (status === 503 && res.headers["retry-after"] !== undefined) return finish(MAINTENANCE);
           if (status < 200 || status >= 400) return finish(String(status));
-          if (kind === "write" && method === "POST" && path === create) {
+          if (kind === "write" && method === "POST") {
+            let id: number | undefined;
             try {
-              const id = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }).id;
-              if (typeof id === "number") created.push(id);
+              const said = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }).id;
+              if (typeof said === "number") id = said;
             } catch {
               // a redirect or a page: the row was written, its id is just not known
+            }
+            if (path === create && id !== undefined) created.push(id);
+            if (status < 300) {
+              const op = path === create ? "create" : "update";
+              acked.push({ id, op, title: form?.title ?? "", phase: current.phase, at: Date.now() });
             }
           }
           finish();
@@ -192,6 +216,7 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
     get bounded() {
       return bounded;
     },
+    acknowledged: () => [...acked],
     async stop() {
       running = false;
       await Promise.all(clients);
@@ -212,4 +237,18 @@ export function describeTallies(phases: PhaseTally[]): string {
     return `${t.ok + t.failed} ${name} (${t.failed} failed${why ? `: ${why}` : ""})`;
   };
   return phases.map((p) => `${p.phase}: ${part("reads", p.read)}, ${part("writes", p.write)}`).join("\n");
+}
+
+/** Failures other than maintenance answers (503 with Retry-After), reads and writes together. */
+export function otherFailures(phases: PhaseTally[]): number {
+  return phases.reduce(
+    (n, p) =>
+      n + p.read.failed + p.write.failed - (p.read.reasons[MAINTENANCE] ?? 0) - (p.write.reasons[MAINTENANCE] ?? 0),
+    0,
+  );
+}
+
+/** Every failure of the phases, reads and writes. */
+export function allFailures(phases: PhaseTally[]): number {
+  return phases.reduce((n, p) => n + p.read.failed + p.write.failed, 0);
 }
