@@ -3,7 +3,7 @@
 # (pg_restore --clean --if-exists -n public, in one transaction). A safety backup of the
 # current data is taken first, so a restore loses nothing. Prints what it did as JSON.
 #
-# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION
+# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=restore
@@ -15,6 +15,7 @@ check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
 check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 app_paths
 lock
+under_maintenance
 
 safety=$(take_backup before-restore)
 log "safety backup taken: $safety"
