@@ -76,7 +76,7 @@ fi
 
 # --- packages -----------------------------------------------------------------------------
 packages=(nginx supervisor python3 python3-venv python3-boto3 postgresql-client curl sudo
-  unattended-upgrades logrotate ca-certificates)
+  unattended-upgrades logrotate ca-certificates iproute2)
 missing=()
 for p in "${packages[@]}"; do
   if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then missing+=("$p"); fi

@@ -357,6 +357,28 @@ maintenance_on() {
   chmod 0644 "$APP_ROOT/.maintenance.new"
   mv -f "$APP_ROOT/.maintenance.new" "$APP_ROOT/maintenance"
   log "maintenance mode on ($reason): every request but the health path is answered 503 with Retry-After"
+  drain_requests
+}
+
+# drain_requests: waits (bounded) until no request that nginx forwarded before maintenance mode
+# began is still in the app: nginx opens one connection to a slot's socket per request (no
+# upstream keepalive), so none left means none in flight. A write acknowledged after this point
+# is impossible; one acknowledged before it is committed. nginx itself gives up on a request
+# after proxy_read_timeout (60 s), hence the bound.
+drain_requests() {
+  local deadline=$((SECONDS + ${GL_DRAIN_SECONDS:-65})) n
+  while :; do
+    n=$(ss -xH state established 2>/dev/null | grep -cF " $APP_ROOT/run/" || true)
+    if ((n == 0)); then
+      log "no request in flight in the app"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      log "warning: $n request(s) still in the app after ${GL_DRAIN_SECONDS:-65}s; nginx has answered them 504"
+      return 0
+    fi
+    sleep 0.1
+  done
 }
 
 # under_maintenance: a step inside a maintenance window (GL_MAINTENANCE names it) makes sure the
