@@ -60,6 +60,8 @@ export interface MixedLoadOptions {
   testHosts?: string[];
   /** First phase's name. */
   phase?: string;
+  /** The first word of the titles it writes ("load 12", "updated 13"): default "load". */
+  label?: string;
 }
 
 export interface MixedLoad {
@@ -102,6 +104,8 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   const maxMs = opts.maxMs ?? 10 * 60_000;
   const writeEvery = Math.max(1, opts.writeEvery ?? 3);
   const create = opts.create ?? "/api/notes";
+  const label = opts.label ?? "load";
+  const updated = opts.label ? `${opts.label}-updated` : "updated";
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const started = Date.now();
   const deadline = setTimeout(() => {
@@ -190,9 +194,9 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
         const target =
           opts.update && recent > 0 && k % 2 === 0 ? created[created.length - 1 - (k % recent)] : undefined;
         if (target !== undefined) {
-          await send(base, "write", "POST", opts.update!(target), { title: `updated ${k}`, body: `by client ${i}` });
+          await send(base, "write", "POST", opts.update!(target), { title: `${updated} ${k}`, body: `by client ${i}` });
         } else {
-          await send(base, "write", "POST", create, { title: `load ${k}`, body: `by client ${i}` });
+          await send(base, "write", "POST", create, { title: `${label} ${k}`, body: `by client ${i}` });
         }
       } else {
         await send(base, "read", "GET", opts.reads[(i + n) % opts.reads.length]);
