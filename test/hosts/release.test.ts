@@ -905,6 +905,7 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
         await maintenanceOnEverywhere(reason);
         load.phase("restore");
         const r = await ok(h0, w.values.restore(String(b.key), reason));
+        load.forget(); // the rows it created are gone: it must not update them
         load.phase("maintenance off");
         await maintenanceOffEverywhere();
         load.phase("after");

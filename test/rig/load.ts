@@ -65,7 +65,7 @@ export interface MixedLoadOptions {
 }
 
 export interface MixedLoad {
-  /** Ends the current phase and starts `next`; returns the one that ended. */
+  /** Ends the current phase and starts `next`; returns the one that ended (the current one, unchanged, if it is `next`). */
   phase(next: string): PhaseTally;
   /** Requests answered so far in the current phase (reads and writes). */
   count(): number;
@@ -75,6 +75,8 @@ export interface MixedLoad {
   readonly bounded: boolean;
   /** Every write the site acknowledged so far, in order. */
   acknowledged(): Acknowledged[];
+  /** Forgets the rows it created (a restore discarded them): later writes update only new ones. */
+  forget(): void;
 }
 
 /** Loopback (127.0.0.0/8, ::1, localhost) or one of `testHosts`; anything else throws. */
@@ -215,12 +217,15 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   };
 
   return {
-    phase: endPhase,
+    phase: (next) => (next === current.phase ? current : endPhase(next)),
     count: () => current.read.ok + current.read.failed + current.write.ok + current.write.failed,
     get bounded() {
       return bounded;
     },
     acknowledged: () => [...acked],
+    forget: () => {
+      created.length = 0;
+    },
     async stop() {
       running = false;
       await Promise.all(clients);
