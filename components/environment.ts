@@ -195,6 +195,8 @@ export class Environment extends pulumi.ComponentResource {
       },
       parent,
     );
+    // Maintenance mode (if this update opened a window) ends once the new colour is live.
+    this.release.endMaintenance([this.loadBalancer.forward]);
 
     this.alarms = new Alarms(
       `${name}-alarms`,

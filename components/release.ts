@@ -43,12 +43,24 @@ export interface SlotSteps {
  *   scripts-<i>             the scripts' version reaches host i (remote.CopyToRemote)
  *   bootstrap-<i>           host after host: installs them, prepares the host
  *   settings-<i>            host after host, when a setting or secret changes (gated reloads)
+ *   maintenance-on-<i>      every host, when the update breaks compatibility on purpose (the
+ *                           release allowUnsafeMigrations names) or restores a backup: nginx
+ *                           answers 503 + Retry-After to all but the health path
  *   restore                 first host, when restoreBackup names a new backup
  *   <colour>-fetch-<i>      the slot, on every host, after its bootstrap
  *   <colour>-backup         first host, after every fetch of the colour
  *   <colour>-migrate        first host, after the backup
  *   <colour>-activate-<i>   every host, after the migrate
  *   cleanup-<i>             every host, after its activations
+ *   maintenance-off-<i>     every host, after the restore, every activation and the cutover
+ *                           (Release.endMaintenance): the mode ends once the new colour is live
+ *
+ * A maintenance window runs: on (every host) -> backup (or the restore's safety dump) ->
+ * migrate (or restore) -> activate -> cutover -> off. The off steps exist whenever the stack
+ * holds a release and are triggered by the window's reason ("" when there is none), so an update
+ * that no longer declares a window (a failed maintenance release replaced or given up) ends
+ * the mode too. Pulumi runs nothing after a failed step: a failure inside the window leaves the
+ * mode on, and the failed step's message says so and how it ends (scripts/remote/step.sh).
  *
  * Each step's command is built in components/remote.ts. A slot's steps are triggered by the
  * slot's release id and sha256 (and the host's instance id), so they run once per release and
@@ -64,6 +76,8 @@ export class Release extends pulumi.ComponentResource {
   readonly slots: Partial<Record<Colour, SlotSteps>> = {};
   readonly restore?: remote.Command;
   readonly cleanups: remote.Command[] = [];
+  readonly maintenanceOn: remote.Command[] = [];
+  readonly maintenanceOff: remote.Command[] = [];
   readonly lastBackup: pulumi.Output<Record<string, unknown> | null>;
   readonly migrations: pulumi.Output<Record<string, unknown>>;
   readonly backups: pulumi.Output<Record<string, unknown>>;
@@ -71,6 +85,7 @@ export class Release extends pulumi.ComponentResource {
   private readonly name: string;
   private readonly args: ReleaseArgs;
   private readonly common: Common;
+  private readonly fetches: Partial<Record<Colour, remote.Command[]>> = {};
 
   constructor(name: string, args: ReleaseArgs, opts?: pulumi.ComponentResourceOptions) {
     super("greenlight:release:Release", name, {}, opts);
@@ -81,6 +96,8 @@ export class Release extends pulumi.ComponentResource {
 
     this.bootstrap();
     this.renderSettings();
+    for (const colour of COLOURS) this.fetchSlot(colour);
+    this.beginMaintenance();
     this.restore = this.restoreBackup();
     for (const colour of COLOURS) this.slot(colour);
     this.cleanup();
@@ -104,6 +121,75 @@ export class Release extends pulumi.ComponentResource {
     });
 
     this.registerOutputs({ lastBackup: this.lastBackup, migrations: this.migrations, backups: this.backups });
+  }
+
+  /** The release that breaks compatibility on purpose (allowUnsafeMigrations), by colour. */
+  private maintenanceSlot(colour: Colour): string | undefined {
+    const cfg = this.args.config;
+    const slot = cfg.slots[colour];
+    return slot && cfg.allowUnsafeMigrations === slot.release ? `release ${slot.release}` : undefined;
+  }
+
+  /** Why this update runs under maintenance mode ("release r5, restore db/...dump"), or "". */
+  maintenanceReason(): string {
+    const cfg = this.args.config;
+    const reasons = COLOURS.map((c) => this.maintenanceSlot(c)).filter((r): r is string => !!r);
+    if (cfg.restoreBackup) reasons.push(`restore ${cfg.restoreBackup}`);
+    return reasons.join(", ");
+  }
+
+  /**
+   * Maintenance mode on, on every host, before the window's first step (a maintenance release's
+   * backup, a restore's safety dump). Triggered by what the window is for, so it runs once per
+   * maintenance release or restore key, and again on a replaced host.
+   */
+  private beginMaintenance(): void {
+    const reason = this.maintenanceReason();
+    if (!reason) return;
+    const cfg = this.args.config;
+    const windowed = COLOURS.filter((c) => this.maintenanceSlot(c)).map((c) => cfg.slots[c]!);
+    const call = steps.maintenance({ app: cfg.app, mode: "on", reason });
+    this.args.hosts.hosts.forEach((h, i) => {
+      this.maintenanceOn.push(
+        this.step(`maintenance-on-${i}`, i, call, {
+          triggers: [reason, ...windowed.flatMap((s) => [s.release, s.sha256]), h.instance.id],
+          // After every fetch of the window's releases: the slow part stays out of the window.
+          dependsOn: [
+            this.bootstraps[i],
+            ...COLOURS.filter((c) => this.maintenanceSlot(c)).flatMap((c) => this.fetches[c]!),
+          ],
+          updateIsNoop: true,
+        }),
+      );
+    });
+  }
+
+  /**
+   * Maintenance mode off, on every host, once the window is over: after the restore, every
+   * activation and `after` (the listener's cutover). Called once, by the environment, when the
+   * listener exists. Nothing when the stack holds no release yet.
+   */
+  endMaintenance(after: pulumi.Resource[]): void {
+    const cfg = this.args.config;
+    if (this.maintenanceOff.length || (!COLOURS.some((c) => cfg.slots[c]) && !this.restore)) return;
+    const reason = this.maintenanceReason();
+    const call = steps.maintenance({ app: cfg.app, mode: "off" });
+    const activations = COLOURS.flatMap((c) => this.slots[c]?.activate ?? []);
+    this.args.hosts.hosts.forEach((h, i) => {
+      this.maintenanceOff.push(
+        this.step(`maintenance-off-${i}`, i, call, {
+          triggers: [reason, h.instance.id],
+          dependsOn: [
+            this.bootstraps[i],
+            ...this.maintenanceOn,
+            ...(this.restore ? [this.restore] : []),
+            ...activations,
+            ...after,
+          ],
+          updateIsNoop: true,
+        }),
+      );
+    });
   }
 
   /** Activations of a colour: what the cutover to it waits for. */
@@ -134,7 +220,13 @@ export class Release extends pulumi.ComponentResource {
       const call = pulumi
         .all([this.args.hosts.deployKey.publicKeyOpenssh, this.args.vpcCidr])
         .apply(([deployKey, vpcCidr]) =>
-          steps.bootstrap({ app: cfg.app, deployKey, vpcCidr, pgMajor: cfg.db.engineVersion }),
+          steps.bootstrap({
+            app: cfg.app,
+            deployKey,
+            vpcCidr,
+            pgMajor: cfg.db.engineVersion,
+            healthPath: cfg.healthPath,
+          }),
         );
       this.bootstraps.push(
         this.step(`bootstrap-${i}`, i, call, {
@@ -170,24 +262,27 @@ export class Release extends pulumi.ComponentResource {
     if (!key) return undefined;
     const call = pulumi
       .output(this.args.backupBucket)
-      .apply((backupBucket) => steps.restore({ ...this.common, backupBucket, backupKey: key }));
+      .apply((backupBucket) =>
+        steps.restore({ ...this.common, backupBucket, backupKey: key, maintenance: `restore ${key}` }),
+      );
+    // Under maintenance mode on every host: no write is acknowledged between the safety dump and
+    // the restore, so the restore discards none that the safety dump does not hold.
     return this.step("restore", 0, call, {
       triggers: [key],
-      dependsOn: [this.bootstraps[0], ...this.args.ready],
+      dependsOn: [this.bootstraps[0], ...this.args.ready, ...this.maintenanceOn],
       updateIsNoop: true,
     });
   }
 
-  /** One colour's release: fetch everywhere, backup and migrate once, activate everywhere. */
-  private slot(colour: Colour): void {
+  /** A colour's fetch, on every host (before any maintenance window begins). */
+  private fetchSlot(colour: Colour): void {
     const cfg = this.args.config;
     const slot = cfg.slots[colour];
     if (!slot) return;
     const hosts = this.args.hosts.hosts;
     const triggers = (i: number) => [slot.release, slot.sha256, hosts[i].instance.id];
     const release = { app: cfg.app, slot: colour, release: slot.release };
-
-    const fetch = hosts.map((_, i) =>
+    this.fetches[colour] = hosts.map((_, i) =>
       this.step(
         `${colour}-fetch-${i}`,
         i,
@@ -204,21 +299,40 @@ export class Release extends pulumi.ComponentResource {
         { triggers: triggers(i), dependsOn: [this.bootstraps[i], ...this.args.ready], updateIsNoop: true },
       ),
     );
+  }
+
+  /** One colour's release: fetch everywhere, backup and migrate once, activate everywhere. */
+  private slot(colour: Colour): void {
+    const cfg = this.args.config;
+    const slot = cfg.slots[colour];
+    if (!slot) return;
+    const hosts = this.args.hosts.hosts;
+    const triggers = (i: number) => [slot.release, slot.sha256, hosts[i].instance.id];
+    const release = { app: cfg.app, slot: colour, release: slot.release };
+    // A release that breaks compatibility on purpose: its backup, migrate and activations run
+    // inside the maintenance window, which begins on every host after every fetch.
+    const maintenance = this.maintenanceSlot(colour);
+    const inWindow = maintenance ? { ...release, maintenance } : release;
+    const fetch = this.fetches[colour]!;
     const backup = this.step(
       `${colour}-backup`,
       0,
       pulumi
         .output(this.args.backupBucket)
-        .apply((backupBucket) => steps.backup({ ...this.common, ...release, backupBucket })),
-      { triggers: triggers(0), dependsOn: [...fetch, ...(this.restore ? [this.restore] : [])], updateIsNoop: true },
+        .apply((backupBucket) => steps.backup({ ...this.common, ...inWindow, backupBucket })),
+      {
+        triggers: triggers(0),
+        dependsOn: [...fetch, ...(this.restore ? [this.restore] : []), ...(maintenance ? this.maintenanceOn : [])],
+        updateIsNoop: true,
+      },
     );
-    const migrate = this.step(`${colour}-migrate`, 0, steps.migrate(release), {
+    const migrate = this.step(`${colour}-migrate`, 0, steps.migrate(inWindow), {
       triggers: triggers(0),
       dependsOn: [backup],
       updateIsNoop: true,
     });
     const activate = hosts.map((_, i) =>
-      this.step(`${colour}-activate-${i}`, i, steps.activate({ ...release, healthPath: cfg.healthPath }), {
+      this.step(`${colour}-activate-${i}`, i, steps.activate({ ...inWindow, healthPath: cfg.healthPath }), {
         triggers: triggers(i),
         dependsOn: [migrate, fetch[i]],
         updateIsNoop: true,
@@ -287,9 +401,9 @@ export class Release extends pulumi.ComponentResource {
   }
 }
 
-/** The step a resource id names: "bootstrap-0", "blue-fetch-1", "restore". */
+/** The step a resource id names: "bootstrap-0", "blue-fetch-1", "restore", "maintenance-on-0". */
 function stepOf(id: string): Step {
-  const m = /^(?:blue-|green-)?([a-z]+)(?:-\d+)?$/.exec(id);
+  const m = /^(?:blue-|green-)?([a-z]+)(?:-on|-off)?(?:-\d+)?$/.exec(id);
   const step = m?.[1] as Step | undefined;
   if (!step || !STEPS.includes(step)) throw new Error(`not a step id: ${id}`);
   return step;

@@ -19,7 +19,17 @@ import * as fs from "fs";
 import * as path from "path";
 import { Colour, SLOT_PORTS } from "./constants";
 
-export const STEPS = ["bootstrap", "settings", "fetch", "backup", "migrate", "activate", "cleanup", "restore"] as const;
+export const STEPS = [
+  "bootstrap",
+  "settings",
+  "fetch",
+  "backup",
+  "migrate",
+  "activate",
+  "cleanup",
+  "restore",
+  "maintenance",
+] as const;
 export type Step = (typeof STEPS)[number];
 
 /** The user cloud-init creates on Debian images (sudo); it copies the scripts and bootstraps. */
@@ -101,9 +111,25 @@ const common = (c: Common) => ({ GL_APP: c.app, GL_PARAMETER_PATH: c.parameterPa
 export const stepUser = (step: Step): StepCall["user"] => (step === "bootstrap" ? ADMIN : DEPLOY);
 const deploy = (step: Step, values: Record<string, string>): StepCall => ({ step, user: stepUser(step), values });
 
+/**
+ * Why a step runs inside a maintenance window ("release r5", "restore db/...dump"): such a step
+ * turns the mode on on its host again before it changes anything (a retried step never runs
+ * with the site open), and its failure message says the site stays in maintenance mode.
+ */
+export interface InWindow {
+  maintenance?: string;
+}
+const inWindow = (a: InWindow): Record<string, string> => (a.maintenance ? { GL_MAINTENANCE: a.maintenance } : {});
+
 /** Each step's values, built once: the program, the rig and the bench call these. */
 export const steps = {
-  bootstrap: (a: { app: string; deployKey: string; vpcCidr: string; pgMajor: string }): StepCall => ({
+  bootstrap: (a: {
+    app: string;
+    deployKey: string;
+    vpcCidr: string;
+    pgMajor: string;
+    healthPath: string;
+  }): StepCall => ({
     step: "bootstrap",
     user: stepUser("bootstrap"),
     values: {
@@ -113,6 +139,7 @@ export const steps = {
       GL_BLUE_PORT: String(SLOT_PORTS.blue),
       GL_GREEN_PORT: String(SLOT_PORTS.green),
       GL_PG_MAJOR: a.pgMajor,
+      GL_HEALTH_PATH: a.healthPath,
       GL_BOOTSTRAP_ID: scriptId("bootstrap"),
       GL_SCRIPTS_ID: scriptsId(),
     },
@@ -144,11 +171,19 @@ export const steps = {
       GL_SHA256: a.sha256,
       GL_WORKERS: String(a.workers),
     }),
-  backup: (a: Common & { slot: Colour; release: string; backupBucket: string }): StepCall =>
-    deploy("backup", { ...common(a), GL_SLOT: a.slot, GL_RELEASE: a.release, GL_BACKUP_BUCKET: a.backupBucket }),
-  migrate: (a: { app: string; slot: Colour; release: string }): StepCall =>
-    deploy("migrate", { GL_APP: a.app, GL_SLOT: a.slot, GL_RELEASE: a.release }),
-  activate: (a: { app: string; slot: Colour; release: string; healthPath: string; healthTimeout?: number }): StepCall =>
+  backup: (a: Common & InWindow & { slot: Colour; release: string; backupBucket: string }): StepCall =>
+    deploy("backup", {
+      ...common(a),
+      GL_SLOT: a.slot,
+      GL_RELEASE: a.release,
+      GL_BACKUP_BUCKET: a.backupBucket,
+      ...inWindow(a),
+    }),
+  migrate: (a: InWindow & { app: string; slot: Colour; release: string }): StepCall =>
+    deploy("migrate", { GL_APP: a.app, GL_SLOT: a.slot, GL_RELEASE: a.release, ...inWindow(a) }),
+  activate: (
+    a: InWindow & { app: string; slot: Colour; release: string; healthPath: string; healthTimeout?: number },
+  ): StepCall =>
     deploy("activate", {
       GL_APP: a.app,
       GL_SLOT: a.slot,
@@ -156,11 +191,24 @@ export const steps = {
       GL_PORT: String(SLOT_PORTS[a.slot]),
       GL_HEALTH_PATH: a.healthPath,
       ...(a.healthTimeout !== undefined ? { GL_HEALTH_TIMEOUT: String(a.healthTimeout) } : {}),
+      ...inWindow(a),
     }),
   cleanup: (a: { app: string; keep: number }): StepCall =>
     deploy("cleanup", { GL_APP: a.app, GL_KEEP: String(a.keep) }),
-  restore: (a: Common & { backupBucket: string; backupKey: string }): StepCall =>
-    deploy("restore", { ...common(a), GL_BACKUP_BUCKET: a.backupBucket, GL_BACKUP_KEY: a.backupKey }),
+  restore: (a: Common & InWindow & { backupBucket: string; backupKey: string }): StepCall =>
+    deploy("restore", {
+      ...common(a),
+      GL_BACKUP_BUCKET: a.backupBucket,
+      GL_BACKUP_KEY: a.backupKey,
+      ...inWindow(a),
+    }),
+  /** Maintenance mode on (with why) or off on one host (maintenance.sh). */
+  maintenance: (a: { app: string; mode: "on" | "off"; reason?: string }): StepCall =>
+    deploy("maintenance", {
+      GL_APP: a.app,
+      GL_MODE: a.mode,
+      ...(a.mode === "on" ? { GL_REASON: a.reason ?? "" } : {}),
+    }),
 };
 
 const NAME = /^GL_[A-Z0-9_]+$/;
@@ -194,7 +242,7 @@ export function createCommand(call: StepCall, opts: { timeoutSeconds: number; sc
 /** Where step.sh records the result of `call` on its host (per slot and release for a release's steps). */
 export function recordPath(call: StepCall): string {
   const v = call.values;
-  const name = [v.GL_SLOT, v.GL_RELEASE, call.step].filter(Boolean).join(".");
+  const name = [v.GL_SLOT, v.GL_RELEASE, call.step, v.GL_MODE].filter(Boolean).join(".");
   if (!/^[a-z][a-z0-9]{1,15}$/.test(v.GL_APP ?? "") || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
     throw new Error(`no record name for ${call.step} with app ${v.GL_APP} and ${name}`);
   }

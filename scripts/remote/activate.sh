@@ -5,7 +5,7 @@
 # its previous release and the step fails, so the listener never moves to it. The other slot
 # is never touched.
 #
-# Values: GL_APP GL_SLOT GL_RELEASE GL_PORT GL_HEALTH_PATH [GL_HEALTH_TIMEOUT seconds]
+# Values: GL_APP GL_SLOT GL_RELEASE GL_PORT GL_HEALTH_PATH [GL_HEALTH_TIMEOUT seconds] [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=activate
@@ -20,6 +20,7 @@ check GL_HEALTH_PATH '^/[A-Za-z0-9/._-]*$' "an absolute path"
 check GL_HEALTH_TIMEOUT '^[0-9]{1,4}$' "seconds"
 app_paths
 lock
+under_maintenance
 
 release=$RELEASES/$GL_RELEASE
 [[ -f $release/.artifact-sha256 ]] || die "release $GL_RELEASE is not on this host: fetch must run first"

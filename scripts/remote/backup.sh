@@ -3,7 +3,7 @@
 # whole database goes to the backup bucket, verified with pg_restore --list first. Prints
 # {"key","size","sha256",...}: the program turns it into the lastBackup stack output.
 #
-# Values: GL_APP GL_RELEASE GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
+# Values: GL_APP GL_RELEASE GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=backup
@@ -15,5 +15,6 @@ check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
 check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 app_paths
 lock
+under_maintenance
 
 take_backup "before-$GL_RELEASE"

@@ -8,25 +8,29 @@
 # installs only missing packages, rewrites a file only when its content changes, and reloads
 # (never restarts) what serves traffic.
 #
-# Values: GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID
-#         GL_SCRIPTS_ID
+# Values: GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_HEALTH_PATH
+#         GL_BOOTSTRAP_ID GL_SCRIPTS_ID
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=bootstrap
 
-require GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_BOOTSTRAP_ID GL_SCRIPTS_ID
+require GL_APP GL_DEPLOY_KEY GL_VPC_CIDR GL_BLUE_PORT GL_GREEN_PORT GL_PG_MAJOR GL_HEALTH_PATH GL_BOOTSTRAP_ID \
+  GL_SCRIPTS_ID
 check_app
 check GL_DEPLOY_KEY '^ssh-ed25519 [A-Za-z0-9+/]+={0,2}( [[:print:]]*)?$' "an ssh-ed25519 public key"
 check GL_VPC_CIDR '^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$' "an IPv4 CIDR"
 check GL_BLUE_PORT '^[0-9]{4,5}$' "a port"
 check GL_GREEN_PORT '^[0-9]{4,5}$' "a port"
 check GL_PG_MAJOR '^[0-9]{2}$' "a PostgreSQL major version"
+check GL_HEALTH_PATH '^/[A-Za-z0-9/._-]*$' "an absolute path"
 check GL_BOOTSTRAP_ID '^[A-Za-z0-9]{8,64}$' "a script id"
 check GL_SCRIPTS_ID '^[0-9a-f]{16}$' "a scripts id"
 [[ $(id -u) -eq 0 ]] || die "the bootstrap must run as root"
 
 APP=$GL_APP
 ROOT=/srv/$APP
+# What the maintenance page's Retry-After says, in seconds.
+MAINTENANCE_RETRY_AFTER=30
 
 # --- the scripts: root-owned, content-addressed ----------------------------------------------
 LIB_ROOT=/srv/greenlight-scripts
@@ -62,7 +66,7 @@ if [[ $source_dir == */.greenlight/"$GL_SCRIPTS_ID"/remote ]]; then prune_versio
 # A host prepared by this bootstrap with these values needs nothing more: a change of another
 # step's script (a new scripts id) only installs the scripts.
 prepared="$GL_BOOTSTRAP_ID $(printf '%s\n' "$GL_APP" "$GL_DEPLOY_KEY" "$GL_VPC_CIDR" "$GL_BLUE_PORT" \
-  "$GL_GREEN_PORT" "$GL_PG_MAJOR" | sha256sum | cut -c1-16)"
+  "$GL_GREEN_PORT" "$GL_PG_MAJOR" "$GL_HEALTH_PATH" | sha256sum | cut -c1-16)"
 if [[ -f $ROOT/.bootstrap && $(<"$ROOT/.bootstrap") == "$prepared" ]]; then
   log "host already prepared by bootstrap $GL_BOOTSTRAP_ID with these values; scripts $GL_SCRIPTS_ID installed"
   printf '{"host":"%s","app":"%s","bootstrap":"%s","scripts":"%s","prepared":false}\n' \
@@ -72,7 +76,7 @@ fi
 
 # --- packages -----------------------------------------------------------------------------
 packages=(nginx supervisor python3 python3-venv python3-boto3 postgresql-client curl sudo
-  unattended-upgrades logrotate ca-certificates)
+  unattended-upgrades logrotate ca-certificates iproute2)
 missing=()
 for p in "${packages[@]}"; do
   if [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) != "install ok installed" ]]; then missing+=("$p"); fi
@@ -215,6 +219,12 @@ done
 
 # --- nginx: one server per slot port, static from the slot's release, media from shared/.
 # X-Forwarded-Proto is passed on only from the VPC (the ALB) and loopback.
+# Maintenance mode (maintenance.sh): while $ROOT/maintenance exists, nginx answers every request
+# but the health path itself: 503, Retry-After and a short page. It looks for the file on each
+# request, so turning the mode on or off needs no reload. The health path still reaches the
+# slot, so the load balancer keeps the targets in service (with none healthy it would answer
+# its own 503, without Retry-After, and when maintenance ended each target would wait out the
+# healthy threshold again), and activation's gate still sees the release it starts.
 nginx_conf() {
   cat <<EOF
 # greenlight ($APP): the ALB forwards each colour to its slot port.
@@ -228,10 +238,16 @@ map "\$greenlight_${APP}_trusted:\$http_x_forwarded_proto" \$greenlight_${APP}_p
     "~^1:(?<proto>https?)\$" \$proto;
 }
 EOF
-  local slot port
+  local slot port proxy
   for slot in blue green; do
     port=$GL_BLUE_PORT
     [[ $slot == green ]] && port=$GL_GREEN_PORT
+    proxy="proxy_pass http://${APP}_$slot;
+        proxy_set_header Host \$host;
+        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto \$greenlight_${APP}_proto;
+        proxy_redirect off;
+        proxy_read_timeout 60s;"
     cat <<EOF
 
 upstream ${APP}_$slot {
@@ -242,20 +258,28 @@ server {
     server_name _;
     client_max_body_size 25m;
     access_log /var/log/nginx/$APP-$slot.access.log;
+    error_page 503 @greenlight_maintenance;
+    location @greenlight_maintenance {
+        add_header Retry-After $MAINTENANCE_RETRY_AFTER always;
+        add_header Cache-Control "no-store" always;
+        default_type text/html;
+        return 503 '<!doctype html><meta charset="utf-8"><title>Down for maintenance</title><h1>Down for maintenance</h1><p>A new version of this site is being put in place. Please try again in a minute.</p>\n';
+    }
+    location = $GL_HEALTH_PATH {
+        $proxy
+    }
     location /static/ {
+        if (-f $ROOT/maintenance) { return 503; }
         alias $ROOT/$slot/static/;
         expires 7d;
     }
     location /media/ {
+        if (-f $ROOT/maintenance) { return 503; }
         alias $ROOT/shared/media/;
     }
     location / {
-        proxy_pass http://${APP}_$slot;
-        proxy_set_header Host \$host;
-        proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto \$greenlight_${APP}_proto;
-        proxy_redirect off;
-        proxy_read_timeout 60s;
+        if (-f $ROOT/maintenance) { return 503; }
+        $proxy
     }
 }
 EOF

@@ -339,3 +339,60 @@ if libc.renameat2(-100, os.fsencode(sys.argv[1]), -100, os.fsencode(sys.argv[2])
     sys.exit(f"greenlight: cannot exchange {sys.argv[1]} and {sys.argv[2]}: {os.strerror(ctypes.get_errno())}")
 ' "$1" "$2"
 }
+
+# Maintenance mode (maintenance.sh; bootstrap.sh writes the nginx side): the file
+# /srv/<app>/maintenance, which nginx looks for on each request, holding why it is on.
+# maintenance_on REASON: on (again), atomically; refused on a host whose nginx predates the mode,
+# which would keep serving: its bootstrap must run first.
+maintenance_on() {
+  local reason=$1 conf=/etc/nginx/sites-enabled/greenlight-$GL_APP.conf
+  [[ $reason =~ ^[A-Za-z0-9][A-Za-z0-9\ ._/,:-]{0,300}$ ]] || die "not a maintenance reason: ${reason:0:60}"
+  grep -qF "if (-f $APP_ROOT/maintenance)" "$conf" 2>/dev/null ||
+    die "the nginx of $(hostname) has no maintenance mode ($conf): run its bootstrap first"
+  if [[ -f $APP_ROOT/maintenance && $(<"$APP_ROOT/maintenance") == "$reason" ]]; then
+    log "maintenance mode already on ($reason)"
+    return 0
+  fi
+  printf '%s\n' "$reason" >"$APP_ROOT/.maintenance.new"
+  chmod 0644 "$APP_ROOT/.maintenance.new"
+  mv -f "$APP_ROOT/.maintenance.new" "$APP_ROOT/maintenance"
+  log "maintenance mode on ($reason): every request but the health path is answered 503 with Retry-After"
+  drain_requests
+}
+
+# drain_requests: waits (bounded) until no request that nginx forwarded before maintenance mode
+# began is still in the app: nginx opens one connection to a slot's socket per request (no
+# upstream keepalive), so none left means none in flight. A write acknowledged after this point
+# is impossible; one acknowledged before it is committed. nginx itself gives up on a request
+# after proxy_read_timeout (60 s), hence the bound.
+drain_requests() {
+  local deadline=$((SECONDS + ${GL_DRAIN_SECONDS:-65})) n
+  while :; do
+    n=$(ss -xH state established 2>/dev/null | grep -cF " $APP_ROOT/run/" || true)
+    if ((n == 0)); then
+      log "no request in flight in the app"
+      return 0
+    fi
+    if ((SECONDS >= deadline)); then
+      log "warning: $n request(s) still in the app after ${GL_DRAIN_SECONDS:-65}s; nginx has answered them 504"
+      return 0
+    fi
+    sleep 0.1
+  done
+}
+
+# under_maintenance: a step inside a maintenance window (GL_MAINTENANCE names it) makes sure the
+# mode is on on its host before it changes anything: a retried step (its maintenance-on step is
+# done already, and nothing turned the mode off) never runs with the site open.
+under_maintenance() {
+  if [[ -n ${GL_MAINTENANCE:-} ]]; then maintenance_on "$GL_MAINTENANCE"; fi
+}
+
+maintenance_off() {
+  if [[ -f $APP_ROOT/maintenance ]]; then
+    log "maintenance mode off (it was on for: $(<"$APP_ROOT/maintenance"))"
+    rm -f -- "$APP_ROOT/maintenance"
+  else
+    log "maintenance mode already off"
+  fi
+}

@@ -3,7 +3,7 @@
 # the app user, after the backup. The framework's output goes to stderr; stdout carries a
 # JSON summary of the migrations it applied (Django's showmigrations --plan, before/after).
 #
-# Values: GL_APP GL_RELEASE
+# Values: GL_APP GL_RELEASE [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=migrate
@@ -13,6 +13,7 @@ check_app
 check_release
 app_paths
 lock
+under_maintenance
 
 release=$RELEASES/$GL_RELEASE
 [[ -f $release/.artifact-sha256 ]] || die "release $GL_RELEASE is not on this host: fetch must run first"

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # greenlight restore: replaces the public schema of the database with backup GL_BACKUP_KEY
 # (pg_restore --clean --if-exists -n public, in one transaction). A safety backup of the
-# current data is taken first, so a restore loses nothing. Prints what it did as JSON.
+# current data is taken first, under maintenance mode on every host (the program's
+# maintenance-on steps; GL_MAINTENANCE), so every write acknowledged before the restore is in
+# it: the restore discards the writes made since backup GL_BACKUP_KEY was taken, and the safety
+# backup keeps them. Prints what it did as JSON.
 #
-# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION
+# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=restore
@@ -15,6 +18,7 @@ check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
 check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 app_paths
 lock
+under_maintenance
 
 safety=$(take_backup before-restore)
 log "safety backup taken: $safety"

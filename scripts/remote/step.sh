@@ -14,7 +14,8 @@
 #     that is not a new release prints it again (see components/remote.ts, updateCommand);
 #   - on failure prints a short summary on stderr: the step, this host, why, the log's path
 #     and its last lines (for migrate and restore, whose output comes from the app's own code,
-#     only greenlight's own lines).
+#     only greenlight's own lines); for a step inside a maintenance window (GL_MAINTENANCE),
+#     that the site stays in maintenance mode and how it ends.
 #
 # Values: GL_TIMEOUT (seconds), GL_APP, and the step's own (see the step's script).
 set -Euo pipefail
@@ -32,7 +33,7 @@ fail() {
 }
 
 case $step in
-  bootstrap | settings | fetch | backup | migrate | activate | cleanup | restore) ;;
+  bootstrap | settings | fetch | backup | migrate | activate | cleanup | restore | maintenance) ;;
   *) fail "not a greenlight step: '${step:0:40}'" ;;
 esac
 shift
@@ -49,7 +50,8 @@ done
   fail "GL_RELEASE is not a release id (letters, digits, . _ -)"
 
 # What the step's result is recorded as: per slot and release for a release's steps.
-record=${GL_SLOT:+$GL_SLOT.}${GL_RELEASE:+$GL_RELEASE.}$step
+record=${GL_SLOT:+$GL_SLOT.}${GL_RELEASE:+$GL_RELEASE.}$step${GL_MODE:+.$GL_MODE}
+[[ -z ${GL_MODE:-} || $GL_MODE =~ ^(on|off)$ ]] || fail "GL_MODE is not on or off"
 if [[ $step == bootstrap ]]; then
   [[ $(id -u) -eq 0 ]] || fail "the bootstrap must run as root"
   logdir=/var/log/greenlight
@@ -152,6 +154,15 @@ last_lines() {
   printf 'The whole log stays on the host: %s\n' "$log"
   if ((quiet)); then echo "Its last lines of greenlight's own (the app's output is only in the log):"; else echo "Its last lines:"; fi
   last_lines | sed 's/^/  /'
+  # Pulumi runs nothing after a failed step, so the maintenance-off steps wait for the next
+  # `pulumi up`: say so, and how else it ends.
+  if [[ -n ${GL_MAINTENANCE:-} ]]; then
+    printf 'Maintenance mode stays on (%s): every host answers 503 with Retry-After. It ends when a
+' "${GL_MAINTENANCE:0:80}"
+    echo "pulumi up succeeds: the fixed release goes live, or the stack no longer names this one (allowUnsafeMigrations,"
+    echo "restoreBackup). A database this step may have changed may need the backup first (restoreBackup). By hand, on"
+    echo "each host: bash $here/step.sh maintenance GL_APP=$GL_APP GL_MODE=off GL_TIMEOUT=60"
+  fi
 } >&2
 ((rc == 0)) && rc=1
 exit "$rc"

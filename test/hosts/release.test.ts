@@ -1,25 +1,45 @@
 // The release steps, exactly as the program sends them (the scripts copied as its
 // remote.CopyToRemote copies them, each step one short command), over real SSH on two local
 // Debian hosts (separate filesystems), with PostgreSQL, nginx, supervisor, gunicorn and
-// Django from Debian, and S3/SSM stand-ins. The scenarios run in order, like the life of an
-// environment: bootstrap, first release, a second release under load, then every way a
-// release can fail, each followed by the retry that succeeds.
+// Django from Debian, and S3/SSM stand-ins, behind the load balancer stand-in. The scenarios
+// run in order, like the life of an environment: bootstrap, first release, a second release,
+// a rollback and a settings change, then every way a release can fail, each followed by the
+// retry that succeeds, a restore and a release under maintenance mode. Each of those runs under
+// a mixed load of reads and writes through the load balancer (test/rig/load.ts) for its whole
+// length, and none of its requests may fail, phase by phase (inside a maintenance window: none
+// but 503s with Retry-After).
 import { S3Client } from "@aws-sdk/client-s3";
 import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as fs from "fs";
+import * as http from "http";
 import * as os from "os";
 import * as path from "path";
 import { INSTALL_ROOT, SCRIPT_DIR, StepCall, createCommand, scriptsId } from "../../components/remote";
 import { artifactKey } from "../../scripts/cli/lib/stack";
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
+import { AlbStandIn, startAlbStandIn } from "../rig/albStandIn";
 import { Artifact, Variant, siteArtifact } from "../rig/artifacts";
+import { MAINTENANCE, MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "../rig/load";
 import { RigHost } from "../rig/hosts";
 import { RunResult } from "../rig/ssh";
-import { APP, REGION, World, httpRequest, startWorld } from "../rig/world";
+import { APP, REGION, SITE_HOST, World, httpRequest, startWorld } from "../rig/world";
 
 type Slot = "blue" | "green";
 const PORT: Record<Slot, number> = { blue: 8001, green: 8002 };
+/** The load balancer stand-in's target groups, and its listeners: forwarding, and a test listener. */
+const TG: Record<Slot, string> = { blue: "tg-blue", green: "tg-green" };
+const FORWARD = 80;
+const TEST = 8443;
+
+/** Polls (bounded) until `cond` holds; never a fixed sleep. */
+async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 60_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 describe("release steps on real hosts", function () {
   this.timeout(600_000);
@@ -27,6 +47,7 @@ describe("release steps on real hosts", function () {
   let h0: RigHost;
   let h1: RigHost;
   let s3: S3Client;
+  let alb: AlbStandIn;
   const out = fs.mkdtempSync(path.join(os.tmpdir(), "gl-hosttest-"));
   /** Every byte any step printed: checked for secrets at the end. */
   const transcript: string[] = [];
@@ -95,14 +116,83 @@ describe("release steps on real hosts", function () {
     return dir;
   };
 
-  /** A whole release into `slot`: fetch everywhere, backup + migrate on h0, activate everywhere. */
-  const release = async (slot: Slot, id: string, variant: Variant) => {
+  /**
+   * A whole release into `slot`: fetch everywhere, backup + migrate on h0, activate everywhere;
+   * each step in its phase of `load`, when given.
+   */
+  const release = async (slot: Slot, id: string, variant: Variant, load?: MixedLoad) => {
     const a = await artifact(variant);
+    load?.phase("fetch");
     const fetched = await Promise.all([h0, h1].map((h) => ok(h, w.values.fetch(slot, id, a))));
+    load?.phase("backup");
     const backup = await ok(h0, w.values.backup(id, slot));
+    load?.phase("migrate");
     const migrate = await ok(h0, w.values.migrate(id, slot));
+    load?.phase("activate");
     const activated = await Promise.all([h0, h1].map((h) => ok(h, w.values.activate(slot, id))));
     return { fetched, backup, migrate, activated };
+  };
+
+  /** What the load balancer's listener `port` serves (its health path: the release id). */
+  const lbServes = async (port = FORWARD) => (await httpRequest(`${alb.url(port)}/healthz`)).body;
+  /** The listener moves to `slot` (what the program's listener change does), once its targets are healthy. */
+  const cutover = async (slot: Slot, release: string, port = FORWARD) => {
+    await until(`${slot}'s targets healthy`, () => Object.values(alb.health(TG[slot])).every(Boolean));
+    await alb.listen(port, TG[slot], SITE_HOST);
+    await until(`the load balancer serving ${release}`, async () => (await lbServes(port)) === release);
+  };
+
+  /** Every phase of every scenario's load, for the end of the run. */
+  const loads: string[] = [];
+  /**
+   * Runs `body` under the mixed load through the load balancer (its forwarding listener, and
+   * the test listener when `idle` is set), starting in phase `first`, and asserts that no read
+   * and no write failed in any phase; in `maintenance` phases only 503s with Retry-After may
+   * be answered, and in `closed` ones nothing else at all (the window is fully on).
+   */
+  const underLoad = async <T>(
+    first: string,
+    body: (load: MixedLoad) => Promise<T>,
+    o: { idle?: boolean; maintenance?: string[]; closed?: string[] } = {},
+  ): Promise<{ result: T; phases: PhaseTally[]; load: MixedLoad }> => {
+    const load = startMixedLoad({
+      bases: [alb.url(FORWARD)!, ...(o.idle ? [alb.url(TEST)!] : [])],
+      host: SITE_HOST,
+      reads: ["/"],
+      update: (id) => `/api/notes/${id}`,
+      concurrency: 3,
+      maxRequests: 60_000,
+      maxMs: 9 * 60_000,
+      phase: first,
+      // Titles of their own per scenario: what a restore discards is told apart by them.
+      label: `s${loads.length + 1}`,
+    });
+    let result: T;
+    let phases: PhaseTally[];
+    try {
+      result = await body(load);
+    } finally {
+      phases = await load.stop();
+      loads.push(describeTallies(phases));
+    }
+    const tallies = describeTallies(phases);
+    assert.ok(!load.bounded, `the load ran for the whole scenario, not up to its bound:\n${tallies}`);
+    for (const p of phases) {
+      const allowed = o.maintenance?.includes(p.phase) ? [MAINTENANCE] : [];
+      for (const kind of ["read", "write"] as const) {
+        const other = Object.keys(p[kind].reasons).filter((r) => !allowed.includes(r));
+        assert.deepEqual(
+          other,
+          [],
+          `no ${kind} failed in phase ${p.phase} but with ${allowed.join(" ") || "-"}:\n${tallies}`,
+        );
+        if (o.closed?.includes(p.phase))
+          assert.equal(p[kind].ok, 0, `only maintenance answers in ${p.phase}:\n${tallies}`);
+      }
+    }
+    const sum = (k: "read" | "write") => phases.reduce((n, p) => n + p[k].ok, 0);
+    assert.ok(sum("read") > 0 && sum("write") > 0, `the load read and wrote:\n${tallies}`);
+    return { result: result!, phases, load };
   };
 
   let first: Awaited<ReturnType<typeof release>>;
@@ -111,6 +201,11 @@ describe("release steps on real hosts", function () {
     this.timeout(900_000);
     w = await startWorld({ hosts: 2 });
     [h0, h1] = w.hosts;
+    alb = startAlbStandIn({ intervalMs: 250 });
+    for (const slot of ["blue", "green"] as const) {
+      alb.targetGroup(TG[slot], "/healthz");
+      for (const h of [h0, h1]) alb.attach(TG[slot], h.ip, PORT[slot]);
+    }
     s3 = new S3Client({
       region: REGION,
       endpoint: w.aws.endpoint,
@@ -120,6 +215,9 @@ describe("release steps on real hosts", function () {
   });
 
   after(async () => {
+    if (loads.length)
+      console.log(`    mixed load, scenario by scenario:\n${loads.join("\n---\n").replace(/^/gm, "      ")}`);
+    await alb?.close();
     s3?.destroy();
     await w?.stop();
     fs.rmSync(out, { recursive: true, force: true });
@@ -263,7 +361,7 @@ describe("release steps on real hosts", function () {
     );
   });
 
-  it("a second release to green while blue serves continuous requests: not one fails", async () => {
+  it("a second release to green, and the cutover, under reads and writes through the load balancer: not one fails", async () => {
     // Data through the app (and the shared media dir) before the release.
     for (const title of ["one", "two", "three"]) {
       const form = new FormData();
@@ -272,12 +370,29 @@ describe("release steps on real hosts", function () {
       const res = await httpRequest(`http://${h0.ip}:${PORT.blue}/api/notes`, { method: "POST", body: form });
       assert.equal(res.status, 201, res.body);
     }
-    const load = startLoad([h0, h1].map((h) => `http://${h.ip}:${PORT.blue}/api/notes`));
-    const r = await release("green", "r2", "pinned");
-    const seen = await load.stop();
-    assert.ok(seen.ok >= 50, `the load ran (${seen.ok} requests)`);
-    assert.deepEqual(seen.failures, [], "no request on the live slot failed");
-    assert.deepEqual(seen.releases, ["r1"], "blue kept serving r1 throughout");
+    await cutover("blue", "r1");
+    const { result: r, load } = await underLoad("fetch", async (load) => {
+      const r = await release("green", "r2", "pinned", load);
+      assert.equal(await lbServes(), "r1", "blue kept serving r1 until the cutover");
+      load.phase("cutover");
+      await cutover("green", "r2");
+      const n = load.count();
+      await until("requests after the cutover", () => load.count() >= n + 30);
+      return r;
+    });
+    const wrote = load.acknowledged();
+    assert.ok(
+      wrote.some((a) => a.op === "create" && a.phase === "migrate"),
+      "r1 created rows while r2 migrated",
+    );
+    assert.ok(
+      wrote.some((a) => a.op === "update"),
+      "and updated rows",
+    );
+    assert.ok(
+      wrote.some((a) => a.phase === "cutover"),
+      "r2 took writes after the cutover",
+    );
     for (const f of r.fetched) assert.equal(f.venv, "reused", "same lock: the venv is reused");
     assert.deepEqual(r.migrate.applied, ["notes.0003_note_pinned"]);
     for (const h of [h0, h1]) {
@@ -285,9 +400,13 @@ describe("release steps on real hosts", function () {
       assert.equal(await serves(h, "blue"), "r1");
     }
     const notes = JSON.parse((await httpRequest(`http://${h1.ip}:${PORT.green}/api/notes`)).body) as {
-      notes: { attachment: string }[];
+      notes: { id: number; attachment: string }[];
     };
-    assert.equal(notes.notes.length, 3, "both hosts, both slots, one database");
+    const ids = new Set(notes.notes.map((n) => n.id));
+    assert.ok(
+      wrote.every((a) => a.op !== "create" || ids.has(a.id!)),
+      "both hosts, both slots, one database: every acknowledged row is there",
+    );
     // Uploads live in the host's shared/media, outside releases: the new release serves them.
     // (Each host has its own: several hosts need shared storage for media, see the README.)
     const media = await httpRequest(`http://${h0.ip}:${PORT.green}${notes.notes[0].attachment}`);
@@ -295,16 +414,29 @@ describe("release steps on real hosts", function () {
     assert.match(media.body, /^file (one|two|three)$/);
   });
 
+  it("rollback: the listener moves back to blue (r1) and forward again under reads and writes: not one fails", async () => {
+    await underLoad("rollback", async (load) => {
+      await cutover("blue", "r1");
+      let n = load.count();
+      await until("requests on r1", () => load.count() >= n + 30);
+      load.phase("cutover");
+      await cutover("green", "r2");
+      n = load.count();
+      await until("requests on r2", () => load.count() >= n + 30);
+    });
+  });
+
   it("a changed setting re-renders .env and reloads the running slots gracefully: not one request fails", async () => {
     const workers = async (h: RigHost) => sh(h, "pgrep -u app -f 'gunicorn' | sort | tr '\\n' ' '");
     const before = await Promise.all([h0, h1].map(workers));
     w.aws.putParameter(`${w.parameterPath}GREETING`, "hello from SSM", "String");
-    const load = startLoad(
-      [h0, h1].flatMap((h) => [PORT.blue, PORT.green].map((p) => `http://${h.ip}:${p}/api/notes`)),
+    // Through the forwarding listener (green) and a test listener on the idle colour (blue).
+    await cutover("blue", "r1", TEST);
+    const { result: results } = await underLoad(
+      "settings",
+      async () => Promise.all([h0, h1].map((h) => ok(h, w.values.settings()))),
+      { idle: true },
     );
-    const results = await Promise.all([h0, h1].map((h) => ok(h, w.values.settings())));
-    const seen = await load.stop();
-    assert.deepEqual(seen.failures, [], "no request failed during the reload");
     for (const r of results) assert.equal(r.reloaded, "blue green");
     for (const h of [h0, h1]) assert.match(await sh(h, `cat /srv/${APP}/shared/.env`), /^GREETING=hello from SSM$/m);
     const after = await Promise.all([h0, h1].map(workers));
@@ -559,10 +691,12 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
     assert.equal(f.venv, "built");
   });
 
-  it("failed backup: an upload error fails the step before any migration", async () => {
-    w.aws.failNext("PutObject", 10); // more than the CLI's retries
-    await fails(h0, w.values.backup("r5"), /no backup: the dump, its upload or its check failed/);
-    w.aws.clearFaults();
+  it("failed backup: an upload error fails the step before any migration; the live colour answers every request", async () => {
+    await underLoad("backup", async () => {
+      w.aws.failNext("PutObject", 10); // more than the CLI's retries
+      await fails(h0, w.values.backup("r5"), /no backup: the dump, its upload or its check failed/);
+      w.aws.clearFaults();
+    });
     assert.deepEqual(
       w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r5")),
       [],
@@ -572,25 +706,33 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
     await ok(h0, w.values.backup("r5"));
   });
 
-  it("failed migration: the migrate step fails, the slot is not activated", async () => {
-    await Promise.all([h0, h1].map(async (h) => ok(h, w.values.fetch("blue", "r6", await artifact("bad-migration")))));
-    await ok(h0, w.values.backup("r6"));
-    // The app's output (its traceback) stays in the log on the host: the message shows
-    // greenlight's own lines only, as migrate's stderr is secret.
-    const failed = await fails(h0, w.values.migrate("r6"), /the migrate command failed/, {
-      notInMessage: /this migration always fails|Traceback/,
+  it("failed migration: the migrate step fails, the slot is not activated; the live colour answers every request", async () => {
+    const a = await artifact("bad-migration");
+    const { result: failed } = await underLoad("fetch", async (load) => {
+      await Promise.all([h0, h1].map(async (h) => ok(h, w.values.fetch("blue", "r6", a))));
+      load.phase("backup");
+      await ok(h0, w.values.backup("r6"));
+      load.phase("migrate");
+      // The app's output (its traceback) stays in the log on the host: the message shows
+      // greenlight's own lines only, as migrate's stderr is secret.
+      return fails(h0, w.values.migrate("r6"), /the migrate command failed/, {
+        notInMessage: /this migration always fails|Traceback/,
+      });
     });
     assert.match(failed.log, /RuntimeError: greenlight test: this migration always fails/);
     for (const h of [h0, h1]) assert.equal(await slotTarget(h, "blue"), "releases/r1");
     await unchanged();
-    const r = await release("blue", "r7", "fixed-migration");
+    const { result: r } = await underLoad("fetch", (load) => release("blue", "r7", "fixed-migration", load));
     assert.deepEqual(r.migrate.applied, ["notes.0004_untitled_notes"]);
   });
 
   it("failed health check: a release that cannot start puts its slot back and fails", async () => {
     const a = await artifact("broken-app");
-    await ok(h1, w.values.fetch("blue", "r8", a));
-    await fails(h1, w.values.activate("blue", "r8", 15), /failed its health check/);
+    await underLoad("fetch", async (load) => {
+      await ok(h1, w.values.fetch("blue", "r8", a));
+      load.phase("activate");
+      await fails(h1, w.values.activate("blue", "r8", 15), /failed its health check/);
+    });
     assert.equal(await slotTarget(h1, "blue"), "releases/r7", "back on the previous release");
     assert.equal(await serves(h1, "blue"), "r7");
     await unchanged();
@@ -714,51 +856,143 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
     }
   });
 
-  it("restore: a backup replaces the data, after a safety backup of the current data", async () => {
-    const before = (await w.pg.query("select count(*) from notes_note", APP)).trim();
+  /** Restores `file` (a pg_dump) into a new database `db`, from the machine as the app's role over TLS. */
+  const restoreInto = async (db: string, file: string) => {
+    await w.pg.query(`create database ${db} owner ${APP}`);
+    execFileSync(
+      "pg_restore",
+      ["--no-owner", "--exit-on-error", "-h", w.pg.host, "-p", String(w.pg.port), "-U", APP, "-d", db, file],
+      { env: { PATH: "/usr/bin:/bin", PGPASSWORD: w.secrets.dbPassword, PGSSLMODE: "require" }, stdio: "pipe" },
+    );
+  };
+  const maintenanceOnEverywhere = (reason: string) =>
+    Promise.all([h0, h1].map((h) => ok(h, w.values.maintenance("on", reason))));
+  const maintenanceOffEverywhere = () => Promise.all([h0, h1].map((h) => ok(h, w.values.maintenance("off"))));
+  /** What a client of `host`'s slot gets: status, Retry-After and the body (a POST creates a note). */
+  const answer = (host: RigHost, slot: Slot, p: string, method = "GET") =>
+    new Promise<{ status: number; retryAfter?: string; body: string }>((resolve, reject) => {
+      const form = method === "POST" ? Buffer.from("title=probe") : undefined;
+      const headers: Record<string, string> = { host: SITE_HOST };
+      if (form) {
+        headers["content-type"] = "application/x-www-form-urlencoded";
+        headers["content-length"] = String(form.length);
+      }
+      const req = http.request(`http://${host.ip}:${PORT[slot]}${p}`, { method, headers, timeout: 10_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers["retry-after"] as string | undefined,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+      });
+      req.on("timeout", () => req.destroy(new Error("timeout")));
+      req.on("error", reject);
+      req.end(form);
+    });
+
+  it("restore runs under maintenance mode: only 503s with Retry-After meanwhile, and no acknowledged write is lost", async () => {
     const b = await ok(h0, w.values.backup("r13"));
-    await w.pg.query("delete from notes_note", APP);
-    const r = await ok(h0, w.values.restore(String(b.key)));
-    assert.equal((await w.pg.query("select count(*) from notes_note", APP)).trim(), before);
+    const reason = `restore ${String(b.key)}`;
+    const { result: r, load } = await underLoad(
+      "before",
+      async (load) => {
+        // Writes the restore discards: acknowledged after the backup it restores was taken.
+        await until("writes after the backup", () => load.acknowledged().filter((a) => a.op === "create").length >= 10);
+        load.phase("maintenance on");
+        await maintenanceOnEverywhere(reason);
+        load.phase("restore");
+        const r = await ok(h0, w.values.restore(String(b.key), reason));
+        load.forget(); // the rows it created are gone: it must not update them
+        load.phase("maintenance off");
+        await maintenanceOffEverywhere();
+        load.phase("after");
+        const n = load.count();
+        await until("requests after maintenance", () => load.count() >= n + 30);
+        return r;
+      },
+      { maintenance: ["maintenance on", "restore", "maintenance off"], closed: ["restore"] },
+    );
     const safety = r.safetyBackup as { key: string };
     assert.match(safety.key, /before-restore\.dump$/);
-    assert.ok(w.aws.getObject(w.backupBucket, safety.key), "the safety backup is in the bucket");
-    await fails(h0, w.values.restore("db/none.dump"), /404|NoSuchKey|Not Found/);
-    assert.equal(
-      (await w.pg.query("select count(*) from notes_note", APP)).trim(),
-      before,
-      "a failed restore changes nothing",
+    const dump = w.aws.getObject(w.backupBucket, safety.key);
+    assert.ok(dump, "the safety backup is in the bucket");
+    // Every write acknowledged before the window is in the safety dump, each row as its last
+    // acknowledged write left it; the restore discarded them from the live database.
+    const wrote = load.acknowledged().filter((a) => a.phase === "before" || a.phase === "maintenance on");
+    assert.ok(wrote.length > 0);
+    const file = path.join(out, "safety.dump");
+    fs.writeFileSync(file, dump);
+    await restoreInto("safetycheck", file);
+    try {
+      const rows = new Map(
+        (await w.pg.query("select id || '|' || title from notes_note", "safetycheck"))
+          .trim()
+          .split("\n")
+          .map((l) => [Number(l.slice(0, l.indexOf("|"))), l.slice(l.indexOf("|") + 1)] as const),
+      );
+      for (const a of wrote.filter((x) => x.id !== undefined)) {
+        assert.ok(rows.has(a.id!), `acknowledged ${a.op} of note ${a.id} is in the safety dump`);
+        const titles = wrote.filter((x) => x.id === a.id).map((x) => x.title);
+        assert.ok(titles.includes(rows.get(a.id!)!), `note ${a.id} as its last acknowledged write left it`);
+      }
+    } finally {
+      await w.pg.dropDatabase("safetycheck");
+    }
+    const live = new Set((await w.pg.query("select title from notes_note", APP)).trim().split("\n"));
+    const created = wrote.filter((a) => a.op === "create").map((a) => a.title);
+    assert.ok(
+      created.every((t) => !live.has(t)),
+      "the restore discarded the rows written after the backup it restored",
     );
+    // A restore that fails leaves the data, and maintenance mode, as they were, and says so.
+    const failed = await fails(h0, w.values.restore("db/none.dump", "restore db/none.dump"), /404|NoSuchKey|Not Found/);
+    assert.match(failed.stderr, /Maintenance mode stays on \(restore db\/none\.dump\)/);
+    assert.match(failed.stderr, /step\.sh maintenance GL_APP=site GL_MODE=off/);
+    const closed = await answer(h0, "green", "/");
+    assert.deepEqual([closed.status, closed.retryAfter], [503, "30"]);
+    assert.match(closed.body, /Down for maintenance/);
+    assert.equal((await answer(h0, "green", "/healthz")).body, "r2", "the health path still reaches the slot");
+    await ok(h0, w.values.maintenance("off"));
+    assert.equal((await answer(h0, "green", "/")).status, 200);
+  });
+
+  it("a release that breaks compatibility goes out under maintenance mode: only 503s with Retry-After, then 200s", async () => {
+    const reason = "release r14";
+    const a = await artifact("unsafe-column");
+    const { result: migrated } = await underLoad(
+      "fetch",
+      async (load) => {
+        await Promise.all([h0, h1].map((h) => ok(h, w.values.fetch("blue", "r14", a))));
+        load.phase("maintenance on");
+        await maintenanceOnEverywhere(reason);
+        load.phase("backup");
+        await ok(h0, w.values.backup("r14", "blue", reason));
+        load.phase("migrate");
+        const migrated = await ok(h0, w.values.migrate("r14", "blue", reason));
+        load.phase("activate");
+        await Promise.all([h0, h1].map((h) => ok(h, w.values.activate("blue", "r14", undefined, reason))));
+        load.phase("cutover");
+        await cutover("blue", "r14");
+        load.phase("maintenance off");
+        await maintenanceOffEverywhere();
+        load.phase("after");
+        const n = load.count();
+        await until("requests after maintenance", () => load.count() >= n + 30);
+        return migrated;
+      },
+      {
+        maintenance: ["maintenance on", "maintenance off"].concat(["backup", "migrate", "activate", "cutover"]),
+        closed: ["backup", "migrate", "activate", "cutover"],
+      },
+    );
+    assert.deepEqual(migrated.applied, ["notes.0005_note_rank"]);
+    for (const h of [h0, h1])
+      assert.equal(await sh(h, `test -e /srv/${APP}/maintenance && echo on || echo off`), "off");
+    // It did break compatibility: the previous release's writes fail now.
+    const old = await answer(h0, "green", "/api/notes", "POST");
+    assert.equal(old.status, 500, "r2 cannot insert into the new schema");
   });
 });
-
-/** Requests in a loop against `urls` until stopped (bounded: 30,000 requests or 10 minutes). */
-function startLoad(urls: string[]) {
-  let running = true;
-  const failures: string[] = [];
-  const releases = new Set<string>();
-  let ok = 0;
-  const started = Date.now();
-  const worker = async (url: string) => {
-    for (let i = 0; running && i < 15_000 && Date.now() - started < 600_000; i++) {
-      try {
-        const res = await httpRequest(url);
-        if (res.status !== 200) failures.push(`${url}: ${res.status}`);
-        else {
-          ok++;
-          releases.add((JSON.parse(res.body) as { release: string }).release);
-        }
-      } catch (e) {
-        failures.push(`${url}: ${(e as Error).message}`);
-      }
-    }
-  };
-  const workers = urls.map(worker);
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-      return { ok, failures, releases: [...releases] };
-    },
-  };
-}

@@ -15,7 +15,10 @@ export const SITE_DIR = path.join(ROOT, "examples", "site");
 
 export type Variant =
   | "base"
-  /** Adds notes.0003_note_pinned (a field with a default): a release with a new migration. */
+  /**
+   * Adds notes.0003_note_pinned (a field with a database default, db_default): a release with a
+   * new migration that the release before it can live with, for reads and writes.
+   */
   | "pinned"
   /** "pinned" plus a migration that raises: the migrate step fails. */
   | "bad-migration"
@@ -29,6 +32,12 @@ export type Variant =
   | "missing-wheel"
   /** The same new lock with every wheel: a cold venv build that succeeds. */
   | "new-lock"
+  /**
+   * "fixed-migration" plus notes.0005_note_rank, a NOT NULL column without a database default
+   * (Django's default=0 alone): the serving release's INSERTs fail once it is applied. A release
+   * that breaks compatibility on purpose, to go out under maintenance mode.
+   */
+  | "unsafe-column"
   /** The base site with an extra static file: same lock (warm venv), different artifact. */
   | "restyled"
   /**
@@ -51,7 +60,18 @@ class Migration(migrations.Migration):
     dependencies = [("notes", "0002_note_attachment")]
 
     operations = [
-        migrations.AddField(model_name="note", name="pinned", field=models.BooleanField(default=False)),
+        migrations.AddField(model_name="note", name="pinned", field=models.BooleanField(db_default=False)),
+    ]
+`;
+
+const UNSAFE_MIGRATION = `from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0004_untitled_notes")]
+
+    operations = [
+        migrations.AddField(model_name="note", name="rank", field=models.IntegerField(default=0)),
     ]
 `;
 
@@ -105,11 +125,11 @@ class Migration(migrations.Migration):
 function mutate(dir: string, variant: Variant): void {
   const models = path.join(dir, "notes", "models.py");
   const migrations = path.join(dir, "notes", "migrations");
-  if (["pinned", "bad-migration", "hung-migration", "fixed-migration"].includes(variant)) {
+  if (["pinned", "bad-migration", "hung-migration", "fixed-migration", "unsafe-column"].includes(variant)) {
     const text = fs.readFileSync(models, "utf8");
     const anchor = /(\n {4}attachment = [^\n]*\n)/;
     if (!anchor.test(text)) throw new Error("examples/site/notes/models.py changed: cannot add the pinned field");
-    fs.writeFileSync(models, text.replace(anchor, "$1    pinned = models.BooleanField(default=False)\n"));
+    fs.writeFileSync(models, text.replace(anchor, "$1    pinned = models.BooleanField(db_default=False)\n"));
     fs.writeFileSync(path.join(migrations, "0003_note_pinned.py"), PINNED_MIGRATION);
   }
   switch (variant) {
@@ -123,6 +143,16 @@ function mutate(dir: string, variant: Variant): void {
       break;
     case "fixed-migration":
       fs.writeFileSync(path.join(migrations, "0004_untitled_notes.py"), FIXED_MIGRATION);
+      break;
+    case "unsafe-column":
+      fs.writeFileSync(path.join(migrations, "0004_untitled_notes.py"), FIXED_MIGRATION);
+      fs.writeFileSync(path.join(migrations, "0005_note_rank.py"), UNSAFE_MIGRATION);
+      fs.writeFileSync(
+        models,
+        fs
+          .readFileSync(models, "utf8")
+          .replace(/(\n {4}pinned = [^\n]*\n)/, "$1    rank = models.IntegerField(default=0)\n"),
+      );
       break;
     case "broken-app":
       fs.appendFileSync(

@@ -9,10 +9,25 @@
 // answered (the body's "release" field, or the health path's plain-text release id), how often
 // each path was asked, and when each failure happened (to tell the step it happened in); paced
 // clients (`ratePerClient`) keep the load the same whatever the answers.
+// A 503 that carries Retry-After (the hosts' maintenance page) is still a failure,
+// counted under its own reason, MAINTENANCE, so a scenario can tell it from every other one.
 import * as http from "http";
 import * as net from "net";
 
 export type Kind = "read" | "write";
+
+/** The reason a 503 with a Retry-After header (maintenance mode) is counted under. */
+export const MAINTENANCE = "503 maintenance";
+
+/** A write the site acknowledged (2xx), in the phase it was answered in. */
+export interface Acknowledged {
+  /** The row's id, when the answer named it. */
+  id?: number;
+  op: "create" | "update";
+  title: string;
+  phase: string;
+  at: number;
+}
 
 export interface Tally {
   ok: number;
@@ -69,10 +84,12 @@ export interface MixedLoadOptions {
    * each client sends its next request as soon as the previous one answered.
    */
   ratePerClient?: number;
+  /** The first word of the titles it writes ("load 12", "updated 13"): default "load". */
+  label?: string;
 }
 
 export interface MixedLoad {
-  /** Ends the current phase and starts `next`; returns the one that ended. */
+  /** Ends the current phase and starts `next`; returns the one that ended (the current one, unchanged, if it is `next`). */
   phase(next: string): PhaseTally;
   /** Requests answered so far in the current phase (reads and writes). */
   count(): number;
@@ -82,6 +99,10 @@ export interface MixedLoad {
   stop(): Promise<PhaseTally[]>;
   /** True once a bound (count or time) stopped the load by itself. */
   readonly bounded: boolean;
+  /** Every write the site acknowledged so far, in order. */
+  acknowledged(): Acknowledged[];
+  /** Forgets the rows it created (a restore discarded them): later writes update only new ones. */
+  forget(): void;
 }
 
 /** Loopback (127.0.0.0/8, ::1, localhost) or one of `testHosts`; anything else throws. */
@@ -141,6 +162,8 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   const maxMs = opts.maxMs ?? 10 * 60_000;
   const writeEvery = Math.max(1, opts.writeEvery ?? 3);
   const create = opts.create ?? "/api/notes";
+  const label = opts.label ?? "load";
+  const updated = opts.label ? `${opts.label}-updated` : "updated";
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
   const started = Date.now();
   const deadline = setTimeout(() => {
@@ -153,6 +176,7 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   let total = 0;
   let seq = 0;
   const created: number[] = [];
+  const acked: Acknowledged[] = [];
   const phases: PhaseTally[] = [];
   let current: PhaseTally = freshPhase(opts.phase ?? "start");
   let phaseStarted = started;
@@ -189,17 +213,24 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
         res.on("error", (e) => finish((e as NodeJS.ErrnoException).code ?? e.message));
         res.on("end", () => {
           const status = res.statusCode ?? 0;
+          if (status === 503 && res.headers["retry-after"] !== undefined) return finish(MAINTENANCE);
           if (status < 200 || status >= 400) return finish(String(status));
           if (kind === "read") {
             const release = releaseOf(Buffer.concat(chunks).toString("utf8"));
             if (release !== undefined) current.releases[release] = (current.releases[release] ?? 0) + 1;
           }
-          if (kind === "write" && method === "POST" && path === create) {
+          if (kind === "write" && method === "POST") {
+            let id: number | undefined;
             try {
-              const id = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }).id;
-              if (typeof id === "number") created.push(id);
+              const said = (JSON.parse(Buffer.concat(chunks).toString("utf8")) as { id?: unknown }).id;
+              if (typeof said === "number") id = said;
             } catch {
               // a redirect or a page: the row was written, its id is just not known
+            }
+            if (path === create && id !== undefined) created.push(id);
+            if (status < 300) {
+              const op = path === create ? "create" : "update";
+              acked.push({ id, op, title: form?.title ?? "", phase: current.phase, at: Date.now() });
             }
           }
           finish();
@@ -236,9 +267,9 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
         const target =
           opts.update && recent > 0 && k % 2 === 0 ? created[created.length - 1 - (k % recent)] : undefined;
         if (target !== undefined) {
-          await send(base, "write", "POST", opts.update!(target), { title: `updated ${k}`, body: `by client ${i}` });
+          await send(base, "write", "POST", opts.update!(target), { title: `${updated} ${k}`, body: `by client ${i}` });
         } else {
-          await send(base, "write", "POST", create, { title: `load ${k}`, body: `by client ${i}` });
+          await send(base, "write", "POST", create, { title: `${label} ${k}`, body: `by client ${i}` });
         }
       } else {
         await send(base, "read", "GET", opts.reads[(i + n) % opts.reads.length]);
@@ -257,13 +288,17 @@ export function startMixedLoad(opts: MixedLoadOptions): MixedLoad {
   };
 
   return {
-    phase: endPhase,
+    phase: (next) => (next === current.phase ? current : endPhase(next)),
     count: () => requestsOf(current),
     async until(n) {
       while (running && requestsOf(current) < n) await sleep(50);
     },
     get bounded() {
       return bounded;
+    },
+    acknowledged: () => [...acked],
+    forget: () => {
+      created.length = 0;
     },
     async stop() {
       running = false;
@@ -285,4 +320,18 @@ export function describeTallies(phases: PhaseTally[]): string {
     return `${t.ok + t.failed} ${name} (${t.failed} failed${why ? `: ${why}` : ""})`;
   };
   return phases.map((p) => `${p.phase}: ${part("reads", p.read)}, ${part("writes", p.write)}`).join("\n");
+}
+
+/** Failures other than maintenance answers (503 with Retry-After), reads and writes together. */
+export function otherFailures(phases: PhaseTally[]): number {
+  return phases.reduce(
+    (n, p) =>
+      n + p.read.failed + p.write.failed - (p.read.reasons[MAINTENANCE] ?? 0) - (p.write.reasons[MAINTENANCE] ?? 0),
+    0,
+  );
+}
+
+/** Every failure of the phases, reads and writes. */
+export function allFailures(phases: PhaseTally[]): number {
+  return phases.reduce((n, p) => n + p.read.failed + p.write.failed, 0);
 }

@@ -266,8 +266,11 @@ export class Rehearsal {
     return this.stackRef;
   }
 
-  /** `pulumi up --yes`: the real engine against the stack's state. */
-  async up(): Promise<UpResult> {
+  /**
+   * `pulumi up --yes`: the real engine against the stack's state. `onStep` hears each command
+   * and listener the engine starts on (its logical name and type), as it starts it.
+   */
+  async up(opts: { onStep?: (name: string, type: string) => void } = {}): Promise<UpResult> {
     const started = Date.now();
     const stack = await this.stackHandle();
     const changes = new Map<string, Change>();
@@ -280,6 +283,7 @@ export class Rehearsal {
         const name = meta.urn.split("::").pop()!;
         const c = changes.get(meta.urn) ?? { urn: meta.urn, type: meta.type, name, op, ok: false };
         if (e.resourcePreEvent && meta.type === COMMAND && !changes.has(meta.urn)) this.log(`      ${op} ${name} ...`);
+        if (e.resourcePreEvent && !changes.has(meta.urn)) opts.onStep?.(name, meta.type);
         if (e.resOutputsEvent) c.ok = true;
         if (e.resOpFailedEvent) c.ok = false;
         changes.set(meta.urn, c);
@@ -405,50 +409,6 @@ export class Rehearsal {
     await this.rig.stop().catch(() => undefined);
     fs.rmSync(this.work, { recursive: true, force: true });
   }
-}
-
-/** GETs in a loop through the load balancer until stopped (bounded in count and time). */
-export function loadThrough(url: string, requestPath: string) {
-  let running = true;
-  const failures: string[] = [];
-  const seen = new Map<string, number>();
-  let ok = 0;
-  const started = Date.now();
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  const one = () =>
-    new Promise<void>((resolve) => {
-      const req = http.get(`${url}${requestPath}`, { agent, timeout: 10_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const body = Buffer.concat(chunks).toString();
-          if (res.statusCode !== 200) failures.push(`${res.statusCode}`);
-          else {
-            ok++;
-            const release = (JSON.parse(body) as { release?: string }).release ?? "?";
-            seen.set(release, (seen.get(release) ?? 0) + 1);
-          }
-          resolve();
-        });
-      });
-      req.on("timeout", () => req.destroy(new Error("timeout")));
-      req.on("error", (e) => {
-        failures.push(e.message);
-        resolve();
-      });
-    });
-  const worker = async () => {
-    for (let i = 0; running && i < 20_000 && Date.now() - started < 10 * 60_000; i++) await one();
-  };
-  const workers = [worker(), worker()];
-  return {
-    async stop() {
-      running = false;
-      await Promise.all(workers);
-      agent.destroy();
-      return { ok, failures, seen: Object.fromEntries(seen) };
-    },
-  };
 }
 
 /** One GET through the load balancer. */

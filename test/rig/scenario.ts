@@ -1,7 +1,24 @@
 // The rehearsal's scenario: what `npm run rehearse` prints and what the end-to-end test
 // asserts. Each step does what a user does (npm run release / rollback, pulumi up) and checks
 // what a user would check; any failed check makes the whole rehearsal fail.
-import { Rehearsal, UpResult, getThrough, loadThrough } from "./rehearsal";
+import * as http from "http";
+import { MAINTENANCE, MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "./load";
+import { Rehearsal, UpResult, getThrough } from "./rehearsal";
+
+/**
+ * The load phase a resource the engine starts on begins: the release's steps by their names
+ * (fetch, backup, migrate, activate, restore, maintenance on/off) and the forwarding listener's
+ * change (cutover); nothing for the rest (bootstrap, settings, cleanup, the test listener).
+ */
+export function phaseOf(name: string, type: string): string | undefined {
+  if (type === "aws:lb/listener:Listener") return /-alb-test$/.test(name) ? undefined : "cutover";
+  if (type !== "command:remote:Command") return undefined;
+  const m = /-(fetch|backup|migrate|activate|restore|maintenance-on|maintenance-off)(?:-\d+)?$/.exec(name);
+  return m?.[1].replace("-", " ");
+}
+
+/** Phases inside a maintenance window in which every answer must be the maintenance page. */
+const CLOSED = ["backup", "migrate", "activate", "cutover"];
 
 export interface Check {
   what: string;
@@ -64,9 +81,9 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     log(`${stamp()}    ${name}: ${s.checks.every((c) => c.ok) ? "ok" : "FAILED"} in ${seconds(s.ms)}`);
   };
   const check = (s: StepResult, what: string, ok: boolean, detail?: string) => s.checks.push({ what, ok, detail });
-  const up = async (s: StepResult) => {
+  const up = async (s: StepResult, onStep?: (name: string, type: string) => void) => {
     log(`   pulumi up --stack ${opts.stack}`);
-    const u = await r.up();
+    const u = await r.up({ onStep });
     s.up = u;
     const byOp = u.changes.reduce<Record<string, number>>((m, c) => ({ ...m, [c.op]: (m[c.op] ?? 0) + 1 }), {});
     log(
@@ -86,6 +103,90 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     return said;
   };
   const commandsOf = (u: UpResult, pattern: RegExp) => u.commands.filter((c) => pattern.test(c));
+
+  /**
+   * The mixed load (reads, and writes that create and update notes) through the load balancer
+   * for the whole of a step, its phase following the steps the engine starts (`onStep`, for
+   * `pulumi up`); `listener` names the phase of the listener's change (cutover, rollback).
+   */
+  const mixedLoad = (first: string, o: { listener?: string } = {}) => {
+    const load = startMixedLoad({
+      bases: [r.albUrl()!],
+      reads: ["/"],
+      update: (id) => `/api/notes/${id}`,
+      concurrency: 2,
+      maxRequests: 60_000,
+      maxMs: 9 * 60_000,
+      phase: first,
+      label: `step${steps.length + 1}`,
+    });
+    let at = first;
+    const phase = (p: string) => {
+      if (p !== at) load.phase(p);
+      at = p;
+    };
+    const onStep = (name: string, type: string) => {
+      const p = phaseOf(name, type);
+      if (p) phase(p === "cutover" && o.listener ? o.listener : p);
+    };
+    return { load, phase, onStep };
+  };
+  /** Some more requests (bounded) after the change, so the load sees what serves now too. */
+  const settle = async (load: MixedLoad, n = 30) => {
+    const want = load.count() + n;
+    for (let i = 0; i < 300 && load.count() < want; i++) await new Promise((res) => setTimeout(res, 100));
+  };
+  /**
+   * Stops the load and prints its reads and writes per phase; checks that none failed, or, for a
+   * maintenance window (`window`), that outside it none failed, inside it nothing but 503 with
+   * Retry-After was answered, and in its closed phases nothing else at all.
+   */
+  const finish = async (s: StepResult, m: ReturnType<typeof mixedLoad>, o: { window?: boolean } = {}) => {
+    const phases = await m.load.stop();
+    for (const l of describeTallies(phases).split("\n")) log(`   load ${l}`);
+    const total = (k: "read" | "write") => phases.reduce((n, p) => n + p[k].ok + p[k].failed, 0);
+    const failed = (ps: PhaseTally[]) => ps.reduce((n, p) => n + p.read.failed + p.write.failed, 0);
+    const other = (ps: PhaseTally[]) =>
+      ps.reduce(
+        (n, p) =>
+          n + p.read.failed + p.write.failed - (p.read.reasons[MAINTENANCE] ?? 0) - (p.write.reasons[MAINTENANCE] ?? 0),
+        0,
+      );
+    check(
+      s,
+      `the load read and wrote (${total("read")} reads, ${total("write")} writes)`,
+      total("read") > 0 && total("write") > 0,
+    );
+    check(s, "the load ran for the whole step, not up to its bound", !m.load.bounded);
+    if (!o.window) {
+      check(s, "0 failed reads and 0 failed writes through the load balancer, in every phase", failed(phases) === 0);
+      return phases;
+    }
+    const opened = phases.findIndex((p) => p.phase === "maintenance on");
+    const closedOk = phases.filter((p) => CLOSED.includes(p.phase)).reduce((n, p) => n + p.read.ok + p.write.ok, 0);
+    const answered = phases.reduce(
+      (n, p) => n + (p.read.reasons[MAINTENANCE] ?? 0) + (p.write.reasons[MAINTENANCE] ?? 0),
+      0,
+    );
+    check(
+      s,
+      "0 failed reads and writes before maintenance mode began",
+      opened > 0 && failed(phases.slice(0, opened)) === 0,
+    );
+    check(
+      s,
+      `the window answered 503 with Retry-After (${answered} times) and no other failure`,
+      answered > 0 && other(phases) === 0,
+    );
+    check(s, "inside the window (backup to cutover) nothing but the maintenance page was answered", closedOk === 0);
+    const after = phases.filter((p) => p.phase === "after");
+    check(
+      s,
+      "after it, 0 failed reads and writes",
+      after.length === 1 && failed(after) === 0 && after[0].read.ok > 0 && after[0].write.ok > 0,
+    );
+    return phases;
+  };
 
   try {
     await step("provision", "the whole environment, hosts bootstrapped one after another", async (s) => {
@@ -133,23 +234,24 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       shows("the backup", /green-backup/);
       shows("the migrations", /green-migrate/);
       shows("the listener change", /aws:lb\/listener:Listener|lb:Listener/);
-      const load = loadThrough(r.albUrl()!, "/api/notes");
-      const u = await up(s);
+      const m = mixedLoad("fetch");
+      const u = await up(s, m.onStep);
+      m.phase("after");
       // Keep the load on for a moment after the cutover, so it sees the new release too.
       for (let i = 0; i < 50 && (await servedRelease()) !== "r2"; i++) await new Promise((res) => setTimeout(res, 100));
-      const seen = await load.stop();
+      await settle(m.load);
+      const wrote = m.load.acknowledged();
+      await finish(s, m);
       check(s, "pulumi up succeeds", u.ok, u.error);
       check(
         s,
-        "no request through the load balancer failed",
-        seen.failures.length === 0,
-        `${seen.ok} ok, ${seen.failures.length} failed`,
+        "r1 created and updated notes while r2 migrated",
+        ["create", "update"].every((op) => wrote.some((a) => a.op === op && a.phase === "migrate")),
       );
       check(
         s,
-        "requests saw r1, then r2",
-        Object.keys(seen.seen).includes("r1") && Object.keys(seen.seen).includes("r2"),
-        JSON.stringify(seen.seen),
+        "r2 took writes after the cutover",
+        wrote.some((a) => a.phase === "after"),
       );
       const migrations = (await r.resource(`${opts.stack}-release-green-migrate`))?.outputs.stdout as
         string | undefined;
@@ -163,7 +265,11 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       const fs = await import("fs");
       fs.writeFileSync(r.stackFile, writeConfig(fs.readFileSync(r.stackFile, "utf8"), { commandTimeoutMinutes: "25" }));
       log(`   $ pulumi config set commandTimeoutMinutes 25 (in ${r.stackFile})`);
-      const u = await up(s);
+      const m = mixedLoad("settings");
+      const u = await up(s, m.onStep);
+      m.phase("after");
+      await settle(m.load);
+      await finish(s, m);
       check(s, "pulumi up succeeds", u.ok, u.error);
       check(
         s,
@@ -179,8 +285,12 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     });
 
     await step("rollback", "flip live back: one resource changes, no command runs", async (s) => {
+      const m = mixedLoad("rollback cli", { listener: "rollback" });
       await r.rollback();
-      const u = await up(s);
+      const u = await up(s, m.onStep);
+      m.phase("after");
+      await settle(m.load);
+      await finish(s, m);
       check(s, "pulumi up succeeds", u.ok, u.error);
       check(
         s,
@@ -197,8 +307,12 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       "failed release r3",
       "its migration fails: the listener stays, the live release keeps serving",
       async (s) => {
+        const m = mixedLoad("release cli");
         await release(s, "bad-migration", "r3");
-        const u = await up(s);
+        const u = await up(s, m.onStep);
+        m.phase("after");
+        await settle(m.load);
+        await finish(s, m);
         check(s, "pulumi up fails", !u.ok, u.error?.split("\n")[0]);
         check(s, "it failed at the migration", /migrate/.test(u.error ?? ""), u.error?.split("\n")[0]);
         check(
@@ -240,9 +354,13 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
           writeConfig(fs.readFileSync(r.stackFile, "utf8"), { commandTimeoutMinutes: "2" }),
         );
         log(`   $ pulumi config set commandTimeoutMinutes 2 (in ${r.stackFile})`);
+        const m = mixedLoad("release cli");
         await release(s, "hung-migration", "r3b");
         const t = Date.now();
-        const u = await up(s);
+        const u = await up(s, m.onStep);
+        m.phase("after");
+        await settle(m.load);
+        await finish(s, m);
         const ms = Date.now() - t;
         const message = Object.entries(u.errors).find(([name]) => /-migrate$/.test(name))?.[1] ?? "";
         for (const l of message.trim().split("\n").slice(0, 3)) log(`     > ${l}`);
@@ -264,13 +382,17 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       });
 
     await step("fixed release r4", "replaces the release that never went live, and goes live", async (s) => {
+      const m = mixedLoad("release cli");
       const plan = await release(s, "fixed-migration", "r4");
       check(
         s,
         `it replaces ${opts.stack === "qa" ? "r3b" : "r3"}, which never went live`,
         plan.neverLive === (opts.stack === "qa" ? "r3b" : "r3"),
       );
-      const u = await up(s);
+      const u = await up(s, m.onStep);
+      m.phase("after");
+      await settle(m.load);
+      await finish(s, m);
       check(s, "pulumi up succeeds", u.ok, u.error);
       const body = await servedRelease();
       check(s, "the load balancer serves r4", body === "r4", body);
@@ -299,13 +421,55 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
         ls.stdout.trim().replace(/\n/g, " "),
       );
     });
+    if (opts.stack === "qa")
+      await step(
+        "maintenance release r5",
+        "breaks compatibility on purpose (allowUnsafeMigrations): answers only 503 with Retry-After, then r5",
+        async (s) => {
+          const fs = await import("fs");
+          const { writeConfig } = await import("../../scripts/cli/lib/stack");
+          const m = mixedLoad("release cli");
+          await release(s, "unsafe-column", "r5");
+          fs.writeFileSync(
+            r.stackFile,
+            writeConfig(fs.readFileSync(r.stackFile, "utf8"), { allowUnsafeMigrations: "r5" }),
+          );
+          log(`   $ pulumi config set allowUnsafeMigrations r5 (in ${r.stackFile})`);
+          let page: Answer | undefined;
+          const u = await up(s, (name, type) => {
+            m.onStep(name, type);
+            // What a visitor sees while it migrates.
+            if (phaseOf(name, type) === "migrate" && !page) void answer(r.albUrl()!, "/").then((a) => (page = a));
+          });
+          m.phase("after");
+          await settle(m.load);
+          await finish(s, m, { window: true });
+          check(s, "pulumi up succeeds", u.ok, u.error);
+          check(
+            s,
+            "maintenance mode went on and off on every host, around the window",
+            commandsOf(u, /-maintenance-on-\d+$/).length > 0 && commandsOf(u, /-maintenance-off-\d+$/).length > 0,
+            u.commands.join(" "),
+          );
+          check(
+            s,
+            "a visitor got the maintenance page: 503, Retry-After",
+            page?.status === 503 && !!page.retryAfter && /Down for maintenance/.test(page.body),
+            page ? `${page.status} retry-after ${page.retryAfter}` : "no answer",
+          );
+          const migrations = (await r.resource(`${opts.stack}-release-blue-migrate`))?.outputs.stdout as
+            string | undefined;
+          check(s, "the unsafe migration was applied", /notes\.0005_note_rank/.test(migrations ?? ""), migrations);
+          check(s, "the load balancer serves r5", (await servedRelease()) === "r5");
+        },
+      );
   } finally {
     const outputs = r.outputs();
     await r.stop();
     log(`\n${stamp()} stopped every process and removed the work directory`);
     printSummary(log, steps, outputs);
     const ok =
-      steps.length === (opts.stack === "qa" ? 9 : 8) &&
+      steps.length === (opts.stack === "qa" ? 10 : 8) &&
       steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
     log(`\nrehearsal ${ok ? "passed" : "FAILED"} in ${seconds(Date.now() - begun)}`);
     result = { ok, stack: opts.stack, steps, outputs, preview: previewText };
@@ -322,6 +486,31 @@ async function served(r: Rehearsal): Promise<string> {
   } catch {
     return "-";
   }
+}
+
+interface Answer {
+  status: number;
+  retryAfter?: string;
+  body: string;
+}
+
+/** One GET through the load balancer, with the Retry-After header. */
+function answer(url: string, requestPath: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${url}${requestPath}`, { timeout: 10_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers["retry-after"] as string | undefined,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      })
+      .on("error", reject);
+  });
 }
 
 async function postNote(url: string, title: string): Promise<void> {

@@ -117,11 +117,12 @@ export interface World {
     bootstrap(): StepCall;
     settings(): StepCall;
     fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): StepCall;
-    backup(release: string, slot?: "blue" | "green"): StepCall;
-    migrate(release: string, slot?: "blue" | "green"): StepCall;
-    activate(slot: "blue" | "green", release: string, healthTimeout?: number): StepCall;
+    backup(release: string, slot?: "blue" | "green", maintenance?: string): StepCall;
+    migrate(release: string, slot?: "blue" | "green", maintenance?: string): StepCall;
+    activate(slot: "blue" | "green", release: string, healthTimeout?: number, maintenance?: string): StepCall;
     cleanup(keep: number): StepCall;
-    restore(key: string): StepCall;
+    restore(key: string, maintenance?: string): StepCall;
+    maintenance(mode: "on" | "off", reason?: string): StepCall;
   };
   /** GET http://<host>:<port><path> from the machine (the ALB's side). */
   get(host: RigHost, port: number, path: string): Promise<{ status: number; body: string }>;
@@ -266,7 +267,13 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
       update: (host, call) => run(host, call, updateCommand(call), 60),
       values: {
         bootstrap: () =>
-          steps.bootstrap({ app: APP, deployKey: deployKey.publicKey, vpcCidr: rig.subnet, pgMajor: "15" }),
+          steps.bootstrap({
+            app: APP,
+            deployKey: deployKey.publicKey,
+            vpcCidr: rig.subnet,
+            pgMajor: "15",
+            healthPath: "/healthz",
+          }),
         settings: () => steps.settings({ ...common, healthPath: "/healthz" }),
         fetch: (slot, release, artifact) =>
           steps.fetch({
@@ -278,12 +285,14 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
             sha256: artifact.sha256,
             workers: 2,
           }),
-        backup: (release, slot = "blue") => steps.backup({ ...common, slot, release, backupBucket }),
-        migrate: (release, slot = "blue") => steps.migrate({ app: APP, slot, release }),
-        activate: (slot, release, healthTimeout) =>
-          steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout }),
+        backup: (release, slot = "blue", maintenance) =>
+          steps.backup({ ...common, slot, release, backupBucket, maintenance }),
+        migrate: (release, slot = "blue", maintenance) => steps.migrate({ app: APP, slot, release, maintenance }),
+        activate: (slot, release, healthTimeout, maintenance) =>
+          steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout, maintenance }),
         cleanup: (keep) => steps.cleanup({ app: APP, keep }),
-        restore: (key) => steps.restore({ ...common, backupBucket, backupKey: key }),
+        restore: (key, maintenance) => steps.restore({ ...common, backupBucket, backupKey: key, maintenance }),
+        maintenance: (mode, reason) => steps.maintenance({ app: APP, mode, reason }),
       },
       get: (host, port, path) => httpRequest(`http://${host.ip}:${port}${path}`),
       stop: stopAll,

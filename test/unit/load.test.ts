@@ -3,7 +3,7 @@
 import * as assert from "assert";
 import * as http from "http";
 import { AddressInfo } from "net";
-import { checkTarget, describeTallies, startMixedLoad } from "../rig/load";
+import { MAINTENANCE, checkTarget, describeTallies, startMixedLoad } from "../rig/load";
 
 interface Site {
   base: string;
@@ -105,6 +105,37 @@ describe("rig mixed load", () => {
       assert.equal(phases[0].write.failed, 0);
     } finally {
       await s.close();
+    }
+  });
+
+  it("tells a 503 with Retry-After (maintenance) from other failures, and keeps the acknowledged writes", async () => {
+    let closed = true;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on("end", () => {
+        if (closed) res.writeHead(503, { "retry-after": "30" }).end("down for maintenance");
+        else if (req.method === "POST") res.writeHead(201).end(JSON.stringify({ id: 7 }));
+        else res.writeHead(503).end("no retry-after: a plain failure");
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const load = startMixedLoad({ bases: [base], reads: ["/"], phase: "window", concurrency: 2, label: "t" });
+      await until("maintenance answers", () => load.count() >= 30);
+      assert.equal(load.phase("window").phase, "window", "the same phase again changes nothing");
+      closed = false;
+      load.phase("open");
+      await until("open traffic", () => load.count() >= 30);
+      const [window, open] = await load.stop();
+      assert.deepEqual(Object.keys(window.read.reasons), [MAINTENANCE]);
+      assert.equal(window.read.ok + window.write.ok, 0);
+      assert.ok((open.read.reasons["503"] ?? 0) > 0, "a 503 without Retry-After is an ordinary failure");
+      const acked = load.acknowledged();
+      assert.ok(acked.length > 0 && acked.every((a) => a.phase === "open" && a.id === 7 && /^t \d+$/.test(a.title)));
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 

@@ -58,6 +58,7 @@ describe("release graph", () => {
       "blue-migrate",
       "bootstrap-0",
       "cleanup-0",
+      "maintenance-off-0",
       "settings-0",
     ]);
     assert.deepEqual(names(prod).sort(), [
@@ -77,9 +78,85 @@ describe("release graph", () => {
       "green-fetch-0",
       "green-fetch-1",
       "green-migrate",
+      "maintenance-off-0",
+      "maintenance-off-1",
       "settings-0",
       "settings-1",
     ]);
+  });
+
+  describe("maintenance mode", () => {
+    const p = (s: string) => `prod-release-${s}`;
+    let unsafe: ProgramRun;
+    let restoring: ProgramRun;
+    before(async () => {
+      unsafe = await evaluate("prod", { ...both, allowUnsafeMigrations: "r2" });
+      restoring = await evaluate("prod", { ...both, restoreBackup: "db/20261101T000000Z-before-r2.dump" });
+    });
+    const listener = (run: ProgramRun) => byName(run, "prod-alb-https");
+
+    it("a release that breaks compatibility on purpose: on everywhere after every fetch -> backup -> migrate -> activate -> cutover -> off everywhere", () => {
+      const on = (i: number) => p(`maintenance-on-${i}`);
+      const off = (i: number) => p(`maintenance-off-${i}`);
+      for (const i of [0, 1]) {
+        for (const j of [0, 1])
+          assert.ok(dependsOn(unsafe, on(i), p(`green-fetch-${j}`)), "the window opens after every fetch");
+        assert.ok(dependsOn(unsafe, p("green-backup"), on(i)), "the backup waits for maintenance on every host");
+        for (const j of [0, 1])
+          assert.ok(dependsOn(unsafe, off(i), p(`green-activate-${j}`)), "off after every activation");
+        assert.ok(byName(unsafe, off(i)).options.dependencies.includes(listener(unsafe).urn), "off after the cutover");
+        assert.deepEqual(values(inputs(byName(unsafe, on(i))).create), {
+          GL_APP: "site",
+          GL_MODE: "on",
+          GL_REASON: "release r2",
+          GL_TIMEOUT: "1200",
+        });
+        assert.equal(values(inputs(byName(unsafe, off(i))).create).GL_MODE, "off");
+      }
+      assert.ok(dependsOn(unsafe, p("green-migrate"), p("green-backup")));
+      assert.ok(listener(unsafe).options.dependencies.includes(byName(unsafe, p("green-activate-1")).urn));
+      // The window's steps say so (each turns the mode on again on its host, and its failure
+      // message says the site stays in maintenance); the serving colour's steps do not.
+      for (const s of ["green-backup", "green-migrate", "green-activate-0", "green-activate-1"])
+        assert.equal(values(inputs(byName(unsafe, p(s))).create).GL_MAINTENANCE, "release r2", s);
+      for (const s of ["blue-backup", "blue-migrate", "blue-activate-0", "green-fetch-0"])
+        assert.equal(values(inputs(byName(unsafe, p(s))).create).GL_MAINTENANCE, undefined, s);
+      assert.ok(!dependsOn(unsafe, p("blue-backup"), on(0)), "the other colour is not in the window");
+    });
+
+    it("a restore runs under maintenance: on everywhere -> safety dump and restore -> off everywhere", () => {
+      for (const i of [0, 1]) {
+        assert.ok(dependsOn(restoring, p("restore"), p(`maintenance-on-${i}`)));
+        assert.ok(dependsOn(restoring, p(`maintenance-off-${i}`), p("restore")));
+        assert.equal(
+          values(inputs(byName(restoring, p(`maintenance-on-${i}`))).create).GL_REASON,
+          "restore db/20261101T000000Z-before-r2.dump",
+        );
+      }
+      assert.equal(
+        values(inputs(byName(restoring, p("restore"))).create).GL_MAINTENANCE,
+        "restore db/20261101T000000Z-before-r2.dump",
+      );
+    });
+
+    it("no window, no maintenance-on; giving a window up (or finishing one) turns the mode off again", () => {
+      assert.ok(!commands(prod).some((c) => c.name.includes("maintenance-on")));
+      for (const i of [0, 1]) {
+        const was = reveal<unknown[]>(inputs(byName(unsafe, p(`maintenance-off-${i}`))).triggers);
+        const now = reveal<unknown[]>(inputs(byName(prod, p(`maintenance-off-${i}`))).triggers);
+        assert.equal(was[0], "release r2");
+        assert.equal(now[0], "", "a new trigger: the off step runs again when the stack stops naming the window");
+      }
+      // A rollback (live flips) keeps the off steps as they are: still one change, no command.
+      const back = evaluate("prod", { ...both, live: "blue" });
+      return back.then((run) => {
+        for (const i of [0, 1])
+          assert.deepEqual(
+            reveal(inputs(byName(run, p(`maintenance-off-${i}`)))),
+            reveal(inputs(byName(prod, p(`maintenance-off-${i}`)))),
+          );
+      });
+    });
   });
 
   it("a rotated secret re-renders every host's settings and runs no release step", async () => {

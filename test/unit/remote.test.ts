@@ -30,6 +30,7 @@ const calls: StepCall[] = [
     deployKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2mY0n8rD1bU4cX9w7xVtq0l6kGdH8zQyE3pLrNs5W",
     vpcCidr: "10.40.0.0/16",
     pgMajor: "15",
+    healthPath: "/healthz",
   }),
   steps.settings({ ...common, healthPath: "/healthz" }),
   steps.fetch({

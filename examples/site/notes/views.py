@@ -48,14 +48,16 @@ def notes_api(request):
     return JsonResponse({"release": settings.RELEASE_ID, "notes": [note_json(note) for note in notes]})
 
 
+# The write path that changes a row: POST /api/notes/<id> with the fields to change (title,
+# body), as a form posts them; fields left out keep their value.
 @csrf_exempt
 @require_http_methods(["POST"])
 def note_update(request, pk):
-    """Changes a note's title and body: the write path's update, beside the create above."""
     note = Note.objects.filter(pk=pk).first()
     if note is None:
         return JsonResponse({"errors": {"id": "no such note"}}, status=404)
-    form = NoteForm(request.POST, request.FILES, instance=note)
+    data = {"title": note.title, "body": note.body, **request.POST.dict()}
+    form = NoteForm(data, request.FILES, instance=note)
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
     return JsonResponse(note_json(form.save()))
