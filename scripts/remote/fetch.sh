@@ -44,6 +44,9 @@ fi
 # (how collectstatic runs as the app) is a glob, and globs skip dot directories.
 stage=$RELEASES/$GL_RELEASE~new
 rm -rf -- "$stage"
+# A fetch that fails leaves nothing behind (on a full disk, its leftovers would keep it full for
+# the live slots); once renamed into releases/<id>, the stage is gone and this removes nothing.
+GL_TMP_DIRS+=("$stage")
 # Work next to the releases, so the finished tree is renamed into place, never copied.
 work=""
 tmp_dir work fetch "$RELEASES"
@@ -59,7 +62,7 @@ render_job=$!
 log "downloading and unpacking s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
 mkdir "$work/a"
 actual=$(aws_py unpack "$GL_ARTIFACT_BUCKET" "$GL_ARTIFACT_KEY" "$work/a") ||
-  die "could not download or unpack $GL_ARTIFACT_KEY (see above)"
+  die "could not download or unpack $GL_ARTIFACT_KEY$(disk_note "$work") (see above)"
 [[ $actual == "$GL_SHA256" ]] ||
   die "checksum mismatch for $GL_ARTIFACT_KEY: expected $GL_SHA256, got $actual (corrupt or replaced artifact)"
 for f in manifest.json requirements.lock wheelhouse app; do
@@ -93,8 +96,11 @@ else
   rm -rf -- "$venv"
   python3 -m venv "$venv" >&2
   PIP_CACHE_DIR=$SHARED/pip-cache "$venv/bin/pip" install --quiet --disable-pip-version-check \
-    --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 ||
-    die "the venv could not be built from the wheelhouse (see pip's output above)"
+    --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 || {
+    note=$(disk_note "$venv")
+    rm -rf -- "$venv"
+    die "the venv could not be built from the wheelhouse$note (see pip's output above)"
+  }
   touch "$venv/.complete"
 fi
 
@@ -123,7 +129,7 @@ install -d -g app -m 2775 "$stage/static"
 
 wait "$render_job" || die "could not render shared/.env from $GL_PARAMETER_PATH"
 log "collectstatic"
-as_app "$stage" "${collect[@]}" >&2 || die "collectstatic failed"
+as_app "$stage" "${collect[@]}" >&2 || die "collectstatic failed$(disk_note "$stage")"
 
 printf '%s\n' "$GL_SHA256" >"$stage/.artifact-sha256"
 mv -T "$stage" "$release"

@@ -13,6 +13,9 @@ check_app
 check_release
 app_paths
 lock
+# A retried step whose first run finished on the host (the SSH connection dropped meanwhile)
+# prints what that run applied, rather than an empty list from a second run.
+once
 
 release=$RELEASES/$GL_RELEASE
 [[ -f $release/.artifact-sha256 ]] || die "release $GL_RELEASE is not on this host: fetch must run first"
@@ -30,7 +33,9 @@ as_app "$release" "${migrate[@]}" >&2 || die "the migrate command failed; the da
 after=$(pending)
 [[ -z $after ]] || die "migrations still unapplied after migrate: $after"
 
-python3 -c '
+result=$(python3 -c '
 import json, sys
 print(json.dumps({"release": sys.argv[1], "applied": [m for m in sys.argv[2].splitlines() if m]}))
-' "$GL_RELEASE" "$before"
+' "$GL_RELEASE" "$before")
+record "$result"
+printf '%s\n' "$result"

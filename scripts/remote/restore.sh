@@ -16,7 +16,9 @@ check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 app_paths
 lock
 
-safety=$(take_backup before-restore)
+# In this shell, not $(...): the backup's work directory (its pgpass file) goes with the EXIT trap.
+take_backup before-restore >/dev/null
+safety=$BACKUP_RESULT
 log "safety backup taken: $safety"
 
 work=""
