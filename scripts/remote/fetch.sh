@@ -62,7 +62,7 @@ render_job=$!
 log "downloading and unpacking s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
 mkdir "$work/a"
 actual=$(aws_py unpack "$GL_ARTIFACT_BUCKET" "$GL_ARTIFACT_KEY" "$work/a") ||
-  die "could not download or unpack $GL_ARTIFACT_KEY$(disk_note "$work") (see above)"
+  die "$(disk_note "$work")could not download or unpack $GL_ARTIFACT_KEY (see above)"
 [[ $actual == "$GL_SHA256" ]] ||
   die "checksum mismatch for $GL_ARTIFACT_KEY: expected $GL_SHA256, got $actual (corrupt or replaced artifact)"
 for f in manifest.json requirements.lock wheelhouse app; do
@@ -99,7 +99,7 @@ else
     --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 || {
     note=$(disk_note "$venv")
     rm -rf -- "$venv"
-    die "the venv could not be built from the wheelhouse$note (see pip's output above)"
+    die "${note}the venv could not be built from the wheelhouse (see pip's output above)"
   }
   touch "$venv/.complete"
 fi
@@ -129,7 +129,7 @@ install -d -g app -m 2775 "$stage/static"
 
 wait "$render_job" || die "could not render shared/.env from $GL_PARAMETER_PATH"
 log "collectstatic"
-as_app "$stage" "${collect[@]}" >&2 || die "collectstatic failed$(disk_note "$stage")"
+as_app "$stage" "${collect[@]}" >&2 || die "$(disk_note "$stage")collectstatic failed"
 
 printf '%s\n' "$GL_SHA256" >"$stage/.artifact-sha256"
 mv -T "$stage" "$release"

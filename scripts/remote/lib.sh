@@ -42,14 +42,14 @@ tmp_dir() {
   printf -v "$1" '%s' "$d"
 }
 
-# disk_note DIR: " (the disk is full: N MB free on MOUNT)" when the filesystem of DIR has less
-# than GL_DISK_LOW_MB (64) left, else nothing. For error messages, computed where a step
-# failed, before die frees the step's work files.
+# disk_note DIR: "the disk is full (N MB free on MOUNT): " when the filesystem of DIR has less
+# than GL_DISK_LOW_MB (64) left, else nothing. To start an error message (failure summaries
+# cut long lines), computed where a step failed, before die frees the step's work files.
 disk_note() {
   local free mount
   read -r free mount < <(df -Pk -- "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024), $6 }') || return 0
   [[ -n ${free:-} ]] || return 0
-  if ((free < ${GL_DISK_LOW_MB:-64})); then printf ' (the disk is full: %s MB free on %s)' "$free" "$mount"; fi
+  if ((free < ${GL_DISK_LOW_MB:-64})); then printf 'the disk is full (%s MB free on %s): ' "$free" "$mount"; fi
 }
 
 # require NAME...: every named variable is set and not empty.
@@ -359,7 +359,7 @@ render_env_new() {
     local note
     note=$(disk_note "$SHARED")
     rm -f -- "$new"
-    die "could not read the settings from $GL_PARAMETER_PATH (or write them$note): shared/.env is unchanged"
+    die "${note}could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
   fi
 }
 

@@ -346,10 +346,12 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
     await underLoad("disk-fetch", async () => {
       await w.rig.limitDisk(3);
       const free = await sh(h0, `df -Pk /srv | awk 'NR == 2 { print $4 }'`);
-      const r = await fails(h0, w.values.fetch("green", "r4", a), /greenlight fetch failed on h0/);
-      assert.match(
-        `${r.stderr}\n${await sh(h0, `cat $(ls -t /srv/${APP}/steps/log/${APP}.green.r4.fetch.*.log | head -1)`)}`,
-        /No space left on device|the disk is full/,
+      // The message pulumi shows says it, although the disk was too full for the log to take
+      // anything more when the unpack failed: the step frees its work files first.
+      await fails(
+        h0,
+        w.values.fetch("green", "r4", a),
+        /greenlight fetch: error: the disk is full \(\d+ MB free on \/\S*\): (could not download or unpack|the venv could not be built|collectstatic failed)/,
       );
       assert.equal(await sh(h0, `ls /srv/${APP}/releases`), "r1\nr2\nr3", "no partial release");
       assert.equal(
