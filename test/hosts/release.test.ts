@@ -620,7 +620,8 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
       ).trim() === "1";
     for (let i = 0; !(await held()); i++) assert.ok(i < 100, "the lock was taken");
     const started = Date.now();
-    const r = await fails(h0, w.values.migrate("r2", "green"), /timed out after 6 s/, { timeoutSeconds: 6 });
+    // (r2 under the blue record: green's migrate of r2 is recorded, and a recorded step does not run again.)
+    const r = await fails(h0, w.values.migrate("r2", "blue"), /timed out after 6 s/, { timeoutSeconds: 6 });
     const took = (Date.now() - started) / 1000;
     assert.ok(took < 6 + 25, `stopped within its limit and the grace (${took} s)`);
     assert.match(r.stderr, new RegExp(`^greenlight migrate timed out after 6 s on ${h0.name}`, "m"));
