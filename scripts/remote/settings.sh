@@ -2,8 +2,8 @@
 # greenlight settings: the environment's SSM parameters changed (a rotated secret, a new app
 # secret, a new database address): render shared/.env again, check that each running slot's
 # release boots on it, and reload the running slots, one after the other, each gated on its
-# health path. gunicorn's HUP starts new workers, which read
-# the new .env, and retires the old ones; the socket stays open. A slot passes its gate when
+# health path. gunicorn's HUP starts new workers, which read the new .env, and retires the
+# old ones; the socket stays open. A slot passes its gate when
 # its master runs only new workers and the health path answers with the slot's release id. If
 # a slot fails its gate (a setting that stops the app booting), the previous .env comes back,
 # the slots reloaded so far reload (or restart) on it, and the step fails: the program runs
