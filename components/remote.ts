@@ -263,3 +263,14 @@ export function updateCommand(call: StepCall): string {
     ` it cannot report it again; replace the step to run it anew (pulumi up --replace <its urn>)" >&2; exit 1; }`
   );
 }
+
+/**
+ * What `npm run rollback` runs on each host (as deploy) before it flips the listener: the
+ * slot's port asked for the health path, as activate.sh's gate asks it; prints the body (the
+ * release id), fails when the slot does not answer 2xx.
+ */
+export function healthProbeCommand(port: number, healthPath: string): string {
+  if (!Number.isInteger(port) || port < 1024 || port > 65535) throw new Error(`not a slot port: ${port}`);
+  if (!/^\/[A-Za-z0-9/._-]{0,100}$/.test(healthPath)) throw new Error(`not a health path: ${healthPath}`);
+  return `curl -fsS --max-time 5 ${shellQuote(`http://127.0.0.1:${port}${healthPath}`)}`;
+}

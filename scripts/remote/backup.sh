@@ -15,6 +15,10 @@ check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
 check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 app_paths
 lock
+# One backup per release: a retried step (the SSH connection dropped while it ran on) prints the
+# backup it took.
+once
 under_maintenance
 
 take_backup "before-$GL_RELEASE"
+record "$BACKUP_RESULT"

@@ -44,6 +44,9 @@ fi
 # (how collectstatic runs as the app) is a glob, and globs skip dot directories.
 stage=$RELEASES/$GL_RELEASE~new
 rm -rf -- "$stage"
+# A fetch that fails leaves nothing behind (on a full disk, its leftovers would keep it full for
+# the live slots); once renamed into releases/<id>, the stage is gone and this removes nothing.
+GL_TMP_DIRS+=("$stage")
 # Work next to the releases, so the finished tree is renamed into place, never copied.
 work=""
 tmp_dir work fetch "$RELEASES"
@@ -59,7 +62,7 @@ render_job=$!
 log "downloading and unpacking s3://$GL_ARTIFACT_BUCKET/$GL_ARTIFACT_KEY"
 mkdir "$work/a"
 actual=$(aws_py unpack "$GL_ARTIFACT_BUCKET" "$GL_ARTIFACT_KEY" "$work/a") ||
-  die "could not download or unpack $GL_ARTIFACT_KEY (see above)"
+  die "$(disk_note "$work")could not download or unpack $GL_ARTIFACT_KEY (see above)"
 [[ $actual == "$GL_SHA256" ]] ||
   die "checksum mismatch for $GL_ARTIFACT_KEY: expected $GL_SHA256, got $actual (corrupt or replaced artifact)"
 for f in manifest.json requirements.lock wheelhouse app; do
@@ -123,20 +126,27 @@ else
   uv=""
   wheels=("$work"/a/tools/uv-*.whl)
   [[ -f ${wheels[0]} ]] && uv=$(uv_from "${wheels[0]}")
+  # A venv that could not be built is removed, and a full disk named first.
+  venv_failed() {
+    local note
+    note=$(disk_note "$venv")
+    rm -rf -- "$venv"
+    die "${note}$1"
+  }
   if [[ -n $uv ]]; then
     # uv (the artifact's tools/, see uv_from): the same offline, hash-checked install as pip's
     # below, bytecode compiled as pip does, in a fraction of the time.
     export UV_CACHE_DIR=$SHARED/uv-cache UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never
-    "$uv" venv --quiet --python /usr/bin/python3 "$venv" >&2 || die "uv could not create the venv (see above)"
+    "$uv" venv --quiet --python /usr/bin/python3 "$venv" >&2 || venv_failed "uv could not create the venv (see above)"
     "$uv" pip install --quiet --offline --no-index --find-links "$work/a/wheelhouse" --require-hashes \
       --compile-bytecode --python "$venv/bin/python" -r "$work/a/requirements.lock" >&2 ||
-      die "the venv could not be built from the wheelhouse (see uv's output above)"
+      venv_failed "the venv could not be built from the wheelhouse (see uv's output above)"
     log "venv $lock_hash built with uv"
   else
-    python3 -m venv "$venv" >&2
+    python3 -m venv "$venv" >&2 || venv_failed "python3 could not create the venv (see above)"
     PIP_CACHE_DIR=$SHARED/pip-cache "$venv/bin/pip" install --quiet --disable-pip-version-check \
       --no-index --find-links "$work/a/wheelhouse" --require-hashes -r "$work/a/requirements.lock" >&2 ||
-      die "the venv could not be built from the wheelhouse (see pip's output above)"
+      venv_failed "the venv could not be built from the wheelhouse (see pip's output above)"
   fi
   touch "$venv/.complete"
 fi
@@ -166,7 +176,7 @@ install -d -g app -m 2775 "$stage/static"
 
 wait "$render_job" || die "could not render shared/.env from $GL_PARAMETER_PATH"
 log "collectstatic"
-as_app "$stage" "${collect[@]}" >&2 || die "collectstatic failed"
+as_app "$stage" "${collect[@]}" >&2 || die "$(disk_note "$stage")collectstatic failed"
 
 printf '%s\n' "$GL_SHA256" >"$stage/.artifact-sha256"
 mv -T "$stage" "$release"

@@ -16,6 +16,10 @@ GL_LOCK_TIMEOUT=${GL_LOCK_TIMEOUT:-900}
 # step's time goes (bench/).
 log() { printf '%s greenlight %s: %s\n' "$(date -u +%H:%M:%S.%3N)" "$GL_STEP" "$*" >&2; }
 die() {
+  # The script's own work files go first (in the script's main shell only: a background job's
+  # copy of the list names its parent's files): on a full disk they are what fills it, and the
+  # error below must still reach the log.
+  if [[ $BASHPID == "$$" ]]; then remove_tmp_dirs; fi
   log "error: $*"
   exit 1
 }
@@ -26,6 +30,7 @@ GL_TMP_DIRS=()
 remove_tmp_dirs() {
   local d
   for d in "${GL_TMP_DIRS[@]}"; do rm -rf -- "$d"; done
+  GL_TMP_DIRS=()
 }
 trap remove_tmp_dirs EXIT
 
@@ -35,6 +40,16 @@ tmp_dir() {
   d=$(mktemp -d "${3:-${TMPDIR:-/var/tmp}}/.greenlight-$2.XXXXXX")
   GL_TMP_DIRS+=("$d")
   printf -v "$1" '%s' "$d"
+}
+
+# disk_note DIR: "the disk is full (N MB free on MOUNT): " when the filesystem of DIR has less
+# than GL_DISK_LOW_MB (64) left, else nothing. To start an error message (failure summaries
+# cut long lines), computed where a step failed, before die frees the step's work files.
+disk_note() {
+  local free mount
+  read -r free mount < <(df -Pk -- "$1" 2>/dev/null | awk 'NR == 2 { print int($4 / 1024), $6 }') || return 0
+  [[ -n ${free:-} ]] || return 0
+  if ((free < ${GL_DISK_LOW_MB:-64})); then printf 'the disk is full (%s MB free on %s): ' "$free" "$mount"; fi
 }
 
 # require NAME...: every named variable is set and not empty.
@@ -92,6 +107,27 @@ lock() {
     log "another greenlight step holds $APP_ROOT/.lock; waiting up to ${GL_LOCK_TIMEOUT}s"
     flock -w "$GL_LOCK_TIMEOUT" 9 || die "timed out waiting for $APP_ROOT/.lock"
   fi
+}
+
+# Steps that must not run twice for one release (backup, migrate) call `once` under the lock.
+# step.sh names the step's record in GL_RECORD. If this host recorded the step's result, it
+# already ran: a `pulumi up` whose SSH connection dropped while the step went on to finish on
+# the host retries the step with the same command, and the retry (which waited for the lock)
+# prints the recorded result instead of a second backup or migrate. Such a step records its
+# result itself (record) before it ends, so the record exists before the lock is released.
+once() {
+  [[ -n ${GL_RECORD:-} && -s $GL_RECORD ]] || return 0
+  log "already done for release ${GL_RELEASE:-?} on $(hostname) (its result is recorded in $GL_RECORD): not running it again"
+  cat -- "$GL_RECORD"
+  exit 0
+}
+
+# record JSON: writes the step's result to its record (atomically), as step.sh does at the end.
+record() {
+  [[ -n ${GL_RECORD:-} ]] || return 0
+  local new="${GL_RECORD%/*}/.${GL_RECORD##*/}.new"
+  printf '%s\n' "$1" >"$new"
+  mv -f -- "$new" "$GL_RECORD"
 }
 
 # The steps' AWS calls, through boto3 (Debian's python3-boto3): one Python start, about 0.3 s
@@ -214,6 +250,10 @@ try:
 except (BotoCoreError, ClientError) as e:
     target = " ".join(args[:2])
     sys.exit(f"greenlight: aws {op} {target}: {e}")
+except OSError as e:  # a full disk while writing what was downloaded, most often
+    target = " ".join(args[:2])
+    where = f" writing {e.filename}" if e.filename else ""
+    sys.exit(f"greenlight: aws {op} {target}: {os.strerror(e.errno) if e.errno else e}{where}")
 '
 aws_py() { python3 -c "$GL_AWS_PY" "$@"; }
 
@@ -282,8 +322,9 @@ take_backup() {
   # An empty database (before the first migration) has no entries: still a valid backup.
   entries=$(<"$work/entries")
   log "verified $entries entries, $size bytes, from the stream"
-  printf '{"key":"%s","bucket":"%s","size":%s,"sha256":"%s","database":"%s","entries":%s,"takenAt":"%s"}\n' \
+  printf -v BACKUP_RESULT '{"key":"%s","bucket":"%s","size":%s,"sha256":"%s","database":"%s","entries":%s,"takenAt":"%s"}' \
     "$key" "$GL_BACKUP_BUCKET" "$size" "$sum" "$PGDATABASE" "$entries" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  printf '%s\n' "$BACKUP_RESULT"
 }
 
 # manifest FIELD RELEASE_DIR: a field of the release's manifest.json, NUL-separated when a list.
@@ -315,8 +356,10 @@ as_app() {
 render_env_new() {
   local new=$SHARED/.settings/env.new
   if ! (umask 077 && parameters_as_env | sudo -n -u app /usr/bin/tee "$new" >/dev/null); then
+    local note
+    note=$(disk_note "$SHARED")
     rm -f -- "$new"
-    die "could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
+    die "${note}could not read the settings from $GL_PARAMETER_PATH (or write them): shared/.env is unchanged"
   fi
 }
 

@@ -13,6 +13,9 @@ check_app
 check_release
 app_paths
 lock
+# A retried step whose first run finished on the host (the SSH connection dropped meanwhile)
+# prints what that run applied, rather than an empty list from a second run.
+once
 under_maintenance
 
 release=$RELEASES/$GL_RELEASE
@@ -82,7 +85,9 @@ else
 fi
 [[ -z $after ]] || die "migrations still unapplied after migrate: $after"
 
-python3 -c '
+result=$(python3 -c '
 import json, sys
 print(json.dumps({"release": sys.argv[1], "applied": [m for m in sys.argv[2].splitlines() if m]}))
-' "$GL_RELEASE" "$before"
+' "$GL_RELEASE" "$before")
+record "$result"
+printf '%s\n' "$result"

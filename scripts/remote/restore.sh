@@ -20,7 +20,9 @@ app_paths
 lock
 under_maintenance
 
-safety=$(take_backup before-restore)
+# In this shell, not $(...): the backup's work directory (its pgpass file) goes with the EXIT trap.
+take_backup before-restore >/dev/null
+safety=$BACKUP_RESULT
 log "safety backup taken: $safety"
 
 work=""

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # greenlight settings: the environment's SSM parameters changed (a rotated secret, a new app
-# secret, a new database address): render shared/.env again and reload the running slots, one
-# after the other, each gated on its health path. gunicorn's HUP starts new workers, which read
-# the new .env, and retires the old ones; the socket stays open. A slot passes its gate when
+# secret, a new database address): render shared/.env again, check that each running slot's
+# release boots on it, and reload the running slots, one after the other, each gated on its
+# health path. gunicorn's HUP starts new workers, which read the new .env, and retires the
+# old ones; the socket stays open. A slot passes its gate when
 # its master runs only new workers and the health path answers with the slot's release id. If
 # a slot fails its gate (a setting that stops the app booting), the previous .env comes back,
 # the slots reloaded so far reload (or restart) on it, and the step fails: the program runs
@@ -31,6 +32,22 @@ render_env_new
 # The new settings in place at once; the previous ones kept next to them (still the app's, 0600).
 swap_files "$previous" "$env"
 log "rendered shared/.env from $GL_PARAMETER_PATH (the previous one kept until every slot passed its gate)"
+
+# Before any slot reloads, each running slot's release must boot on the new settings: its own
+# python imports its WSGI application (what a new gunicorn worker does first), reading the new
+# .env. A setting that stops the app booting is caught here, whichever colour serves (this host
+# cannot know which one the load balancer sends traffic to), and no slot is touched: a reload
+# that fails kills the slot's gunicorn, and on the serving colour that would be downtime.
+boots() {
+  local slot=$1 dir wsgi
+  dir=$APP_ROOT/$(readlink "$APP_ROOT/$slot")
+  wsgi=$(manifest wsgi "$dir")
+  as_app "$dir" python -c '
+import importlib, sys
+module, name = sys.argv[1].split(":")
+getattr(importlib.import_module(module), name)
+' "$wsgi" >&2
+}
 
 port_of() { if [[ $1 == blue ]]; then echo "$GL_BLUE_PORT"; else echo "$GL_GREEN_PORT"; fi; }
 master_of() {
@@ -73,6 +90,15 @@ reload() {
   sudo -n /usr/bin/supervisorctl signal HUP "$GL_APP-$slot" >&2
   gate "$slot" "$master" "$old"
 }
+
+for slot in blue green; do
+  [[ -n $(master_of "$slot") ]] || continue
+  if boots "$slot"; then continue; fi
+  log "the release of slot $slot does not boot on the new settings (its output is above)"
+  swap_files "$previous" "$env"
+  rm -f -- "$previous"
+  die "the new settings stop slot $slot's release from booting on $(hostname): .env is back as it was and no slot was reloaded; fix the setting in SSM and run pulumi up again"
+done
 
 reloaded=()
 for slot in blue green; do

@@ -62,6 +62,9 @@ else
   [[ -d $results/log && -w $results/log ]] ||
     fail "$results/log is missing or not writable: the bootstrap must run first"
   logdir=$results/log
+  # Where this step's result is recorded: the steps that must not run twice for one release
+  # (lib.sh, once) look there first, and record it themselves before releasing the lock.
+  export GL_RECORD=$results/$record.json
 fi
 log=$logdir/$GL_APP.$record.$(date -u +%Y%m%dT%H%M%S.%3NZ).log
 out=$log.out

@@ -43,7 +43,14 @@ export interface AwsStandIn {
   listKeys(bucket: string, prefix?: string): string[];
   /** Makes the next `count` requests matching op fail with a 500 InternalError (fault injection for tests). */
   failNext(op: StandInOp, count?: number): void;
-  /** Drops every pending injected failure. */
+  /**
+   * A fault switch: from now until `clearFaults`, every request matching op fails as `kind` says
+   * (AWS's own answers: "throttle" is SSM's 400 ThrottlingException or S3's 503 SlowDown, both
+   * retried by the SDKs; "error" a 500), or, with `delayMs`, is answered only after that delay
+   * (a slow network or service: a step is then in the middle of its call for a while).
+   */
+  fault(op: StandInOp, kind: "throttle" | "error" | { delayMs: number }): void;
+  /** Drops every pending injected failure and switched-on fault. */
   clearFaults(): void;
   /** Every request seen: op name, bucket/key or parameter path, status. Never the body or a parameter value. */
   requests(): { op: string; target: string; status: number }[];
@@ -88,6 +95,7 @@ const S3_ERRORS = {
   MaxMessageLengthExceeded: [400, "Your request was too big."],
   BucketAlreadyOwnedByYou: [409, "Your previous request to create the named bucket succeeded and you already own it."],
   InternalError: [500, "We encountered an internal error. Please try again."],
+  SlowDown: [503, "Please reduce your request rate."],
   NotImplemented: [501, "A header or query you provided implies functionality that is not implemented."],
 } as const;
 
@@ -543,6 +551,7 @@ export async function startAwsStandIn(
   const uploads = new Map<string, MultipartUpload>();
   const parameters = new Map<string, Parameter>();
   const faults = new Map<string, number>();
+  const switched = new Map<string, "throttle" | "error" | { delayMs: number }>();
   const log: { op: string; target: string; status: number }[] = [];
 
   const requestId = () => crypto.randomBytes(8).toString("hex").toUpperCase();
@@ -560,10 +569,19 @@ export async function startAwsStandIn(
   const sendXml = (res: http.ServerResponse, ctx: Ctx, root: string, body: string, headers = {}) =>
     send(res, ctx, 200, { "Content-Type": "application/xml", ...headers }, xmlDoc(root, body));
 
-  const takeFault = (op: string) => {
+  /** "error" (a 500), "throttle", or undefined; a switched-on delay is waited out here. */
+  const takeFault = async (op: string): Promise<"error" | "throttle" | undefined> => {
     const left = faults.get(op) ?? 0;
-    if (left > 0) faults.set(op, left - 1);
-    return left > 0;
+    if (left > 0) {
+      faults.set(op, left - 1);
+      return "error";
+    }
+    const on = switched.get(op);
+    if (typeof on === "object") {
+      await new Promise((r) => setTimeout(r, on.delayMs));
+      return undefined;
+    }
+    return on;
   };
   const bucketOf = (name: string) => {
     const b = buckets.get(name);
@@ -665,7 +683,8 @@ export async function startAwsStandIn(
     ctx.op = op;
     ctx.target = key ? `${bucket}/${key}` : bucket;
     const q = url.searchParams;
-    if (takeFault(op)) throw new S3Error("InternalError");
+    const fault = await takeFault(op);
+    if (fault) throw new S3Error(fault === "throttle" ? "SlowDown" : "InternalError");
     await authoriseS3(req, op, bucket, key);
     switch (op) {
       case "ListBuckets": {
@@ -850,7 +869,9 @@ export async function startAwsStandIn(
     else if (["GetParameter", "PutParameter", "DeleteParameter"].includes(ctx.op))
       await may(`ssm:${ctx.op}`, str("Name") ?? "");
     ctx.target = str("Path") ?? str("Name") ?? (Array.isArray(input.Names) ? input.Names.join(",") : "");
-    if (takeFault(ctx.op)) throw new SsmError("InternalServerError", "An internal error occurred.", 500);
+    const fault = await takeFault(ctx.op);
+    if (fault === "throttle") throw new SsmError("ThrottlingException", "Rate exceeded", 400);
+    if (fault) throw new SsmError("InternalServerError", "An internal error occurred.", 500);
     switch (ctx.op) {
       case "GetParametersByPath": {
         const { page, next } = byPath(input);
@@ -947,8 +968,12 @@ export async function startAwsStandIn(
     failNext(op, count = 1) {
       faults.set(op, (faults.get(op) ?? 0) + count);
     },
+    fault(op, kind) {
+      switched.set(op, kind);
+    },
     clearFaults() {
       faults.clear();
+      switched.clear();
     },
     requests() {
       return log.map((r) => ({ ...r }));

@@ -39,6 +39,12 @@ export interface HostRig {
     hostKey: { privateKey: string; publicKey: string };
     adminAuthorizedKey: string;
   }): Promise<RigHost>;
+  /**
+   * Fault injection, a disk that is (nearly) full: the tmpfs that holds every host's private
+   * dirs (/srv, /var/tmp, /var/log, ...) is resized to what it holds now plus `freeMb`, so
+   * the hosts' filesystem has that much left; without an argument it gets its size back.
+   */
+  limitDisk(freeMb?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -790,6 +796,15 @@ export async function startHosts(opts: StartHostsOptions): Promise<HostRig> {
           (pid) => initPids.push(pid),
         );
         return strip(h);
+      },
+      async limitDisk(freeMb) {
+        let size = opts.tmpfsSize ?? "8g";
+        if (freeMb !== undefined) {
+          const st = fs.statfsSync(root);
+          const usedKb = Math.ceil(((st.blocks - st.bfree) * st.bsize) / 1024);
+          size = `${usedKb + Math.round(freeMb * 1024)}k`;
+        }
+        await must("mount", ["-o", `remount,size=${size}`, root]);
       },
       stop,
     };

@@ -167,7 +167,16 @@ export async function dial(conn: Connection): Promise<{ client: Client; proxy?: 
 export async function runRemote(
   conn: Connection,
   command: string,
-  opts: { stdin?: string; timeoutMs?: number; onOutput?: (chunk: string, stream: "stdout" | "stderr") => void } = {},
+  opts: {
+    stdin?: string;
+    timeoutMs?: number;
+    onOutput?: (chunk: string, stream: "stdout" | "stderr") => void;
+    /**
+     * Fault injection: when it fires, the TCP connection (and the proxy's) is destroyed at once,
+     * as a network that drops it would, and the call rejects with "ssh: connection dropped".
+     */
+    drop?: AbortSignal;
+  } = {},
 ): Promise<RunResult> {
   let timer: NodeJS.Timeout | undefined;
   let done = false;
@@ -175,6 +184,15 @@ export async function runRemote(
   const closeAll = (): void => {
     for (const c of open) c.end();
   };
+  const dropped = new Promise<never>((_, reject) => {
+    const drop = () => {
+      for (const c of open) c.destroy();
+      reject(new Error(`ssh: ${conn.host}: connection dropped`));
+    };
+    if (opts.drop?.aborted) drop();
+    else opts.drop?.addEventListener("abort", drop, { once: true });
+  });
+  dropped.catch(() => undefined);
   const work = (async (): Promise<RunResult> => {
     const { client, proxy } = await dial(conn);
     open.push(client, ...(proxy ? [proxy] : []));
@@ -190,7 +208,7 @@ export async function runRemote(
     );
   });
   try {
-    return await Promise.race([work, timeout]);
+    return await Promise.race([work, timeout, ...(opts.drop ? [dropped] : [])]);
   } finally {
     done = true;
     if (timer) clearTimeout(timer);

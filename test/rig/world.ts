@@ -108,7 +108,7 @@ export interface World {
   step(
     host: RigHost,
     call: StepCall,
-    opts?: { timeoutSeconds?: number; scriptsDir?: string; copy?: boolean },
+    opts?: { timeoutSeconds?: number; scriptsDir?: string; copy?: boolean; drop?: AbortSignal },
   ): Promise<RunResult>;
   /** Runs `call`'s update command (the step's recorded result) on `host`. */
   update(host: RigHost, call: StepCall): Promise<RunResult>;
@@ -240,8 +240,8 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
       perDialTimeout: 15,
     });
     const common = { app: APP, parameterPath, region: REGION };
-    const run = (host: RigHost, call: StepCall, command: string, timeoutSeconds: number) =>
-      runRemote(connection(host, call.user), command, { timeoutMs: (timeoutSeconds + 120) * 1000 });
+    const run = (host: RigHost, call: StepCall, command: string, timeoutSeconds: number, drop?: AbortSignal) =>
+      runRemote(connection(host, call.user), command, { timeoutMs: (timeoutSeconds + 120) * 1000, drop });
     const world: World = {
       rig,
       hosts: rig.hosts,
@@ -262,7 +262,7 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
           if (o.copy !== false) await world.copyScripts(host, o.scriptsDir);
           call = { ...call, values: { ...call.values, GL_SCRIPTS_ID: id } };
         }
-        return run(host, call, createCommand(call, { timeoutSeconds, scriptsId: id }), timeoutSeconds);
+        return run(host, call, createCommand(call, { timeoutSeconds, scriptsId: id }), timeoutSeconds, o.drop);
       },
       update: (host, call) => run(host, call, updateCommand(call), 60),
       values: {

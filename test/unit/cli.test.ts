@@ -12,6 +12,7 @@ import {
   planRelease,
   planRollback,
   readState,
+  refuseUnhealthy,
   servingColour,
   stackFile,
   writeConfig,
@@ -88,6 +89,32 @@ describe("release and rollback: stack file edits", () => {
     assert.throws(() => planRollback(both, { resources: split }), /never activated it in blue/);
     assert.equal(planRollback(both, { resources: activated("blue", "r1", "a", 2) }).to, "blue");
     assert.deepEqual(activatedRelease(activated("blue", "r1", "a", 2), "blue"), { release: "r1", sha256: sha("a") });
+  });
+
+  it("rollback refuses a target colour that does not answer its release on every host, naming each (issue 11, 13)", () => {
+    assert.doesNotThrow(() => refuseUnhealthy("blue", "r1", [{ host: "10.0.0.5", ok: true }]));
+    assert.throws(
+      () =>
+        refuseUnhealthy("blue", "r1", [
+          { host: "10.0.0.5", ok: true },
+          { host: "10.0.0.6", ok: false, why: 'port 8001 answered "r0", not r1' },
+          { host: "10.0.0.7", ok: false, why: "cannot connect over SSH: connect ECONNREFUSED 10.0.0.7:22" },
+        ]),
+      (e: Error) =>
+        e instanceof CliError &&
+        /^blue \(release r1\) is not healthy on every host, so the load balancer must not move to it: /.test(
+          e.message,
+        ) &&
+        e.message.includes('host 10.0.0.6: slot blue port 8001 answered "r0", not r1') &&
+        e.message.includes("host 10.0.0.7: slot blue cannot connect over SSH: connect ECONNREFUSED") &&
+        !e.message.includes("10.0.0.5") &&
+        /Nothing was changed/.test(e.message),
+    );
+    assert.throws(() => refuseUnhealthy("blue", "r1", []), /not healthy on every host/, "no host answered: no proof");
+    assert.throws(
+      () => refuseUnhealthy("green", "r2", [], "pulumi stack output --stack qa failed: passphrase"),
+      /cannot check that green \(release r2\) is healthy on the hosts: pulumi stack output --stack qa failed: passphrase; refusing to roll back blind/,
+    );
   });
 
   it("rollback flips live to the other slot and nothing else", () => {
@@ -174,6 +201,7 @@ describe("release and rollback: stack file edits", () => {
       fs.writeFileSync(
         path.join(dir, "bin", "pulumi"),
         '#!/bin/sh\n[ "$1 $2" = "stack export" ] && [ -f "$GL_FAKE_STATE" ] && exec cat "$GL_FAKE_STATE"\n' +
+          '[ "$1 $2" = "stack output" ] && [ -f "$GL_FAKE_STATE.outputs" ] && exec cat "$GL_FAKE_STATE.outputs"\n' +
           'echo "error: PULUMI_ACCESS_TOKEN must be set for login during non-interactive CLI sessions" >&2\nexit 255\n',
         { mode: 0o755 },
       );
@@ -209,7 +237,7 @@ describe("release and rollback: stack file edits", () => {
       assert.doesNotMatch(r.stdout, /uploaded/);
     });
 
-    it("rollback: refuses an empty slot with one line, flips live otherwise", () => {
+    it("rollback: refuses an empty slot, an unreadable or undeployed state and a target it cannot check, each in one line", () => {
       const empty = run("rollback.ts", "--stack", "qa", "--dir", dir);
       assert.equal(empty.status, 1);
       assert.equal(empty.stderr, "error: slot green is empty: there is no earlier release to roll back to\n");
@@ -225,10 +253,31 @@ describe("release and rollback: stack file edits", () => {
       assert.equal(undeployed.status, 1);
       assert.match(undeployed.stderr, /slot blue holds release r1, but the hosts never activated it in blue/);
       exported([...activated("blue", "r1", "a"), ...activated("green", "r2", "b")]);
-      const ok = run("rollback.ts", "--stack", "qa", "--dir", dir);
-      assert.equal(ok.status, 0, ok.stderr);
-      assert.match(ok.stdout, /live: green -> blue \(release r1\)/);
-      assert.equal(readState(fs.readFileSync(path.join(dir, "Pulumi.qa.yaml"), "utf8")).live, "blue");
+      const before = fs.readFileSync(path.join(dir, "Pulumi.qa.yaml"), "utf8");
+      // Deployed, but the hosts cannot be asked (no outputs): no flip. (That a healthy colour is
+      // flipped to, over real SSH, is test/hosts/faults.test.ts.)
+      const unasked = run("rollback.ts", "--stack", "qa", "--dir", dir);
+      assert.equal(unasked.status, 1);
+      assert.match(
+        unasked.stderr,
+        /^error: cannot check that blue \(release r1\) is healthy on the hosts: pulumi stack output --stack qa failed: .*refusing to roll back blind/,
+      );
+      // A host nobody answers on: refused, naming the host and the colour.
+      fs.writeFileSync(
+        path.join(dir, "state.json.outputs"),
+        JSON.stringify({
+          hosts: [{ id: "i-0", address: "127.0.0.1" }],
+          knownHosts: "127.0.0.1 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKoFNQ4MvKz8bXbFvLYzUqfG1mmAw6ykPmCkoHG2j5Yo\n",
+          sshPrivateKey: "not used: nothing answers",
+        }),
+      );
+      const down = run("rollback.ts", "--stack", "qa", "--dir", dir);
+      assert.equal(down.status, 1);
+      assert.match(
+        down.stderr,
+        /^error: blue \(release r1\) is not healthy on every host, .*host 127\.0\.0\.1: slot blue (cannot connect over SSH|no answer)/,
+      );
+      assert.equal(fs.readFileSync(path.join(dir, "Pulumi.qa.yaml"), "utf8"), before, "nothing written");
     });
   });
 });

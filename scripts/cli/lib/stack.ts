@@ -238,6 +238,33 @@ export function planRollback(
   return { from: state.live, to, release: target.release, values: { live: to } };
 }
 
+/**
+ * Rollback's last check, on what each host answered (lib/health.ts): the target colour must
+ * serve its release on every host right now, or the listener would move to a colour that
+ * fails. `unreadable` says why the hosts could not even be listed.
+ */
+export function refuseUnhealthy(
+  to: Colour,
+  release: string,
+  answers: { host: string; ok: boolean; why?: string }[],
+  unreadable?: string,
+): void {
+  const next = `Nothing was changed. See why on that host (supervisorctl status, the slot's log in /var/log/<app>/${to}.log), or release again`;
+  if (unreadable !== undefined) {
+    throw new CliError(
+      `cannot check that ${to} (release ${release}) is healthy on the hosts: ${unreadable}; refusing to roll back blind. ` +
+        "Make `pulumi stack output --show-secrets --stack <stack>` work (Pulumi CLI, backend login, passphrase) and run again",
+    );
+  }
+  const bad = answers.filter((a) => !a.ok);
+  if (bad.length === 0 && answers.length > 0) return;
+  throw new CliError(
+    `${to} (release ${release}) is not healthy on every host, so the load balancer must not move to it: ` +
+      bad.map((a) => `host ${a.host}: slot ${to} ${a.why ?? "failed"}`).join("; ") +
+      `. ${next}`,
+  );
+}
+
 /** Artifacts are content-addressed: the key is the archive's sha256. */
 export function artifactKey(sha256: string): string {
   return `releases/${sha256}.tar.gz`;
