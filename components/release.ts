@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { COLOURS, Colour, EnvConfig } from "./config";
+import { otherColour } from "./constants";
 import { Hosts } from "./hosts";
 import {
   ADMIN,
@@ -32,6 +33,7 @@ export interface ReleaseArgs {
 
 export interface SlotSteps {
   fetch: remote.Command[];
+  check: remote.Command;
   backup: remote.Command;
   migrate: remote.Command;
   activate: remote.Command[];
@@ -45,7 +47,8 @@ export interface SlotSteps {
  *   settings-<i>            host after host, when a setting or secret changes (gated reloads)
  *   restore                 first host, when restoreBackup names a new backup
  *   <colour>-fetch-<i>      the slot, on every host, after its bootstrap
- *   <colour>-backup         first host, after every fetch of the colour
+ *   <colour>-check          first host, after its fetch: the migration safety check
+ *   <colour>-backup         first host, after every fetch of the colour and the check
  *   <colour>-migrate        first host, after the backup
  *   <colour>-activate-<i>   every host, after the migrate
  *   cleanup-<i>             every host, after its activations
@@ -94,7 +97,13 @@ export class Release extends pulumi.ComponentResource {
         )
         .apply((entries) => Object.fromEntries(entries) as Record<string, Record<string, unknown>>);
     this.backups = perColour((s) => s.backup);
-    this.migrations = perColour((s) => s.migrate);
+    // What migrate applied (release, applied), with the check's report of them (pending,
+    // verdict, allowed, plan...): one entry per colour.
+    this.migrations = pulumi
+      .all([perColour((s) => s.check), perColour((s) => s.migrate)])
+      .apply(([checked, migrated]) =>
+        Object.fromEntries(Object.entries(migrated).map(([c, m]) => [c, { ...(checked[c] ?? {}), ...m }] as const)),
+      );
     this.lastBackup = this.backups.apply((b): Record<string, unknown> | null => {
       const all = Object.values(b as Record<string, Record<string, unknown>>).filter(
         (x) => typeof x.takenAt === "string",
@@ -178,7 +187,7 @@ export class Release extends pulumi.ComponentResource {
     });
   }
 
-  /** One colour's release: fetch everywhere, backup and migrate once, activate everywhere. */
+  /** One colour's release: fetch everywhere, check, backup and migrate once, activate everywhere. */
   private slot(colour: Colour): void {
     const cfg = this.args.config;
     const slot = cfg.slots[colour];
@@ -204,13 +213,36 @@ export class Release extends pulumi.ComponentResource {
         { triggers: triggers(i), dependsOn: [this.bootstraps[i], ...this.args.ready], updateIsNoop: true },
       ),
     );
+    // The migration safety check, before anything is written: against the other slot's release
+    // (the one serving until this one goes live, or again after a rollback). The release's
+    // migrations (its manifest's list) are a trigger, so the preview's diff names them.
+    const serving = cfg.slots[otherColour(colour)]?.release;
+    const check = this.step(
+      `${colour}-check`,
+      0,
+      steps.check({
+        ...release,
+        stack: cfg.stack,
+        serving,
+        allowUnsafe: cfg.allowUnsafeMigrations === slot.release,
+      }),
+      {
+        triggers: [...triggers(0), slot.migrations],
+        dependsOn: [fetch[0], ...this.args.ready],
+        updateIsNoop: true,
+      },
+    );
     const backup = this.step(
       `${colour}-backup`,
       0,
       pulumi
         .output(this.args.backupBucket)
         .apply((backupBucket) => steps.backup({ ...this.common, ...release, backupBucket })),
-      { triggers: triggers(0), dependsOn: [...fetch, ...(this.restore ? [this.restore] : [])], updateIsNoop: true },
+      {
+        triggers: triggers(0),
+        dependsOn: [...fetch, check, ...(this.restore ? [this.restore] : [])],
+        updateIsNoop: true,
+      },
     );
     const migrate = this.step(`${colour}-migrate`, 0, steps.migrate(release), {
       triggers: triggers(0),
@@ -224,7 +256,7 @@ export class Release extends pulumi.ComponentResource {
         updateIsNoop: true,
       }),
     );
-    this.slots[colour] = { fetch, backup, migrate, activate };
+    this.slots[colour] = { fetch, check, backup, migrate, activate };
   }
 
   /** Old releases go once the new ones are active; a slot's release always stays. */

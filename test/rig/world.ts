@@ -119,6 +119,8 @@ export interface World {
     fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): StepCall;
     backup(release: string, slot?: "blue" | "green"): StepCall;
     migrate(release: string, slot?: "blue" | "green"): StepCall;
+    /** The migration check of `release` in `slot`, against `serving` (a release id), for stack "qa". */
+    check(release: string, slot?: "blue" | "green", o?: { serving?: string; allowUnsafe?: boolean }): StepCall;
     activate(slot: "blue" | "green", release: string, healthTimeout?: number): StepCall;
     cleanup(keep: number): StepCall;
     restore(key: string): StepCall;
@@ -280,6 +282,15 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
           }),
         backup: (release, slot = "blue") => steps.backup({ ...common, slot, release, backupBucket }),
         migrate: (release, slot = "blue") => steps.migrate({ app: APP, slot, release }),
+        check: (release, slot = "blue", o = {}) =>
+          steps.check({
+            app: APP,
+            slot,
+            release,
+            stack: "qa",
+            serving: o.serving,
+            allowUnsafe: o.allowUnsafe ?? false,
+          }),
         activate: (slot, release, healthTimeout) =>
           steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout }),
         cleanup: (keep) => steps.cleanup({ app: APP, keep }),

@@ -19,7 +19,12 @@ import {
 import { ROOT, stackConfig } from "../rig/stackConfig";
 
 const sha = (c: string) => c.repeat(64);
-const rel = (id: string, c: string) => ({ release: id, artifact: artifactKey(sha(c)), sha256: sha(c) });
+const rel = (id: string, c: string) => ({
+  release: id,
+  artifact: artifactKey(sha(c)),
+  sha256: sha(c),
+  migrations: [] as string[],
+});
 const qaText = fs.readFileSync(path.join(ROOT, "Pulumi.qa.yaml"), "utf8");
 
 function release(text: string, id: string, c: string): string {
