@@ -22,7 +22,7 @@ for (const stack of ["qa", "prod"]) {
 
     it("provision, release, cutover under load, a non-release update, rollback, failed migration, fixed release, cleanup", () => {
       assert.deepEqual(failedChecks(result), [], lines.join("\n"));
-      assert.equal(result.steps.length, stack === "qa" ? 9 : 8);
+      assert.equal(result.steps.length, stack === "qa" ? 10 : 8);
       assert.ok(result.ok);
       assert.equal(result.outputs.liveRelease, "r4");
       assert.ok(lines.some((l) => l.includes("stopped every process")));
@@ -45,6 +45,19 @@ for (const stack of ["qa", "prod"]) {
     it("the preview of a release fits a PR comment and shows what will happen", () => {
       assert.ok(result.preview.length > 0);
       assert.ok(result.preview.length < 20_000, `${result.preview.length} characters`);
+      assert.match(result.preview, /notes\.0003_note_pinned/, "it names the release's migrations");
     });
+
+    if (stack === "qa")
+      it("an unsafe release is refused at the check, before the backup, with the migration, the operation and the safe way", () => {
+        const unsafe = result.steps.find((s) => s.name === "unsafe release r2u");
+        assert.ok(unsafe, "the scenario has the step");
+        assert.deepEqual(
+          unsafe.checks.filter((c) => !c.ok),
+          [],
+        );
+        assert.ok(unsafe.up && !unsafe.up.ok);
+        assert.match(Object.values(unsafe.up.errors).join("\n"), /notes\.0004_note_priority, operation 1 AddField/);
+      });
   });
 }
