@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { remote } from "@pulumi/command";
 import { COLOURS, Colour, EnvConfig } from "./config";
-import { otherColour } from "./constants";
 import { Hosts } from "./hosts";
 import {
   ADMIN,
@@ -213,19 +212,13 @@ export class Release extends pulumi.ComponentResource {
         { triggers: triggers(i), dependsOn: [this.bootstraps[i], ...this.args.ready], updateIsNoop: true },
       ),
     );
-    // The migration safety check, before anything is written: against the other slot's release
-    // (the one serving until this one goes live, or again after a rollback). The release's
-    // migrations (its manifest's list) are a trigger, so the preview's diff names them.
-    const serving = cfg.slots[otherColour(colour)]?.release;
+    // The migration safety check, before anything is written, against the release the other
+    // slot runs on the host (check.sh reads it there). The release's migrations (its manifest's
+    // list) are a trigger, so the preview's diff names them.
     const check = this.step(
       `${colour}-check`,
       0,
-      steps.check({
-        ...release,
-        stack: cfg.stack,
-        serving,
-        allowUnsafe: cfg.allowUnsafeMigrations === slot.release,
-      }),
+      steps.check({ ...release, stack: cfg.stack, allowUnsafe: cfg.allowUnsafeMigrations === slot.release }),
       {
         triggers: [...triggers(0), slot.migrations],
         dependsOn: [fetch[0], ...this.args.ready],

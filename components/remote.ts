@@ -163,24 +163,17 @@ export const steps = {
     deploy("backup", { ...common(a), GL_SLOT: a.slot, GL_RELEASE: a.release, GL_BACKUP_BUCKET: a.backupBucket }),
   /**
    * The migration safety check of a release on the first host, before its backup
-   * (check.sh, migration_check.py). `serving`: the release id of the other slot, the one that
-   * serves until this one goes live (or serves again after a rollback); `allowUnsafe`: this
-   * release is the one allowUnsafeMigrations names.
+   * (check.sh, migration_check.py), against the release the other slot runs on that host (the
+   * one that serves until this one goes live, and again after a rollback: read there, so a
+   * release to the other slot changes nothing here). `allowUnsafe`: this release is the one
+   * allowUnsafeMigrations names. `stack` only goes into the refusal's advice.
    */
-  check: (a: {
-    app: string;
-    slot: Colour;
-    release: string;
-    stack: string;
-    serving?: string;
-    allowUnsafe: boolean;
-  }): StepCall =>
+  check: (a: { app: string; slot: Colour; release: string; stack: string; allowUnsafe: boolean }): StepCall =>
     deploy("check", {
       GL_APP: a.app,
       GL_SLOT: a.slot,
       GL_RELEASE: a.release,
       GL_STACK: a.stack,
-      ...(a.serving && a.serving !== a.release ? { GL_SERVING: a.serving } : {}),
       ...(a.allowUnsafe ? { GL_ALLOW_UNSAFE: "1" } : {}),
     }),
   migrate: (a: { app: string; slot: Colour; release: string }): StepCall =>

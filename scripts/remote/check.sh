@@ -4,8 +4,9 @@
 # with the release's own venv python, as the app user (it reads the release's .env), against
 # the real database, read-only: which migrations Django would apply, and whether each
 # operation is safe while the serving release still serves and after a rollback to it. What
-# the serving release uses comes from its own models (GL_SERVING, the other slot's release,
-# when it is on this host), else from the state of the migrations already applied.
+# the serving release uses comes from its own models: the release the other slot runs on this
+# host (the one that serves until this one goes live, and again after a rollback), or, when
+# that slot has none (a first release), from the state of the migrations already applied.
 #
 # stdout: the report (JSON; the SQL of each operation stays in the log on the host). An unsafe
 # release fails the step (exit 3) before anything is written, and the refusal (migration,
@@ -13,7 +14,7 @@
 # allowUnsafeMigrations names) lets it through: the report says "allowed": true. Running it
 # again changes nothing: it only reads.
 #
-# Values: GL_APP GL_SLOT GL_RELEASE GL_STACK [GL_SERVING] [GL_ALLOW_UNSAFE]
+# Values: GL_APP GL_SLOT GL_RELEASE GL_STACK [GL_ALLOW_UNSAFE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=check
@@ -23,10 +24,6 @@ check_app
 check_slot
 check_release
 check GL_STACK '^[a-z][a-z0-9-]{0,11}$' "a stack name"
-if [[ -n ${GL_SERVING:-} ]]; then
-  check GL_SERVING '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a release id (letters, digits, . _ -)"
-  [[ $GL_SERVING != *..* ]] || die "GL_SERVING contains .."
-fi
 [[ -z ${GL_ALLOW_UNSAFE:-} || $GL_ALLOW_UNSAFE == 1 ]] || die "GL_ALLOW_UNSAFE is not 1"
 app_paths
 lock
@@ -46,18 +43,22 @@ for ((i = 0; i < ${#migrate[@]}; i++)); do
     --settings) args+=(--settings "${migrate[i + 1]:-}") ;;
   esac
 done
-if [[ -n ${GL_SERVING:-} && $GL_SERVING != "$GL_RELEASE" ]]; then
-  if [[ -f $RELEASES/$GL_SERVING/.artifact-sha256 ]]; then
-    args+=(--serving "$RELEASES/$GL_SERVING")
-  else
-    log "the serving release $GL_SERVING is not on this host: judging against the applied migrations"
-  fi
+# The other slot's release on this host (activate points <slot> at releases/<id>).
+if [[ $GL_SLOT == blue ]]; then other=green; else other=blue; fi
+serving=""
+target=$(readlink -- "$APP_ROOT/$other" 2>/dev/null || true)
+if [[ $target =~ ^releases/([A-Za-z0-9][A-Za-z0-9._-]{0,63})$ && ${BASH_REMATCH[1]} != "$GL_RELEASE" ]]; then
+  serving=${BASH_REMATCH[1]}
+  [[ -f $RELEASES/$serving/.artifact-sha256 ]] || die "the $other slot points at $target, which is not a finished release"
+  args+=(--serving "$RELEASES/$serving")
+else
+  log "the $other slot runs no other release here: judging against the applied migrations"
 fi
 if [[ -n ${GL_ALLOW_UNSAFE:-} ]]; then args+=(--allow-unsafe); fi
 
 work=""
 tmp_dir work check
-log "checking the migrations of $GL_RELEASE${GL_SERVING:+ against $GL_SERVING}: ${args[*]}"
+log "checking the migrations of $GL_RELEASE${serving:+ against $serving (the $other slot)}: ${args[*]}"
 rc=0
 as_app "$release" python "$script" "${args[@]}" >"$work/report" 2>"$work/err" || rc=$?
 # The app's own output (Django, settings) stays in the log; the check's own lines are greenlight's.
@@ -74,11 +75,12 @@ for entry in r.get("plan", []):
         op.pop("sql", None)
         for f in op.get("findings", []):
             f.pop("statement", None)
+r["servingRelease"] = sys.argv[3] or None
 if sys.argv[2] == "message":
     sys.stdout.write(r.get("message", ""))
 else:
     print(json.dumps(r, separators=(",", ":")))
-' "$work/report" "$1"
+' "$work/report" "$1" "$serving"
 }
 
 case $rc in

@@ -96,13 +96,13 @@ describe("release steps on real hosts", function () {
   };
 
   /**
-   * A whole release into `slot`: fetch everywhere, the migration check, backup + migrate on h0,
-   * activate everywhere. `serving`: the other slot's release, as the program passes it.
+   * A whole release into `slot`: fetch everywhere, the migration check (against the other
+   * slot's release), backup + migrate on h0, activate everywhere.
    */
-  const release = async (slot: Slot, id: string, variant: Variant, serving?: string) => {
+  const release = async (slot: Slot, id: string, variant: Variant) => {
     const a = await artifact(variant);
     const fetched = await Promise.all([h0, h1].map((h) => ok(h, w.values.fetch(slot, id, a))));
-    const check = await ok(h0, w.values.check(id, slot, { serving }));
+    const check = await ok(h0, w.values.check(id, slot));
     const backup = await ok(h0, w.values.backup(id, slot));
     const migrate = await ok(h0, w.values.migrate(id, slot));
     const activated = await Promise.all([h0, h1].map((h) => ok(h, w.values.activate(slot, id))));
@@ -281,7 +281,7 @@ describe("release steps on real hosts", function () {
       assert.equal(res.status, 201, res.body);
     }
     const load = startLoad([h0, h1].map((h) => `http://${h.ip}:${PORT.blue}/api/notes`));
-    const r = await release("green", "r2", "pinned", "r1");
+    const r = await release("green", "r2", "pinned");
     const seen = await load.stop();
     assert.ok(seen.ok >= 50, `the load ran (${seen.ok} requests)`);
     assert.deepEqual(seen.failures, [], "no request on the live slot failed");
@@ -290,8 +290,8 @@ describe("release steps on real hosts", function () {
     assert.deepEqual(r.migrate.applied, ["notes.0003_note_pinned"]);
     // db_default: the column is added with a database default that stays, so r1's INSERTs work.
     assert.deepEqual(
-      [r.check.verdict, r.check.serving, r.check.pending],
-      ["safe", "the serving release's models", ["notes.0003_note_pinned"]],
+      [r.check.verdict, r.check.serving, r.check.servingRelease, r.check.pending],
+      ["safe", "the serving release's models", "r1", ["notes.0003_note_pinned"]],
     );
     for (const h of [h0, h1]) {
       assert.equal(await serves(h, "green"), "r2");
@@ -419,7 +419,7 @@ describe("release steps on real hosts", function () {
     const dumps = () => w.aws.listKeys(w.backupBucket).length;
     const dumpsBefore = dumps();
     const load = startLoad([h0, h1].map((h) => `http://${h.ip}:${PORT.green}/api/notes`));
-    const refused = await fails(h0, w.values.check("r10", "blue", { serving: "r2" }), /refused before the backup/);
+    const refused = await fails(h0, w.values.check("r10", "blue"), /refused before the backup/);
     const seen = await load.stop();
     assert.equal(refused.code, 3, "exit 3: unsafe and refused");
     // The message pulumi up fails with names the migration, the operation and the safe way.
@@ -449,21 +449,24 @@ describe("release steps on real hosts", function () {
     }
     assert.deepEqual(seen.failures, [], "the serving colour answered throughout");
     // A retry is refused the same way (the check only reads).
-    const again = await run(h0, w.values.check("r10", "blue", { serving: "r2" }));
+    const again = await run(h0, w.values.check("r10", "blue"));
     assert.equal(again.code, 3);
     // Let through on purpose (allowUnsafeMigrations = r10): the check passes and says so, and
     // still writes nothing itself.
-    const allowed = await ok(h0, w.values.check("r10", "blue", { serving: "r2", allowUnsafe: true }));
+    const allowed = await ok(h0, w.values.check("r10", "blue", { allowUnsafe: true }));
     assert.deepEqual(
-      [allowed.verdict, allowed.allowed, allowed.pending],
-      ["unsafe", true, ["notes.0004_note_priority"]],
+      [allowed.verdict, allowed.allowed, allowed.servingRelease, allowed.pending],
+      ["unsafe", true, "r2", ["notes.0004_note_priority"]],
     );
     assert.equal(await applied(), before);
-    // A safe release passes: r11 (pinned plus a data migration) against r2.
+    // A safe release passes: r11 (pinned plus a data migration), judged against blue's r1.
     const fixed = await artifact("fixed-migration");
     await ok(h0, w.values.fetch("green", "r11", fixed));
-    const safe = await ok(h0, w.values.check("r11", "green", { serving: "r2" }));
-    assert.deepEqual([safe.verdict, safe.allowed, safe.pending], ["safe", false, ["notes.0004_untitled_notes"]]);
+    const safe = await ok(h0, w.values.check("r11", "green"));
+    assert.deepEqual(
+      [safe.verdict, safe.allowed, safe.servingRelease, safe.pending],
+      ["safe", false, "r1", ["notes.0004_untitled_notes"]],
+    );
     assert.equal(
       JSON.stringify(safe).includes('"sql"'),
       false,
@@ -665,7 +668,7 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
     assert.match(failed.log, /RuntimeError: greenlight test: this migration always fails/);
     for (const h of [h0, h1]) assert.equal(await slotTarget(h, "blue"), "releases/r1");
     await unchanged();
-    const r = await release("blue", "r7", "fixed-migration", "r2");
+    const r = await release("blue", "r7", "fixed-migration");
     assert.deepEqual(r.migrate.applied, ["notes.0004_untitled_notes"]);
   });
 

@@ -119,8 +119,8 @@ export interface World {
     fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): StepCall;
     backup(release: string, slot?: "blue" | "green"): StepCall;
     migrate(release: string, slot?: "blue" | "green"): StepCall;
-    /** The migration check of `release` in `slot`, against `serving` (a release id), for stack "qa". */
-    check(release: string, slot?: "blue" | "green", o?: { serving?: string; allowUnsafe?: boolean }): StepCall;
+    /** The migration check of `release` in `slot` (against the other slot's release), for stack "qa". */
+    check(release: string, slot?: "blue" | "green", o?: { allowUnsafe?: boolean }): StepCall;
     activate(slot: "blue" | "green", release: string, healthTimeout?: number): StepCall;
     cleanup(keep: number): StepCall;
     restore(key: string): StepCall;
@@ -288,7 +288,6 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
             slot,
             release,
             stack: "qa",
-            serving: o.serving,
             allowUnsafe: o.allowUnsafe ?? false,
           }),
         activate: (slot, release, healthTimeout) =>
