@@ -25,6 +25,7 @@ import {
   isArtifactKey,
   isReleaseId,
   isSha256,
+  isMigrationName,
   BACKUP_PREFIX,
   STACK_TAG,
   lineSeparatorIn,
@@ -133,6 +134,34 @@ export function parseCidr(cidr: string): [number, number] | undefined {
   if (network.toString() !== parsed[0].toString()) return undefined;
   const b = parsed[0].toByteArray();
   return [((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0, parsed[1]];
+}
+
+/** A slot's migrations (npm run release writes them from the artifact's manifest). */
+function migrationList(colour: Colour): KeySpec<string[]> {
+  return {
+    type: "array",
+    default: [],
+    description:
+      `Migrations the ${colour} release carries (npm run release writes them from its artifact's manifest): ` +
+      `the ${colour}-check step takes them as a trigger, so pulumi preview names them.`,
+    allowed: "a list of up to 5000 distinct migration names <app label>.<name>, e.g. [notes.0001_initial]",
+    parse: (raw) => {
+      let list: unknown;
+      try {
+        list = JSON.parse(raw);
+      } catch {
+        return { problem: "not a list" };
+      }
+      if (!Array.isArray(list) || list.some((x) => typeof x !== "string")) return { problem: "not a list of strings" };
+      const names = list as string[];
+      const bad = names.find((n) => !isMigrationName(n));
+      if (bad !== undefined) return { problem: `${JSON.stringify(bad)} is not a migration name` };
+      const twice = names.find((n, i) => names.indexOf(n) !== i);
+      if (twice !== undefined) return { problem: `${JSON.stringify(twice)} is listed twice` };
+      if (names.length > 5000) return { problem: `${names.length} names` };
+      return names;
+    },
+  };
 }
 
 const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].map((c) => ipaddr.IPv4.parseCIDR(c));
@@ -274,9 +303,11 @@ export const CONFIG_SCHEMA = {
   blueRelease: optionalStr("Release id in the blue slot.", VALUES.release.what, isReleaseId),
   blueArtifact: optionalStr("Artifact key (artifact bucket) of the blue release.", VALUES.key.what, isArtifactKey),
   blueSha256: optionalStr("sha256 of the blue artifact.", VALUES.sha256.what, isSha256),
+  blueMigrations: migrationList("blue"),
   greenRelease: optionalStr("Release id in the green slot.", VALUES.release.what, isReleaseId),
   greenArtifact: optionalStr("Artifact key (artifact bucket) of the green release.", VALUES.key.what, isArtifactKey),
   greenSha256: optionalStr("sha256 of the green artifact.", VALUES.sha256.what, isSha256),
+  greenMigrations: migrationList("green"),
   alarmEmail: optionalStr(
     "Email address that receives the CloudWatch alarms (AWS first mails it a confirmation link).",
     "an email address such as ops@example.com",
@@ -321,6 +352,8 @@ export interface SlotRelease {
   release: string;
   artifact: string;
   sha256: string;
+  /** The migrations the release carries (its manifest's list, through <colour>Migrations). */
+  migrations: string[];
 }
 
 export interface UserSecret {
@@ -521,7 +554,14 @@ export function parseConfig(
     const release = p[`${c}Release`];
     const artifact = p[`${c}Artifact`];
     const sha256 = p[`${c}Sha256`];
+    const migrations = p[`${c}Migrations`];
     if (release === "") {
+      if (migrations.length > 0) {
+        problems.push(
+          `${project}:${c}Migrations is set but ${c}Release is empty; allowed: [] when the slot holds no release ` +
+            `(npm run release writes them together)`,
+        );
+      }
       if (artifact !== "" || sha256 !== "") {
         problems.push(
           `${project}:${c}Release is empty but ${c}Artifact/${c}Sha256 are set; allowed: set all three or none ` +
@@ -535,7 +575,7 @@ export function parseConfig(
           `allowed: all three set (npm run release writes them together)`,
       );
     } else {
-      slots[c] = { release, artifact, sha256 };
+      slots[c] = { release, artifact, sha256, migrations };
     }
   }
   if (slots.blue && slots.green && slots.blue.release === slots.green.release) {

@@ -75,3 +75,10 @@ export function lineSeparatorIn(v: string): string | undefined {
     if (LINE_SEPARATORS.includes(ch)) return `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
   return undefined;
 }
+
+/**
+ * A migration as Django names it, `<app label>.<migration name>` (notes.0002_note_attachment):
+ * what package-site lists in an artifact's manifest and config's <colour>Migrations holds.
+ */
+export const MIGRATION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,99}\.[A-Za-z0-9_]{1,200}$/;
+export const isMigrationName = (v: string): boolean => MIGRATION_NAME.test(v);

@@ -32,6 +32,7 @@ export interface ReleaseArgs {
 
 export interface SlotSteps {
   fetch: remote.Command[];
+  check: remote.Command;
   backup: remote.Command;
   migrate: remote.Command;
   activate: remote.Command[];
@@ -48,7 +49,8 @@ export interface SlotSteps {
  *                           answers 503 + Retry-After to all but the health path
  *   restore                 first host, when restoreBackup names a new backup
  *   <colour>-fetch-<i>      the slot, on every host, after its bootstrap
- *   <colour>-backup         first host, after every fetch of the colour
+ *   <colour>-check          first host, after its fetch: the migration safety check
+ *   <colour>-backup         first host, after every fetch of the colour and the check
  *   <colour>-migrate        first host, after the backup
  *   <colour>-activate-<i>   every host, after the migrate
  *   cleanup-<i>             every host, after its activations
@@ -111,7 +113,13 @@ export class Release extends pulumi.ComponentResource {
         )
         .apply((entries) => Object.fromEntries(entries) as Record<string, Record<string, unknown>>);
     this.backups = perColour((s) => s.backup);
-    this.migrations = perColour((s) => s.migrate);
+    // What migrate applied (release, applied), with the check's report of them (pending,
+    // verdict, allowed, plan...): one entry per colour.
+    this.migrations = pulumi
+      .all([perColour((s) => s.check), perColour((s) => s.migrate)])
+      .apply(([checked, migrated]) =>
+        Object.fromEntries(Object.entries(migrated).map(([c, m]) => [c, { ...(checked[c] ?? {}), ...m }] as const)),
+      );
     this.lastBackup = this.backups.apply((b): Record<string, unknown> | null => {
       const all = Object.values(b as Record<string, Record<string, unknown>>).filter(
         (x) => typeof x.takenAt === "string",
@@ -314,6 +322,19 @@ export class Release extends pulumi.ComponentResource {
     const maintenance = this.maintenanceSlot(colour);
     const inWindow = maintenance ? { ...release, maintenance } : release;
     const fetch = this.fetches[colour]!;
+    // The migration safety check, before anything is written, against the release the other
+    // slot runs on the host (check.sh reads it there). The release's migrations (its manifest's
+    // list) are a trigger, so the preview's diff names them.
+    const check = this.step(
+      `${colour}-check`,
+      0,
+      steps.check({ ...release, stack: cfg.stack, allowUnsafe: cfg.allowUnsafeMigrations === slot.release }),
+      {
+        triggers: [...triggers(0), slot.migrations],
+        dependsOn: [fetch[0], ...this.args.ready],
+        updateIsNoop: true,
+      },
+    );
     const backup = this.step(
       `${colour}-backup`,
       0,
@@ -322,7 +343,12 @@ export class Release extends pulumi.ComponentResource {
         .apply((backupBucket) => steps.backup({ ...this.common, ...inWindow, backupBucket })),
       {
         triggers: triggers(0),
-        dependsOn: [...fetch, ...(this.restore ? [this.restore] : []), ...(maintenance ? this.maintenanceOn : [])],
+        dependsOn: [
+          ...fetch,
+          check,
+          ...(this.restore ? [this.restore] : []),
+          ...(maintenance ? this.maintenanceOn : []),
+        ],
         updateIsNoop: true,
       },
     );
@@ -338,7 +364,7 @@ export class Release extends pulumi.ComponentResource {
         updateIsNoop: true,
       }),
     );
-    this.slots[colour] = { fetch, backup, migrate, activate };
+    this.slots[colour] = { fetch, check, backup, migrate, activate };
   }
 
   /** Old releases go once the new ones are active; a slot's release always stays. */

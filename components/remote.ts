@@ -23,6 +23,7 @@ export const STEPS = [
   "bootstrap",
   "settings",
   "fetch",
+  "check",
   "backup",
   "migrate",
   "activate",
@@ -42,7 +43,7 @@ export const DEPLOY = "deploy";
  * data): their stderr is a secret output, kept out of the logs. step.sh shows only greenlight's
  * own lines of these steps' logs in a failure message (its `quiet` list).
  */
-export const QUIET_STEPS: readonly Step[] = ["migrate", "restore"];
+export const QUIET_STEPS: readonly Step[] = ["check", "migrate", "restore"];
 
 export const SCRIPT_DIR = path.resolve(__dirname, "..", "scripts", "remote");
 /**
@@ -53,17 +54,17 @@ export const INSTALL_ROOT = "/srv/greenlight-scripts";
 /** Where remote.CopyToRemote puts each version, for the bootstrap to install. */
 export const COPY_ROOT = `/home/${ADMIN}/.greenlight`;
 
-function scriptFiles(dir: string): string[] {
-  return fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith(".sh"))
-    .sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1));
+/** The files a version of the scripts is made of: every *.sh, then every *.py (each in C order). */
+export function scriptFiles(dir: string = SCRIPT_DIR): string[] {
+  const files = fs.readdirSync(dir);
+  const byName = (a: string, b: string) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1);
+  return [".sh", ".py"].flatMap((ext) => files.filter((f) => f.endsWith(ext)).sort(byName));
 }
 
 /**
- * The content address of the scripts in `dir`: every *.sh by name, in C order, as
- * "<name>\n<size>\n<content>", sha256, 16 hex digits. lib.sh's scripts_id computes the same on
- * the host, and the bootstrap installs nothing that does not match.
+ * The content address of the scripts in `dir`: every *.sh, then every *.py (the migration
+ * check), by name in C order, as "<name>\n<size>\n<content>", sha256, 16 hex digits. lib.sh's
+ * scripts_id computes the same on the host, and the bootstrap installs nothing that does not match.
  */
 export function scriptsId(dir: string = SCRIPT_DIR): string {
   const h = createHash("sha256");
@@ -75,10 +76,15 @@ export function scriptsId(dir: string = SCRIPT_DIR): string {
   return h.digest("hex").slice(0, 16);
 }
 
+/** What one step runs besides lib.sh, step.sh and its own script. */
+const STEP_EXTRA: Partial<Record<Step, string[]>> = { check: ["migration_check.py"] };
+
 /** A short, stable id of what one step runs (lib.sh, step.sh and its script): a trigger. */
 export function scriptId(step: Step, dir: string = SCRIPT_DIR): string {
   const h = createHash("sha256");
-  for (const f of ["lib.sh", "step.sh", `${step}.sh`]) h.update(fs.readFileSync(path.join(dir, f)));
+  for (const f of ["lib.sh", "step.sh", `${step}.sh`, ...(STEP_EXTRA[step] ?? [])]) {
+    h.update(fs.readFileSync(path.join(dir, f)));
+  }
   return h.digest("hex").slice(0, 16);
 }
 
@@ -178,6 +184,21 @@ export const steps = {
       GL_RELEASE: a.release,
       GL_BACKUP_BUCKET: a.backupBucket,
       ...inWindow(a),
+    }),
+  /**
+   * The migration safety check of a release on the first host, before its backup
+   * (check.sh, migration_check.py), against the release the other slot runs on that host (the
+   * one that serves until this one goes live, and again after a rollback: read there, so a
+   * release to the other slot changes nothing here). `allowUnsafe`: this release is the one
+   * allowUnsafeMigrations names. `stack` only goes into the refusal's advice.
+   */
+  check: (a: { app: string; slot: Colour; release: string; stack: string; allowUnsafe: boolean }): StepCall =>
+    deploy("check", {
+      GL_APP: a.app,
+      GL_SLOT: a.slot,
+      GL_RELEASE: a.release,
+      GL_STACK: a.stack,
+      ...(a.allowUnsafe ? { GL_ALLOW_UNSAFE: "1" } : {}),
     }),
   migrate: (a: InWindow & { app: string; slot: Colour; release: string }): StepCall =>
     deploy("migrate", { GL_APP: a.app, GL_SLOT: a.slot, GL_RELEASE: a.release, ...inWindow(a) }),

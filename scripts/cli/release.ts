@@ -1,7 +1,8 @@
 // npm run release -- --stack qa --artifact dist/site.tar.gz [--id r42] [--bucket NAME]
 //
 // Uploads the artifact to the stack's artifact bucket (content-addressed: releases/<sha256>.tar.gz),
-// writes it into the idle slot of Pulumi.<stack>.yaml and makes that slot live. Nothing changes
+// writes it into the idle slot of Pulumi.<stack>.yaml (with the migrations its manifest lists,
+// which the preview then shows) and makes that slot live. Nothing changes
 // on AWS until `pulumi up --stack <stack>`, which fetches, backs up, migrates, activates and
 // only then moves the listener.
 import { execFileSync } from "child_process";
@@ -85,6 +86,17 @@ async function main(): Promise<void> {
     throw new CliError(`artifact ${values.artifact} does not exist (build one with npm run package-site -- DIR)`);
   }
   const text = fs.readFileSync(file, "utf8");
+  // The migrations the artifact carries, for the preview to name (the hosts' fetch is what
+  // checks the artifact itself).
+  const { readManifest } = await import("./lib/artifact");
+  const listed = await readManifest(artifact).then(
+    (m) => m.migrations,
+    () => undefined,
+  );
+  const migrations = Array.isArray(listed) ? listed.map(String) : undefined;
+  if (!migrations) {
+    console.log(`${values.artifact} lists no migrations in its manifest: pulumi preview will not name them`);
+  }
   // The AWS SDK takes a while to load: only once the arguments are known to be good.
   const { s3Client, sha256File, uploadArtifact } = await import("./lib/upload");
   const sha256 = await sha256File(artifact);
@@ -94,7 +106,7 @@ async function main(): Promise<void> {
   const serving = deployed.resources ? servingColour(deployed.resources) : undefined;
   const plan = planRelease(
     readState(text),
-    { release: values.id ?? sha256.slice(0, 12), artifact: key, sha256 },
+    { release: values.id ?? sha256.slice(0, 12), artifact: key, sha256, migrations },
     serving,
     deployed.unreadable,
   );
@@ -114,6 +126,14 @@ async function main(): Promise<void> {
       (plan.replaces ? ` (replacing ${plan.replaces})` : "") +
       (plan.previousLive ? `; ${plan.previousLive.release} stays in ${plan.previousLive.colour} for rollback` : ""),
   );
+  if (plan.newMigrations) {
+    const since = plan.previousLive ? ` (not in ${plan.previousLive.release})` : "";
+    console.log(
+      plan.newMigrations.length
+        ? `migrations it adds${since}: ${plan.newMigrations.join(", ")}; ${plan.slot}-check judges them on the first host before the backup`
+        : `no migrations it adds${since}`,
+    );
+  }
   console.log(`wrote ${path.relative(process.cwd(), file)}; next: pulumi up --stack ${values.stack}`);
 }
 

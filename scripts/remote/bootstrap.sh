@@ -43,9 +43,9 @@ if [[ ! -f $scripts/.installed ]]; then
     die "the scripts in $source_dir are version $have, not $GL_SCRIPTS_ID: the copy is incomplete or stale"
   new=""
   tmp_dir new scripts "$LIB_ROOT"
-  cp -- "$source_dir"/*.sh "$new/"
+  cp -- "$source_dir"/*.sh "$source_dir"/*.py "$new/"
   chown -R root:root "$new"
-  chmod 0644 "$new"/*.sh
+  chmod 0644 "$new"/*.sh "$new"/*.py
   chmod 0755 "$new"
   [[ $(scripts_id "$new") == "$GL_SCRIPTS_ID" ]] || die "the scripts changed while they were installed"
   touch "$new/.installed"

@@ -77,14 +77,15 @@ check_key() { # NAME: an S3 key without traversal or odd characters
   [[ ${!1} != *..* ]] || die "$1 contains .."
 }
 
-# scripts_id DIR: the content address of the scripts in DIR (every *.sh, by name): the first
-# 16 hex digits of the sha256 of "<name>\n<size>\n<content>" for each file in C order. The
-# program computes the same (components/remote.ts, scriptsId).
+# scripts_id DIR: the content address of the scripts in DIR (every *.sh, then every *.py, each
+# by name): the first 16 hex digits of the sha256 of "<name>\n<size>\n<content>" for each file
+# in C order. The program computes the same (components/remote.ts, scriptsId).
 scripts_id() {
   local f
   (
     cd "$1" || exit 1
-    for f in *.sh; do
+    shopt -s nullglob
+    for f in *.sh *.py; do
       printf '%s\n%s\n' "$f" "$(stat -c %s -- "$f")"
       cat -- "$f"
     done | sha256sum | cut -c1-16

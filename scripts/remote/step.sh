@@ -13,9 +13,11 @@
 #   - on success prints the step's result (its stdout, JSON) and records it, so that an update
 #     that is not a new release prints it again (see components/remote.ts, updateCommand);
 #   - on failure prints a short summary on stderr: the step, this host, why, the log's path
-#     and its last lines (for migrate and restore, whose output comes from the app's own code,
-#     only greenlight's own lines); for a step inside a maintenance window (GL_MAINTENANCE),
-#     that the site stays in maintenance mode and how it ends.
+#     and its last lines (for check, migrate and restore, whose output comes from the app's own
+#     code, only greenlight's own lines), or, when the step wrote one to $GL_MESSAGE_FILE, its
+#     own message for the operator instead of the last lines (the check's refusal); for a step
+#     inside a maintenance window (GL_MAINTENANCE), that the site stays in maintenance mode and
+#     how it ends.
 #
 # Values: GL_TIMEOUT (seconds), GL_APP, and the step's own (see the step's script).
 set -Euo pipefail
@@ -33,7 +35,7 @@ fail() {
 }
 
 case $step in
-  bootstrap | settings | fetch | backup | migrate | activate | cleanup | restore | maintenance) ;;
+  bootstrap | settings | fetch | check | backup | migrate | activate | cleanup | restore | maintenance) ;;
   *) fail "not a greenlight step: '${step:0:40}'" ;;
 esac
 shift
@@ -70,6 +72,9 @@ log=$logdir/$GL_APP.$record.$(date -u +%Y%m%dT%H%M%S.%3NZ).log
 out=$log.out
 : >"$log"
 : >"$out"
+# A message the step may leave for the operator when it fails (shown instead of the last lines).
+export GL_MESSAGE_FILE=$log.message
+rm -f -- "$GL_MESSAGE_FILE"
 
 # Keeps the newest 200 logs.
 find "$logdir" -maxdepth 1 -name '*.log' -printf '%T@ %p\n' | sort -rn | tail -n +201 | cut -d' ' -f2- |
@@ -121,7 +126,7 @@ if ((rc == 0 && !timed_out)); then
     mv -f "$results/.$record.json.new" "$results/$record.json"
   fi
   cat "$out"
-  rm -f "$out"
+  rm -f "$out" "$GL_MESSAGE_FILE"
   printf 'greenlight %s on %s: done in %s s (log: %s)\n' "$step" "$host" "$elapsed" "$log" >&2
   exit 0
 fi
@@ -138,7 +143,7 @@ rm -f "$out"
 # The last lines, short and printable. migrate and restore run the app's own code, whose output
 # may carry anything (the program marks it secret): only greenlight's own lines leave the host.
 quiet=0
-case $step in migrate | restore) quiet=1 ;; esac
+case $step in check | migrate | restore) quiet=1 ;; esac
 last_lines() {
   tail -n 400 "$log" | if ((quiet)); then
     grep -aE '^[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{3})? greenlight [a-z]+: ' || true
@@ -155,8 +160,14 @@ last_lines() {
     printf 'greenlight %s failed on %s (exit %s after %s s).\n' "$step" "$host" "$rc" "$elapsed"
   fi
   printf 'The whole log stays on the host: %s\n' "$log"
-  if ((quiet)); then echo "Its last lines of greenlight's own (the app's output is only in the log):"; else echo "Its last lines:"; fi
-  last_lines | sed 's/^/  /'
+  if ((!timed_out)) && [[ -s $GL_MESSAGE_FILE ]]; then
+    # The step's own message, printable and bounded (a few findings fit; the log has them all).
+    tr -d '\000-\010\013-\037\177' <"$GL_MESSAGE_FILE" | head -c 3000
+    echo
+  else
+    if ((quiet)); then echo "Its last lines of greenlight's own (the app's output is only in the log):"; else echo "Its last lines:"; fi
+    last_lines | sed 's/^/  /'
+  fi
   # Pulumi runs nothing after a failed step, so the maintenance-off steps wait for the next
   # `pulumi up`: say so, and how else it ends.
   if [[ -n ${GL_MAINTENANCE:-} ]]; then
@@ -167,5 +178,6 @@ last_lines() {
     echo "each host: bash $here/step.sh maintenance GL_APP=$GL_APP GL_MODE=off GL_TIMEOUT=60"
   fi
 } >&2
+rm -f -- "$GL_MESSAGE_FILE"
 ((rc == 0)) && rc=1
 exit "$rc"

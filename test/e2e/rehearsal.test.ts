@@ -20,9 +20,9 @@ for (const stack of ["qa", "prod"]) {
       result = await rehearse({ stack, log: (l) => lines.push(l) });
     });
 
-    it("provision, release, cutover under reads and writes, a non-release update, rollback, failed migration, fixed release, cleanup (qa: a maintenance release)", () => {
+    it("provision, release, cutover under reads and writes, a non-release update, rollback, (qa: an unsafe release refused,) failed migration, fixed release, cleanup (qa: a maintenance release)", () => {
       assert.deepEqual(failedChecks(result), [], lines.join("\n"));
-      assert.equal(result.steps.length, stack === "qa" ? 10 : 8);
+      assert.equal(result.steps.length, stack === "qa" ? 11 : 8);
       assert.ok(result.ok);
       // qa ends with the maintenance release r5; prod with the fixed release r4.
       assert.equal(result.outputs.liveRelease, stack === "qa" ? "r5" : "r4");
@@ -46,6 +46,19 @@ for (const stack of ["qa", "prod"]) {
     it("the preview of a release fits a PR comment and shows what will happen", () => {
       assert.ok(result.preview.length > 0);
       assert.ok(result.preview.length < 20_000, `${result.preview.length} characters`);
+      assert.match(result.preview, /notes\.0003_note_pinned/, "it names the release's migrations");
     });
+
+    if (stack === "qa")
+      it("an unsafe release is refused at the check, before the backup, with the migration, the operation and the safe way", () => {
+        const unsafe = result.steps.find((s) => s.name === "unsafe release r2u");
+        assert.ok(unsafe, "the scenario has the step");
+        assert.deepEqual(
+          unsafe.checks.filter((c) => !c.ok),
+          [],
+        );
+        assert.ok(unsafe.up && !unsafe.up.ok);
+        assert.match(Object.values(unsafe.up.errors).join("\n"), /notes\.0004_note_priority, operation 1 AddField/);
+      });
   });
 }

@@ -117,20 +117,23 @@ describe("release steps on real hosts", function () {
   };
 
   /**
-   * A whole release into `slot`: fetch everywhere, backup + migrate on h0, activate everywhere;
-   * each step in its phase of `load`, when given.
+   * A whole release into `slot`: fetch everywhere, the migration check (against the other
+   * slot's release), backup + migrate on h0, activate everywhere; each step in its phase of
+   * `load`, when given.
    */
   const release = async (slot: Slot, id: string, variant: Variant, load?: MixedLoad) => {
     const a = await artifact(variant);
     load?.phase("fetch");
     const fetched = await Promise.all([h0, h1].map((h) => ok(h, w.values.fetch(slot, id, a))));
+    load?.phase("check");
+    const check = await ok(h0, w.values.check(id, slot));
     load?.phase("backup");
     const backup = await ok(h0, w.values.backup(id, slot));
     load?.phase("migrate");
     const migrate = await ok(h0, w.values.migrate(id, slot));
     load?.phase("activate");
     const activated = await Promise.all([h0, h1].map((h) => ok(h, w.values.activate(slot, id))));
-    return { fetched, backup, migrate, activated };
+    return { fetched, check, backup, migrate, activated };
   };
 
   /** What the load balancer's listener `port` serves (its health path: the release id). */
@@ -276,14 +279,14 @@ describe("release steps on real hosts", function () {
     for (const h of [h0, h1]) {
       assert.equal(await sh(h, `stat -c '%U %a' ${INSTALL_ROOT}/${id}`), "root 755");
       assert.equal(
-        await sh(h, `cd ${INSTALL_ROOT}/${id} && stat -c '%U %a %n' *.sh | sort -u -k1,2 | cut -d' ' -f1,2`),
+        await sh(h, `cd ${INSTALL_ROOT}/${id} && stat -c '%U %a %n' *.sh *.py | sort -u -k1,2 | cut -d' ' -f1,2`),
         "root 644",
       );
       assert.equal(
         await sh(h, `ls ${INSTALL_ROOT}/${id}`),
         fs
           .readdirSync(SCRIPT_DIR)
-          .filter((f) => f.endsWith(".sh"))
+          .filter((f) => f.endsWith(".sh") || f.endsWith(".py"))
           .sort()
           .join("\n"),
       );
@@ -320,6 +323,9 @@ describe("release steps on real hosts", function () {
     const r = await release("blue", "r1", "base");
     first = r;
     for (const f of r.fetched) assert.equal(f.venv, "built");
+    assert.equal(r.check.verdict, "safe");
+    assert.equal(r.check.serving, "the applied migrations", "a first release: nothing serves");
+    assert.ok((r.check.pending as string[]).includes("notes.0002_note_attachment"), JSON.stringify(r.check.pending));
     assert.match(String(r.backup.key), /^db\/\d{8}T\d{6}Z-before-r1\.dump$/);
     assert.deepEqual(
       (r.migrate.applied as string[]).filter((m) => m.startsWith("notes.")),
@@ -347,6 +353,7 @@ describe("release steps on real hosts", function () {
       await same(h, w.values.fetch("blue", "r1", a), first.fetched[i]);
       await same(h, w.values.activate("blue", "r1"), first.activated[i]);
     }
+    await same(h0, w.values.check("r1", "blue"), first.check);
     await same(h0, w.values.backup("r1", "blue"), first.backup);
     await same(h0, w.values.migrate("r1", "blue"), first.migrate);
     assert.match(String(first.backup.takenAt), /^\d{4}-/, "lastBackup has what the restore runbook picks from");
@@ -395,6 +402,11 @@ describe("release steps on real hosts", function () {
     );
     for (const f of r.fetched) assert.equal(f.venv, "reused", "same lock: the venv is reused");
     assert.deepEqual(r.migrate.applied, ["notes.0003_note_pinned"]);
+    // db_default: the column is added with a database default that stays, so r1's INSERTs work.
+    assert.deepEqual(
+      [r.check.verdict, r.check.serving, r.check.servingRelease, r.check.pending],
+      ["safe", "the serving release's models", "r1", ["notes.0003_note_pinned"]],
+    );
     for (const h of [h0, h1]) {
       assert.equal(await serves(h, "green"), "r2");
       assert.equal(await serves(h, "blue"), "r1");
@@ -526,6 +538,81 @@ describe("release steps on real hosts", function () {
     assert.deepEqual(JSON.parse(r.stdout).applied, ["notes.0003_note_pinned"]);
     assert.match(await logOf(h0, r), /already done for release r2 .*: not running it again/);
     assert.doesNotMatch(await logOf(h0, r), /running: /, "the migrate command did not run");
+  });
+
+  it("an unsafe release is refused at the check, before the backup: no dump, no migration, the serving colours untouched", async () => {
+    // r10 adds notes.0004_note_priority with default=0 (ADD COLUMN ... DEFAULT 0 NOT NULL, then
+    // DROP DEFAULT): every INSERT of r1 and r2 would fail once it ran.
+    const a = await artifact("unsafe-migration");
+    // Fetched on the first host only: the check runs there (and h1's releases stay as they were).
+    await ok(h0, w.values.fetch("blue", "r10", a));
+    const applied = () => w.pg.query("select name from django_migrations where app = 'notes' order by id", APP);
+    const column = () =>
+      w.pg.query(
+        "select count(*) from information_schema.columns where table_name = 'notes_note' and column_name = 'priority'",
+        APP,
+      );
+    const before = await applied();
+    const dumps = () => w.aws.listKeys(w.backupBucket).length;
+    const dumpsBefore = dumps();
+    // The serving colour is measured throughout, through the load balancer (underLoad asserts
+    // that no read and no write failed).
+    const { result: refused } = await underLoad("check", async (load) => {
+      const refused = await fails(h0, w.values.check("r10", "blue"), /refused before the backup/);
+      await until("requests during the check", () => load.count() >= 30);
+      return refused;
+    });
+    assert.equal(refused.code, 3, "exit 3: unsafe and refused");
+    // The message pulumi up fails with names the migration, the operation and the safe way.
+    assert.match(
+      refused.message,
+      /greenlight: release r10 is refused before the backup: its migrations are unsafe while the previous release still serves/,
+    );
+    assert.match(
+      refused.message,
+      /notes\.0004_note_priority, operation 1 AddField \(Add field priority to note\): adds NOT NULL column "notes_note"\."priority" with a DEFAULT that the same migration drops again/,
+    );
+    assert.match(
+      refused.message,
+      /Safe way: add it with null=True in this release .* or give it a database default with db_default=<value>/,
+    );
+    assert.match(refused.message, /pulumi config set allowUnsafeMigrations r10 --stack qa/);
+    // Nothing was written: no backup, no migration, no column, both slots as they were, serving.
+    assert.equal(dumps(), dumpsBefore, "no dump was written");
+    assert.equal(await applied(), before, "no migration was applied");
+    assert.equal((await column()).trim(), "0");
+    assert.equal(await sh(h0, `test -e /srv/${APP}/steps/blue.r10.check.json && echo yes || echo no`), "no");
+    assert.equal(await sh(h0, `ls /srv/${APP}/steps | grep -c 'r10\\.\\(backup\\|migrate\\)' || true`), "0");
+    for (const h of [h0, h1]) {
+      assert.equal(await slotTarget(h, "blue"), "releases/r1");
+      assert.equal(await slotTarget(h, "green"), "releases/r2");
+      assert.equal(await serves(h, "green"), "r2");
+    }
+    // A retry is refused the same way (the check only reads).
+    const again = await run(h0, w.values.check("r10", "blue"));
+    assert.equal(again.code, 3);
+    // Let through on purpose (allowUnsafeMigrations = r10): the check passes and says so, and
+    // still writes nothing itself.
+    const allowed = await ok(h0, w.values.check("r10", "blue", { allowUnsafe: true }));
+    assert.deepEqual(
+      [allowed.verdict, allowed.allowed, allowed.servingRelease, allowed.pending],
+      ["unsafe", true, "r2", ["notes.0004_note_priority"]],
+    );
+    assert.equal(await applied(), before);
+    // A safe release passes: r11 (pinned plus a data migration), judged against blue's r1.
+    const fixed = await artifact("fixed-migration");
+    await ok(h0, w.values.fetch("green", "r11", fixed));
+    const safe = await ok(h0, w.values.check("r11", "green"));
+    assert.deepEqual(
+      [safe.verdict, safe.allowed, safe.servingRelease, safe.pending],
+      ["safe", false, "r1", ["notes.0004_untitled_notes"]],
+    );
+    assert.equal(
+      JSON.stringify(safe).includes('"sql"'),
+      false,
+      "the output carries no SQL (the log on the host has it)",
+    );
+    assert.equal(dumps(), dumpsBefore);
   });
 
   it("the backup restores into a fresh database with equal row counts", async () => {

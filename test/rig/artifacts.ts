@@ -16,10 +16,16 @@ export const SITE_DIR = path.join(ROOT, "examples", "site");
 export type Variant =
   | "base"
   /**
-   * Adds notes.0003_note_pinned (a field with a database default, db_default): a release with a
-   * new migration that the release before it can live with, for reads and writes.
+   * Adds notes.0003_note_pinned (a NOT NULL field with a database default, db_default=False):
+   * a release with a new migration that is safe while the previous release serves.
    */
   | "pinned"
+  /**
+   * "pinned" plus notes.0004_note_priority, a field with default=0: Django adds the column
+   * DEFAULT 0 NOT NULL and drops the default again, so every INSERT of the serving release
+   * would fail. The migration check refuses it before the backup.
+   */
+  | "unsafe-migration"
   /** "pinned" plus a migration that raises: the migrate step fails. */
   | "bad-migration"
   /** "pinned" plus a migration that never ends: the migrate step must be stopped at its limit. */
@@ -65,6 +71,17 @@ class Migration(migrations.Migration):
 `;
 
 const UNSAFE_MIGRATION = `from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("notes", "0003_note_pinned")]
+
+    operations = [
+        migrations.AddField(model_name="note", name="priority", field=models.IntegerField(default=0)),
+    ]
+`;
+
+const UNSAFE_COLUMN_MIGRATION = `from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -125,15 +142,26 @@ class Migration(migrations.Migration):
 function mutate(dir: string, variant: Variant): void {
   const models = path.join(dir, "notes", "models.py");
   const migrations = path.join(dir, "notes", "migrations");
-  if (["pinned", "bad-migration", "hung-migration", "fixed-migration", "unsafe-column"].includes(variant)) {
+  if (
+    ["pinned", "unsafe-migration", "bad-migration", "hung-migration", "fixed-migration", "unsafe-column"].includes(
+      variant,
+    )
+  ) {
     const text = fs.readFileSync(models, "utf8");
     const anchor = /(\n {4}attachment = [^\n]*\n)/;
     if (!anchor.test(text)) throw new Error("examples/site/notes/models.py changed: cannot add the pinned field");
-    fs.writeFileSync(models, text.replace(anchor, "$1    pinned = models.BooleanField(db_default=False)\n"));
+    const fields =
+      variant === "unsafe-migration"
+        ? "pinned = models.BooleanField(db_default=False)\n    priority = models.IntegerField(default=0)"
+        : "pinned = models.BooleanField(db_default=False)";
+    fs.writeFileSync(models, text.replace(anchor, `$1    ${fields}\n`));
     fs.writeFileSync(path.join(migrations, "0003_note_pinned.py"), PINNED_MIGRATION);
   }
   switch (variant) {
     case "pinned":
+      break;
+    case "unsafe-migration":
+      fs.writeFileSync(path.join(migrations, "0004_note_priority.py"), UNSAFE_MIGRATION);
       break;
     case "bad-migration":
       fs.writeFileSync(path.join(migrations, "0004_always_fails.py"), BAD_MIGRATION);
@@ -146,7 +174,7 @@ function mutate(dir: string, variant: Variant): void {
       break;
     case "unsafe-column":
       fs.writeFileSync(path.join(migrations, "0004_untitled_notes.py"), FIXED_MIGRATION);
-      fs.writeFileSync(path.join(migrations, "0005_note_rank.py"), UNSAFE_MIGRATION);
+      fs.writeFileSync(path.join(migrations, "0005_note_rank.py"), UNSAFE_COLUMN_MIGRATION);
       fs.writeFileSync(
         models,
         fs

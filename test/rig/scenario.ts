@@ -233,6 +233,7 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       shows("the colour going live (green)", /greenlight:live|live[^\n]*green|green-activate/);
       shows("the backup", /green-backup/);
       shows("the migrations", /green-migrate/);
+      shows("the release's migrations, named (green-check's trigger)", /notes\.0003_note_pinned/);
       shows("the listener change", /aws:lb\/listener:Listener|lb:Listener/);
       const m = mixedLoad("fetch");
       const u = await up(s, m.onStep);
@@ -256,6 +257,13 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       const migrations = (await r.resource(`${opts.stack}-release-green-migrate`))?.outputs.stdout as
         string | undefined;
       check(s, "the new migration was applied once", /notes\.0003_note_pinned/.test(migrations ?? ""), migrations);
+      const judged = (u.outputs.migrations as Record<string, Record<string, unknown>> | undefined)?.green;
+      check(
+        s,
+        "the migrations output has the check's verdict: pending notes.0003_note_pinned, safe",
+        judged?.verdict === "safe" && JSON.stringify(judged?.pending) === '["notes.0003_note_pinned"]',
+        JSON.stringify(judged)?.slice(0, 200),
+      );
       check(s, "the load balancer serves r2", (await servedRelease()) === "r2");
     });
 
@@ -302,6 +310,41 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       const body = await servedRelease();
       check(s, "r1 is served at once", body === "r1", body);
     });
+
+    if (opts.stack === "qa")
+      await step(
+        "unsafe release r2u",
+        "a NOT NULL column without a database default: refused at the check, before the backup; nothing changes",
+        async (s) => {
+          await release(s, "unsafe-migration", "r2u");
+          const p = await r.preview();
+          check(s, "the preview names the migration it would apply", /notes\.0004_note_priority/.test(p.text));
+          const u = await up(s);
+          check(s, "pulumi up fails", !u.ok, u.error?.split("\n")[0]);
+          const failed = Object.keys(u.errors).find((name) => /-check$/.test(name)) ?? "";
+          check(s, "it failed at the migration check", failed !== "", Object.keys(u.errors).join(" "));
+          const message = u.errors[failed] ?? "";
+          for (const l of message.trim().split("\n").slice(0, 12)) log(`     > ${l}`);
+          check(s, "it is refused before the backup", /release r2u is refused before the backup/.test(message));
+          check(
+            s,
+            "the message names the migration and the operation",
+            /notes\.0004_note_priority, operation 1 AddField \(Add field priority to note\)/.test(message),
+          );
+          check(s, "and the safe way", /Safe way: add it with null=True/.test(message) && /db_default/.test(message));
+          check(s, "and how to let it through on purpose", /allowUnsafeMigrations r2u --stack qa/.test(message));
+          check(s, `the message is short (${message.length} < 4,096 characters)`, message.length < 4096);
+          check(
+            s,
+            "no backup, no migration, no activation ran",
+            !u.commands.some((c) => /-(backup|migrate|activate-\d+)$/.test(c)),
+            u.commands.join(" "),
+          );
+          check(s, "the listener is untouched", !u.changes.some((c) => /-alb-http/.test(c.name) && c.ok));
+          const body = await servedRelease();
+          check(s, "r1 is still served", body === "r1", body);
+        },
+      );
 
     await step(
       "failed release r3",

@@ -119,6 +119,8 @@ export interface World {
     fetch(slot: "blue" | "green", release: string, artifact: { key: string; sha256: string }): StepCall;
     backup(release: string, slot?: "blue" | "green", maintenance?: string): StepCall;
     migrate(release: string, slot?: "blue" | "green", maintenance?: string): StepCall;
+    /** The migration check of `release` in `slot` (against the other slot's release), for stack "qa". */
+    check(release: string, slot?: "blue" | "green", o?: { allowUnsafe?: boolean }): StepCall;
     activate(slot: "blue" | "green", release: string, healthTimeout?: number, maintenance?: string): StepCall;
     cleanup(keep: number): StepCall;
     restore(key: string, maintenance?: string): StepCall;
@@ -288,6 +290,14 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
         backup: (release, slot = "blue", maintenance) =>
           steps.backup({ ...common, slot, release, backupBucket, maintenance }),
         migrate: (release, slot = "blue", maintenance) => steps.migrate({ app: APP, slot, release, maintenance }),
+        check: (release, slot = "blue", o = {}) =>
+          steps.check({
+            app: APP,
+            slot,
+            release,
+            stack: "qa",
+            allowUnsafe: o.allowUnsafe ?? false,
+          }),
         activate: (slot, release, healthTimeout, maintenance) =>
           steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout, maintenance }),
         cleanup: (keep) => steps.cleanup({ app: APP, keep }),

@@ -17,6 +17,7 @@ import {
   canonicalName,
   isExcluded,
   manifestJson,
+  siteMigrations,
   orderEntries,
   parseSiteConfig,
   parseWheelFilename,
@@ -103,6 +104,21 @@ describe("artifact: greenlight.json", () => {
 });
 
 describe("artifact: manifest and lock", () => {
+  it("lists the site's own migrations as Django names them, from its migration files", () => {
+    assert.deepStrictEqual(
+      siteMigrations([
+        "notes/migrations/0002_note_attachment.py",
+        "notes/migrations/__init__.py",
+        "notes/migrations/0001_initial.py",
+        "shop/apps/cart/migrations/0001_initial.py",
+        "notes/models.py",
+        "notes/migrations/README.md",
+        "scripts/migrations.py",
+      ]),
+      ["cart.0001_initial", "notes.0001_initial", "notes.0002_note_attachment"],
+    );
+  });
+
   it("writes the manifest with its keys in the documented order", () => {
     const m = buildManifest(parseSiteConfig('{"wsgi": "s.wsgi:application"}'), H1, HOST_PYTHON);
     const text = manifestJson(m);
@@ -113,6 +129,7 @@ describe("artifact: manifest and lock", () => {
       "migrate",
       "collectstatic",
       "python",
+      "migrations",
     ]);
     assert.deepStrictEqual(JSON.parse(text), {
       format: 1,
@@ -121,6 +138,7 @@ describe("artifact: manifest and lock", () => {
       migrate: ["python", "manage.py", "migrate", "--noinput"],
       collectstatic: ["python", "manage.py", "collectstatic", "--noinput"],
       python: "3.11",
+      migrations: [],
     });
     assert.ok(text.endsWith("}\n"));
     const c = parseSiteConfig('{"wsgi": "s.wsgi:application"}');

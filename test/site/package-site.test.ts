@@ -4,7 +4,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { ArtifactError, sha256Hex } from "../../scripts/cli/lib/artifact";
+import { ArtifactError, readManifest, sha256Hex } from "../../scripts/cli/lib/artifact";
 import { packageSite, parseArgs } from "../../scripts/cli/package-site";
 import { UV } from "../../scripts/cli/lib/installer";
 import { ok, ROOT, run, RunResult, SITE_DIR, tmpDir } from "./helpers";
@@ -250,8 +250,10 @@ describe("package-site: building the example site", () => {
       migrate: ["python", "manage.py", "migrate", "--noinput"],
       collectstatic: ["python", "manage.py", "collectstatic", "--noinput"],
       python: "3.11",
+      migrations: ["notes.0001_initial", "notes.0002_note_attachment"],
     });
     assert.strictEqual(art.lockHash, manifest.lockHash);
+    assert.deepStrictEqual(await readManifest(art.file), manifest, "npm run release reads it without unpacking");
     const whls = fs.readdirSync(path.join(x, "wheelhouse")).sort();
     const expectedLock = whls
       .map((f) => {

@@ -20,7 +20,12 @@ import {
 import { ROOT, stackConfig } from "../rig/stackConfig";
 
 const sha = (c: string) => c.repeat(64);
-const rel = (id: string, c: string) => ({ release: id, artifact: artifactKey(sha(c)), sha256: sha(c) });
+const rel = (id: string, c: string) => ({
+  release: id,
+  artifact: artifactKey(sha(c)),
+  sha256: sha(c),
+  migrations: [] as string[],
+});
 const qaText = fs.readFileSync(path.join(ROOT, "Pulumi.qa.yaml"), "utf8");
 
 function release(text: string, id: string, c: string): string {
@@ -45,6 +50,40 @@ describe("release and rollback: stack file edits", () => {
     const third = release(second, "r3", "c");
     assert.deepEqual(readState(third), { live: "blue", slots: { blue: rel("r3", "c"), green: rel("r2", "b") } });
     assert.equal(planRelease(readState(second), rel("r3", "c")).replaces, "r1");
+  });
+
+  it("writes the release's migrations next to its id, names the ones the serving release lacks, and never keeps a stale list", () => {
+    const m1 = ["notes.0001_initial", "notes.0002_note_attachment"];
+    const m2 = [...m1, "notes.0003_note_pinned"];
+    const p1 = planRelease(readState(qaText), { ...rel("r1", "a"), migrations: m1 });
+    assert.deepEqual(p1.values.blueMigrations, m1);
+    assert.deepEqual(p1.newMigrations, m1, "a first release adds all it carries");
+    const first = writeConfig(qaText, p1.values);
+    assert.match(first, /greenlight:blueMigrations: \[ notes\.0001_initial, notes\.0002_note_attachment \]/);
+    const p2 = planRelease(readState(first), { ...rel("r2", "b"), migrations: m2 });
+    assert.deepEqual(p2.newMigrations, ["notes.0003_note_pinned"]);
+    const second = writeConfig(first, p2.values);
+    assert.deepEqual(readState(second).slots.green?.migrations, m2);
+    const cfg = parseConfig(
+      stackConfig(
+        "qa",
+        {},
+        (() => {
+          const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-cli-"));
+          fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), second);
+          return dir;
+        })(),
+      ).values,
+      new Set(),
+      { stack: "qa" },
+    );
+    assert.deepEqual(cfg.slots.green?.migrations, m2, "the program reads what the CLI wrote");
+    // An artifact whose manifest lists none (built before package-site recorded them): the
+    // slot's previous list goes, and nothing new is claimed.
+    const p3 = planRelease(readState(second), rel("r3", "c"));
+    assert.deepEqual(p3.values.blueMigrations, []);
+    const p4 = planRelease(readState(second), { ...rel("r3", "c"), migrations: undefined });
+    assert.deepEqual([p4.values.blueMigrations, p4.newMigrations], [[], undefined]);
   });
 
   it("keeps the stack file's comments and other keys", () => {

@@ -359,8 +359,38 @@ describe("config", () => {
         greenSha256: "b".repeat(64),
         live: "green",
       });
-      assert.deepEqual(c.slots.green, { release: "r2", artifact: "releases/y.tar.gz", sha256: "b".repeat(64) });
+      assert.deepEqual(c.slots.green, {
+        release: "r2",
+        artifact: "releases/y.tar.gz",
+        sha256: "b".repeat(64),
+        migrations: [],
+      });
       assert.equal(c.idle, "blue");
+    });
+
+    it("reads a slot's migrations (npm run release writes them from the manifest) and refuses bad ones", () => {
+      const slot = {
+        greenRelease: "r2",
+        greenArtifact: "releases/y.tar.gz",
+        greenSha256: "b".repeat(64),
+        live: "green",
+      };
+      const listed = ["notes.0001_initial", "notes.0002_note_attachment"];
+      assert.deepEqual(parse("qa", { ...slot, greenMigrations: listed }).slots.green!.migrations, listed);
+      assert.throws(
+        () => parse("qa", { ...slot, greenMigrations: ["notes.0001_initial", "notes/0002"] }),
+        (e: Error) =>
+          e.message.includes(
+            'greenlight:greenMigrations = "[\\"notes.0001_initial\\",\\"notes/0002\\"]" is not allowed',
+          ) &&
+          e.message.includes('("notes/0002" is not a migration name)') &&
+          e.message.includes("allowed: a list of up to 5000 distinct migration names <app label>.<name>"),
+      );
+      assert.throws(() => parse("qa", { ...slot, greenMigrations: ["a.b", "a.b"] }), /"a\.b" is listed twice/);
+      assert.throws(
+        () => parse("qa", { blueMigrations: listed }),
+        /greenlight:blueMigrations is set but blueRelease is empty; allowed: \[\] when the slot holds no release/,
+      );
     });
   });
 

@@ -54,6 +54,7 @@ describe("release graph", () => {
     assert.deepEqual(names(qa).sort(), [
       "blue-activate-0",
       "blue-backup",
+      "blue-check",
       "blue-fetch-0",
       "blue-migrate",
       "bootstrap-0",
@@ -65,6 +66,7 @@ describe("release graph", () => {
       "blue-activate-0",
       "blue-activate-1",
       "blue-backup",
+      "blue-check",
       "blue-fetch-0",
       "blue-fetch-1",
       "blue-migrate",
@@ -75,6 +77,7 @@ describe("release graph", () => {
       "green-activate-0",
       "green-activate-1",
       "green-backup",
+      "green-check",
       "green-fetch-0",
       "green-fetch-1",
       "green-migrate",
@@ -205,6 +208,82 @@ describe("release graph", () => {
     }
   });
 
+  it("checks the migrations on the first host after its fetch, before the backup (and so before any migration)", () => {
+    const p = (s: string) => `prod-release-${s}`;
+    for (const c of ["blue", "green"]) {
+      assert.ok(dependsOn(prod, p(`${c}-check`), p(`${c}-fetch-0`)), "the check reads the fetched release");
+      assert.ok(!dependsOn(prod, p(`${c}-check`), p(`${c}-fetch-1`)), "it does not wait for the other hosts");
+      assert.ok(dependsOn(prod, p(`${c}-backup`), p(`${c}-check`)), "the backup waits for the check");
+      assert.ok(!dependsOn(prod, p(`${c}-check`), p(`${c}-backup`)));
+      // It reads the database and SSM: it waits for what the fetch waits for (the database, the parameters).
+      const ready = byName(prod, p(`${c}-fetch-0`)).options.dependencies.filter((u: string) =>
+        /rds\/instance:Instance|ssm\/parameter:Parameter/.test(u),
+      );
+      assert.ok(ready.length > 0);
+      for (const u of ready) assert.ok(byName(prod, p(`${c}-check`)).options.dependencies.includes(u), u);
+    }
+    const host = (name: string) => inputs(byName(prod, `prod-release-${name}`)).connection.host;
+    assert.equal(host("green-check"), host("bootstrap-0"));
+  });
+
+  it("the check names its release and stack; --allow-unsafe only for the release allowUnsafeMigrations names", async () => {
+    const check = (run: ProgramRun, name: string) => values(inputs(byName(run, name)).create);
+    assert.deepEqual(check(prod, "prod-release-green-check"), {
+      GL_APP: "site",
+      GL_SLOT: "green",
+      GL_RELEASE: "r2",
+      GL_STACK: "prod",
+      GL_TIMEOUT: "1200",
+    });
+    // What serves is read on the host (the other slot's release): a release to one slot
+    // changes nothing in the other slot's check.
+    const next = await evaluate("prod", { ...both, ...slot("blue", "r3"), live: "blue" });
+    assert.deepEqual(
+      reveal(byName(next, "prod-release-green-check").inputs),
+      reveal(byName(prod, "prod-release-green-check").inputs),
+    );
+    const allowed = await evaluate("prod", { ...both, allowUnsafeMigrations: "r2" });
+    assert.equal(check(allowed, "prod-release-green-check").GL_ALLOW_UNSAFE, "1");
+    assert.equal(check(allowed, "prod-release-blue-check").GL_ALLOW_UNSAFE, undefined, "only the named release");
+    assert.equal(check(prod, "prod-release-green-check").GL_ALLOW_UNSAFE, undefined);
+    // The allowance changes the check's command only: a check that already ran prints its record.
+    assert.deepEqual(inputs(byName(allowed, "prod-release-green-check")).triggers, [
+      "r2",
+      both.greenSha256,
+      "prod-host-0-id",
+      [],
+    ]);
+    const c = byName(prod, "prod-release-green-check");
+    assert.equal(inputs(c).logging, "stdout", "Django's own output stays out of the logs");
+    assert.ok(c.options.additionalSecretOutputs.includes("stderr"));
+  });
+
+  it("the release's migrations are a trigger of its check, so the preview names them; a rollback changes none", async () => {
+    const listed = ["notes.0001_initial", "notes.0002_note_attachment", "notes.0003_note_pinned"];
+    const run = await evaluate("prod", { ...both, greenMigrations: listed, blueMigrations: listed.slice(0, 2) });
+    assert.deepEqual(inputs(byName(run, "prod-release-green-check")).triggers, [
+      "r2",
+      both.greenSha256,
+      "prod-host-0-id",
+      listed,
+    ]);
+    assert.deepEqual(inputs(byName(run, "prod-release-blue-check")).triggers.at(-1), listed.slice(0, 2));
+    assert.deepEqual((run.outputs.releases as Record<string, { migrations: string[] }>).green.migrations, listed);
+    // Only the check has them: the other steps of the slot run exactly as before.
+    for (const n of ["green-fetch-0", "green-backup", "green-migrate", "green-activate-1"]) {
+      assert.deepEqual(
+        reveal(byName(run, `prod-release-${n}`).inputs),
+        reveal(byName(prod, `prod-release-${n}`).inputs),
+        n,
+      );
+    }
+    const back = await evaluate("prod", { ...both, greenMigrations: listed, live: "blue" });
+    assert.deepEqual(
+      reveal(byName(back, "prod-release-green-check").inputs),
+      reveal(byName(run, "prod-release-green-check").inputs),
+    );
+  });
+
   it("backs up and migrates on the first host only; fetches and activates on every host", () => {
     const host = (name: string) => inputs(byName(prod, `prod-release-${name}`)).connection.host;
     const h0 = host("bootstrap-0");
@@ -230,6 +309,7 @@ describe("release graph", () => {
     // their values.
     for (const [n, record] of [
       ["green-fetch-0", "green.r2.fetch"],
+      ["green-check", "green.r2.check"],
       ["green-backup", "green.r2.backup"],
       ["green-migrate", "green.r2.migrate"],
       ["green-activate-0", "green.r2.activate"],
@@ -371,8 +451,8 @@ describe("release graph", () => {
 
   it("exports the release outputs users query", () => {
     assert.deepEqual(prod.outputs.releases, {
-      blue: { release: "r1", artifact: both.blueArtifact, sha256: both.blueSha256 },
-      green: { release: "r2", artifact: both.greenArtifact, sha256: both.greenSha256 },
+      blue: { release: "r1", artifact: both.blueArtifact, sha256: both.blueSha256, migrations: [] },
+      green: { release: "r2", artifact: both.greenArtifact, sha256: both.greenSha256, migrations: [] },
     });
     assert.equal(prod.outputs.liveRelease, "r2");
     assert.ok("lastBackup" in prod.outputs && "migrations" in prod.outputs);

@@ -8,6 +8,7 @@ import { Writable } from "stream";
 import { pipeline } from "stream/promises";
 import * as tar from "tar-stream";
 import * as zlib from "zlib";
+import { isMigrationName } from "../../../components/constants";
 
 /** A problem the user can fix; the CLI prints its message alone, without a stack. */
 export class ArtifactError extends Error {
@@ -116,9 +117,35 @@ export interface Manifest {
   migrate: string[];
   collectstatic: string[];
   python: string;
+  /**
+   * The site's own migrations, `<app label>.<name>`, from the migration files its source
+   * carries (siteMigrations): what `npm run release` writes into the stack file for the
+   * preview to show. Which of them are pending, and whether they are safe, only the hosts'
+   * check can tell (against the database, with the release's Django).
+   */
+  migrations: string[];
 }
 
-export function buildManifest(config: SiteConfig, lockHash: string, python: string): Manifest {
+/**
+ * The migrations among a site's source files: `<app>/migrations/<name>.py` (not `__init__`),
+ * named as Django names them, `<app>.<name>` (an app's label is its package's name unless its
+ * AppConfig says otherwise). Sorted by app, then name.
+ */
+export function siteMigrations(rels: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const rel of rels) {
+    const m = /(?:^|\/)([A-Za-z_][A-Za-z0-9_]*)\/migrations\/([A-Za-z0-9][A-Za-z0-9_]*)\.py$/.exec(rel);
+    if (m && isMigrationName(`${m[1]}.${m[2]}`)) found.add(`${m[1]}.${m[2]}`);
+  }
+  return [...found].sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0));
+}
+
+export function buildManifest(
+  config: SiteConfig,
+  lockHash: string,
+  python: string,
+  migrations: readonly string[] = [],
+): Manifest {
   if (!/^[0-9a-f]{64}$/.test(lockHash)) throw new ArtifactError(`not a sha256 hex digest: ${lockHash}`);
   if (!/^\d+\.\d+$/.test(python)) throw new ArtifactError(`python version must be MAJOR.MINOR, got ${python}`);
   // Literal key order: the manifest's bytes are part of the archive's checksum.
@@ -129,6 +156,7 @@ export function buildManifest(config: SiteConfig, lockHash: string, python: stri
     migrate: [...config.migrate],
     collectstatic: [...config.collectstatic],
     python,
+    migrations: [...migrations],
   };
 }
 
@@ -324,4 +352,46 @@ export function artifactEntries(parts: {
     for (const t of parts.tools) entries.push({ path: `tools/${t.filename}`, type: "file", mode: 0o644, file: t.file });
   }
   return entries;
+}
+
+/**
+ * The manifest of an artifact file: its first entry (package-site writes it first), read
+ * without unpacking anything else.
+ */
+export async function readManifest(file: string): Promise<Partial<Manifest>> {
+  const extract = tar.extract();
+  let found: Partial<Manifest> | undefined;
+  let problem: string | undefined;
+  extract.on("entry", (header, stream, next) => {
+    if (found !== undefined || problem !== undefined) {
+      stream.resume();
+      stream.on("end", next);
+      return;
+    }
+    if (header.name !== "manifest.json") {
+      problem = `${file} does not start with manifest.json: build it again with npm run package-site`;
+      extract.destroy();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    stream.on("data", (c: unknown) => chunks.push(c as Buffer));
+    stream.on("end", () => {
+      try {
+        found = JSON.parse(Buffer.concat(chunks).toString("utf8")) as Partial<Manifest>;
+      } catch {
+        problem = `the manifest.json of ${file} is not JSON`;
+      }
+      // Nothing after the manifest is needed.
+      extract.destroy();
+    });
+  });
+  try {
+    await pipeline(fs.createReadStream(file), zlib.createGunzip(), extract);
+  } catch (e) {
+    if (found === undefined && problem === undefined) {
+      problem = `cannot read ${file} as an artifact: ${(e as Error).message}`;
+    }
+  }
+  if (found !== undefined) return found;
+  throw new ArtifactError(problem ?? `${file} is an empty archive`);
 }

@@ -13,6 +13,7 @@ import {
   parseSiteConfig,
   parseWheelFilename,
   sha256Hex,
+  siteMigrations,
   writeTarGz,
 } from "./artifact";
 import { collectSource } from "./source";
@@ -97,7 +98,8 @@ export async function packageSite(dir: string, opts: PackageOptions = {}): Promi
       throw new ArtifactError(`${config.requirements} must include gunicorn: the hosts run the site with it`);
     }
     const lockHash = sha256Hex(lock);
-    const manifest = buildManifest(config, lockHash, HOST_PYTHON);
+    const migrations = siteMigrations(source.files.filter((f) => f.kind === "file").map((f) => f.rel));
+    const manifest = buildManifest(config, lockHash, HOST_PYTHON, migrations);
     const uv = await installerWheel({
       python: opts.python ?? DEFAULT_PYTHON,
       cacheDir: opts.wheelCache ?? defaultCacheDir(),

@@ -25,6 +25,8 @@ export interface Slot {
   release: string;
   artifact: string;
   sha256: string;
+  /** The migrations the release carries (its artifact's manifest): greenlight:<colour>Migrations. */
+  migrations?: string[];
 }
 
 export interface StackState {
@@ -66,16 +68,29 @@ export function readState(text: string): StackState {
   const slots = {} as Record<Colour, Slot | undefined>;
   for (const c of COLOURS) {
     const release = get(`${c}Release`);
-    slots[c] = release ? { release, artifact: get(`${c}Artifact`), sha256: get(`${c}Sha256`) } : undefined;
+    const listed = doc.getIn(["config", key(`${c}Migrations`)]) as { toJSON?: () => unknown } | undefined;
+    const migrations = listed?.toJSON?.();
+    slots[c] = release
+      ? {
+          release,
+          artifact: get(`${c}Artifact`),
+          sha256: get(`${c}Sha256`),
+          ...(Array.isArray(migrations) ? { migrations: migrations.map(String) } : {}),
+        }
+      : undefined;
   }
   return { live, slots };
 }
 
 /** Sets greenlight:<key> values, keeping everything else (comments included) as it was. */
-export function writeConfig(text: string, values: Record<string, string>): string {
+export function writeConfig(text: string, values: Record<string, string | string[]>): string {
   const doc = config(text);
   if (!isMap(doc.get("config"))) doc.set("config", doc.createNode({}));
-  for (const [k, v] of Object.entries(values)) doc.setIn(["config", key(k)], v);
+  for (const [k, v] of Object.entries(values)) {
+    // A list as a flow sequence on one line: [notes.0001_initial, notes.0002_note_attachment].
+    const node = Array.isArray(v) ? doc.createNode(v, { flow: true }) : v;
+    doc.setIn(["config", key(k)], node);
+  }
   return doc.toString();
 }
 
@@ -85,7 +100,9 @@ export interface ReleasePlan {
   replaces?: string;
   /** The replaced release never went live (its `pulumi up` failed before the cutover). */
   neverLive?: string;
-  values: Record<string, string>;
+  /** The new release's migrations that the release it follows (previousLive) does not carry. */
+  newMigrations?: string[];
+  values: Record<string, string | string[]>;
 }
 
 /** A resource of the stack's state (`pulumi stack export`), as far as we read it. */
@@ -115,6 +132,13 @@ export function servingColour(resources: DeployedResource[]): Colour | undefined
     if (forward?.targetGroupArn && groups.has(forward.targetGroupArn)) return groups.get(forward.targetGroupArn);
   }
   return undefined;
+}
+
+/** The migrations `next` carries that `prev` does not (undefined when either list is unknown). */
+function newSince(next: Slot, prev: Slot): string[] | undefined {
+  if (!next.migrations || !prev.migrations) return undefined;
+  const had = new Set(prev.migrations);
+  return next.migrations.filter((m) => !had.has(m));
 }
 
 /**
@@ -152,8 +176,10 @@ export function planRelease(state: StackState, next: Slot, serving?: Colour, unr
         [`${state.live}Release`]: next.release,
         [`${state.live}Artifact`]: next.artifact,
         [`${state.live}Sha256`]: next.sha256,
+        [`${state.live}Migrations`]: next.migrations ?? [],
         live: state.live,
       },
+      newMigrations: newSince(next, state.slots[serving]!),
     };
   }
   const live = state.slots[state.live];
@@ -173,8 +199,10 @@ export function planRelease(state: StackState, next: Slot, serving?: Colour, unr
       [`${slot}Release`]: next.release,
       [`${slot}Artifact`]: next.artifact,
       [`${slot}Sha256`]: next.sha256,
+      [`${slot}Migrations`]: next.migrations ?? [],
       live: slot,
     },
+    newMigrations: live ? newSince(next, live) : next.migrations,
   };
 }
 

@@ -11,6 +11,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="note",
             name="attachment",
-            field=models.FileField(blank=True, upload_to="notes/"),
+            field=models.FileField(blank=True, db_default="", upload_to="notes/"),
         ),
     ]
