@@ -96,7 +96,8 @@ getent group app >/dev/null || groupadd --system app
 getent passwd app >/dev/null ||
   useradd --system --gid app --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
 getent passwd deploy >/dev/null || useradd --create-home --user-group --shell /bin/bash deploy
-usermod -a -G app deploy
+# adm: Debian's group for reading logs (nginx's, for npm run logs); app: the app's logs and files.
+usermod -a -G app,adm deploy
 install -d -o deploy -g deploy -m 0700 /home/deploy/.ssh
 
 # write_file DEST MODE OWNER:GROUP < content: replaces DEST only when the content differs.
