@@ -151,7 +151,7 @@ describe("release steps on real hosts", function () {
       "passwordauthentication no",
       "permitrootlogin no",
     ]);
-    assert.equal(await sh(h0, "id -nG deploy"), "deploy app");
+    assert.equal(await sh(h0, "id -nG deploy"), "deploy adm app");
     assert.equal(await sh(h0, "getent passwd app | cut -d: -f7"), "/usr/sbin/nologin");
     assert.equal(
       await sh(h0, `stat -c '%U %a' /srv/${APP} /srv/${APP}/shared/media /etc/sudoers.d/greenlight-${APP}`),
