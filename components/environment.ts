@@ -9,6 +9,7 @@ import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
 import { LoadBalancer } from "./loadBalancer";
 import { Network } from "./network";
 import { Release } from "./release";
+import { sshConfig } from "./ops";
 import { AppSettings, Secrets } from "./secrets";
 import { SecurityGroups } from "./securityGroups";
 
@@ -254,6 +255,10 @@ export class Environment extends pulumi.ComponentResource {
         ...(bastion ? [pulumi.interpolate`${bastion.address} ${bastion.hostKey}`] : []),
       ])
       .apply((lines) => lines.join("\n") + "\n");
+    // `ssh -F <file> <stack>-0`: ProxyJump through the bastion with the same key (README).
+    const sshConfigText = pulumi
+      .all([pulumi.all(this.hosts.hosts.map((h) => h.address)), bastion?.address ?? ""])
+      .apply(([addresses, b]) => sshConfig({ stack: cfg.stack, hosts: addresses, bastion: b || undefined }));
 
     const releases = Object.fromEntries(COLOURS.map((c) => [c, cfg.slots[c] ?? null]));
     this.outputs = {
@@ -265,6 +270,8 @@ export class Environment extends pulumi.ComponentResource {
       hosts: hostsOut,
       bastion: bastion?.address,
       knownHosts,
+      sshConfig: sshConfigText,
+      adminPath: this.secrets.adminPath,
       sshPrivateKey: pulumi.secret(this.hosts.deployKey.privateKeyOpenssh),
       adminSshPrivateKey: pulumi.secret(this.hosts.adminKey.privateKeyOpenssh),
       dbEndpoint: db.endpoint,

@@ -25,6 +25,8 @@ export interface SecretsArgs {
 export class Secrets extends pulumi.ComponentResource {
   readonly kmsKey: aws.kms.Key;
   readonly dbPassword: pulumi.Output<string>;
+  /** The generated admin URL path (ADMIN_PATH): the admin answers at /<it>/. A secret. */
+  readonly adminPath: pulumi.Output<string>;
   readonly parameters: aws.ssm.Parameter[];
 
   constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -86,6 +88,7 @@ export class Secrets extends pulumi.ComponentResource {
       parent,
     );
     this.dbPassword = pulumi.secret(dbPassword.result);
+    this.adminPath = pulumi.secret(adminPath.result);
 
     const put = (envName: string, value: pulumi.Input<string>) =>
       ssmParameter(this, name, args.parameterPath, envName, value, this.kmsKey.arn);

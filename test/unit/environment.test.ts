@@ -373,7 +373,7 @@ describe("environment under mocks", function () {
     it("no secret reaches a plain stack output", async () => {
       for (const stack of ["qa", "prod"]) {
         const run = await stackRun(stack);
-        assert.deepEqual(run.secretOutputs.sort(), ["adminSshPrivateKey", "sshPrivateKey"]);
+        assert.deepEqual(run.secretOutputs.sort(), ["adminPath", "adminSshPrivateKey", "sshPrivateKey"]);
         const secrets = run.resources
           .filter((r) => r.type.startsWith("random:") || r.type.startsWith("tls:"))
           .flatMap((r) => Object.values(r.state ?? {}))
@@ -384,6 +384,20 @@ describe("environment under mocks", function () {
         const plain = JSON.stringify(Object.entries(run.outputs).filter(([k]) => !run.secretOutputs.includes(k)));
         for (const s of secrets) assert.ok(!plain.includes(s), `${stack}: a plain output carries a secret`);
       }
+    });
+
+    it("sshConfig: an OpenSSH config whose private hosts jump through the bastion's own entry (its key too)", async () => {
+      const prod = (await stackRun("prod")).outputs;
+      const text = String(prod.sshConfig);
+      assert.match(
+        text,
+        /^Host prod-bastion\n {2}HostName \S+\n {2}User admin\n {2}IdentityFile greenlight-prod\.key\n/m,
+      );
+      assert.match(text, /^Host prod-1\n {2}HostName \S+\n {2}User deploy\n(?: {2}.*\n)*? {2}ProxyJump prod-bastion$/m);
+      assert.match(text, /UserKnownHostsFile greenlight-prod\.known_hosts\n {2}StrictHostKeyChecking yes/);
+      const qa = String((await stackRun("qa")).outputs.sshConfig);
+      assert.match(qa, /^Host qa-0\n/m);
+      assert.doesNotMatch(qa, /ProxyJump|bastion/);
     });
   });
 
