@@ -116,8 +116,13 @@ export class Environment extends pulumi.ComponentResource {
           // Checked against the database that exists (Database.name): a rename fails here.
           DB_NAME: db.name,
           DB_USER: db.name,
+          // The app's plain settings (greenlight:settings; config.ts keeps them off greenlight's names).
+          ...cfg.settings,
           // Django checks the Host header; without a domain the site answers on the ALB's name.
-          ALLOWED_HOSTS: cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`,
+          // greenlight:settings.ALLOWED_HOSTS adds names of its own.
+          ALLOWED_HOSTS: [cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`, cfg.settings.ALLOWED_HOSTS]
+            .filter(Boolean)
+            .join(","),
           HTTPS: cfg.domain ? "on" : "off",
           HEALTH_PATH: cfg.healthPath,
         },
@@ -164,7 +169,12 @@ export class Environment extends pulumi.ComponentResource {
         vpcCidr: cfg.vpcCidr,
         ready: [db.instance, ...this.secrets.parameters, ...settings.parameters],
         settingsDigest: pulumi
-          .all([...this.secrets.parameters, ...settings.parameters].map((p) => pulumi.all([p.name, p.value])))
+          .all(
+            [...this.secrets.parameters, ...settings.parameters].map((p) =>
+              // A plain setting's value is its insecureValue (secrets.ts).
+              pulumi.all([p.name, p.value, p.insecureValue]).apply(([n, v, iv]) => [n, v ?? iv] as const),
+            ),
+          )
           .apply((pairs) =>
             createHash("sha256")
               .update(

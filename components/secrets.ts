@@ -105,7 +105,8 @@ export class Secrets extends pulumi.ComponentResource {
 
 /**
  * One setting under the environment's SSM path. With a key it is a SecureString encrypted
- * with the environment's key; without, a plain String.
+ * with the environment's key; without, a plain String whose value is `insecureValue`, so that
+ * previews show it (the provider marks `value` secret whatever it holds).
  */
 function ssmParameter(
   parent: pulumi.Resource,
@@ -121,7 +122,7 @@ function ssmParameter(
       name: `${path}${envName}`,
       type: kmsKeyArn ? "SecureString" : "String",
       tier: "Standard",
-      value: kmsKeyArn ? pulumi.secret(value) : value,
+      ...(kmsKeyArn ? { value: pulumi.secret(value) } : { insecureValue: value }),
       keyId: kmsKeyArn,
       description: `greenlight: ${envName} of ${path}`,
     },

@@ -370,6 +370,23 @@ describe("environment under mocks", function () {
       );
     });
 
+    it("plain settings (greenlight:settings) are plain SSM Strings, ALLOWED_HOSTS extends greenlight's", async () => {
+      const run = await evaluate("qa", {
+        settings: JSON.stringify({ EMAIL_HOST: "smtp.example.com", ALLOWED_HOSTS: ".example.org" }),
+      });
+      const byParamName = Object.fromEntries(ofType(run, T.ssm).map((p) => [inputs(p).name, p]));
+      const email = byParamName["/greenlight/qa/EMAIL_HOST"];
+      assert.equal(inputs(email).type, "String");
+      assert.equal(inputs(email).keyId, undefined);
+      assert.equal(email.inputs.value, undefined);
+      assert.ok(!isSecretValue(email.inputs.insecureValue), "visible in a preview");
+      assert.equal(inputs(email).insecureValue, "smtp.example.com");
+      assert.equal(
+        inputs(byParamName["/greenlight/qa/ALLOWED_HOSTS"]).insecureValue,
+        ".eu-west-1.elb.amazonaws.com,.example.org",
+      );
+    });
+
     it("no secret reaches a plain stack output", async () => {
       for (const stack of ["qa", "prod"]) {
         const run = await stackRun(stack);
