@@ -244,7 +244,7 @@ server {
     client_max_body_size 25m;
     access_log /var/log/nginx/$APP-$slot.access.log;
     location /static/ {
-        alias $ROOT/$slot/static/;
+        alias $ROOT/$slot/staticfiles/;
         expires 7d;
     }
     location /media/ {
@@ -262,6 +262,16 @@ server {
 EOF
   done
 }
+# Releases fetched before static files moved to <release>/staticfiles (their STATIC_ROOT was
+# <release>/static) are served through a link, so a rollback to one still has its files.
+for r in "$ROOT"/releases/*/; do
+  r=${r%/}
+  if [[ -f $r/.artifact-sha256 && -d $r/static && ! -e $r/staticfiles && ! -L $r/staticfiles ]]; then
+    ln -s static "$r/staticfiles"
+    chown -h deploy:deploy "$r/staticfiles"
+    log "linked ${r#"$ROOT"/}/staticfiles to its static/ (collected before staticfiles)"
+  fi
+done
 nginx_changed=0
 nginx_conf | write_file "/etc/nginx/sites-available/greenlight-$APP.conf" 0644 root:root && nginx_changed=1
 ln -sfn "/etc/nginx/sites-available/greenlight-$APP.conf" "/etc/nginx/sites-enabled/greenlight-$APP.conf"
