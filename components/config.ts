@@ -55,6 +55,12 @@ export const SETTINGS_KEY = "settings";
 /** The greenlight setting whose value `settings` may add to (comma-separated host names). */
 export const EXTENDABLE_SETTINGS = ["ALLOWED_HOSTS"] as const;
 const SETTING_NAME = /^[A-Z][A-Z0-9_]{0,127}$/;
+/**
+ * A plain setting whose name looks secret is refused: it belongs in SSM as a SecureString.
+ * The policy pack's SECRET_NAME (policy/policies.ts) refuses the same at preview; a unit test
+ * holds the two to the same answers.
+ */
+export const SECRET_LOOKING_SETTING = /(^|_)(PASSWORD|PASSWD|SECRET|KEY|TOKEN|DSN|DATABASE_URL|CREDENTIALS?)(_|$)/;
 
 export class ConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {
@@ -743,6 +749,14 @@ function parseSettings(
       problems.push(
         `${at} is set by greenlight itself (${name}); allowed: any other name (greenlight's own: ${[...reserved].join(", ")}; ` +
           `ALLOWED_HOSTS adds to greenlight's)`,
+      );
+      continue;
+    }
+    if (SECRET_LOOKING_SETTING.test(name)) {
+      const key = name.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+      problems.push(
+        `${at} looks like a secret (${name}), and plain settings show in previews and the state; allowed: ` +
+          `a secret of its own: pulumi config rm --path '${at}' and pulumi config set --secret ${key} ...`,
       );
       continue;
     }

@@ -1,7 +1,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_SCHEMA, ConfigError, envName, parseConfig } from "../../components/config";
+import { CONFIG_SCHEMA, ConfigError, SECRET_LOOKING_SETTING, envName, parseConfig } from "../../components/config";
+import { SECRET_NAME } from "../../policy/policies";
 import { planSubnets } from "../../components/network";
 import { pulumiYaml, readmeWithTable } from "../../scripts/cli/gen-config";
 import { Override, ROOT, stackConfig } from "../rig/stackConfig";
@@ -429,14 +430,36 @@ describe("config", () => {
       );
     });
 
+    it("refuses a name that looks secret, as the policy pack would at preview", () => {
+      rejects(
+        "qa",
+        settings({ EMAIL_HOST_PASSWORD: "x" }),
+        "greenlight:settings.EMAIL_HOST_PASSWORD looks like a secret",
+        "pulumi config set --secret emailHostPassword",
+      );
+      for (const name of [
+        "EMAIL_HOST_PASSWORD",
+        "API_KEY",
+        "STRIPE_SECRET",
+        "SENTRY_DSN",
+        "GITHUB_TOKEN",
+        "EMAIL_HOST",
+        "KEYBOARD",
+        "MONKEY_MODE",
+        "DEBUG",
+      ]) {
+        assert.equal(SECRET_LOOKING_SETTING.test(name), SECRET_NAME.test(name), name);
+      }
+    });
+
     it("refuses greenlight's own names and an app secret's name, and a settings map set as a secret", () => {
       for (const name of ["DB_HOST", "DATABASE_URL", "SECRET_KEY", "HEALTH_PATH", "ADMIN_PATH"]) {
         rejects("qa", settings({ [name]: "x" }), `greenlight:settings.${name} is set by greenlight itself`);
       }
       rejects(
         "qa",
-        { ...settings({ SENTRY_DSN: "x" }), sentryDsn: { secret: "https://k@o.ingest.sentry.io/1" } },
-        "greenlight:settings.SENTRY_DSN is also the app secret greenlight:sentryDsn",
+        { ...settings({ MAIL_RELAY: "x" }), mailRelay: { secret: "smtp://user:pw@relay.example" } },
+        "greenlight:settings.MAIL_RELAY is also the app secret greenlight:mailRelay",
       );
       const e = rejects(
         "qa",
