@@ -94,8 +94,8 @@ export function linePrefixer(prefix: string, write: (s: string) => void) {
  * Runs `command` on every host of the stack at once (through the bastion for private hosts).
  * `onStdout` gets each host's output; stderr lines go to ours prefixed by host. Resolves with
  * each host's exit status once all are done, or when `stopOn` fires (then every session is
- * stopped). A host that cannot be reached fails the whole command before anything is printed
- * only if it fails to connect; the others still report.
+ * stopped). A host that cannot be reached or is refused (a host key other than the pinned one)
+ * stops every session: the command fails as a whole.
  */
 export async function onEveryHost(
   s: OpsStack,
@@ -139,7 +139,10 @@ export async function onEveryHost(
         close();
         return code;
       } catch (e) {
-        errors.push(`${name} (${h.address}): ${(e as Error).message}`);
+        // After a stop (Ctrl-C, another host's refusal) a failing session is no news.
+        if (!stopped) errors.push(`${name} (${h.address}): ${(e as Error).message}`);
+        // One host refused (a wrong host key, say): the command fails as a whole, at once.
+        stopAll();
         return 255;
       }
     }),
