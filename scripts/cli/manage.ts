@@ -83,8 +83,8 @@ async function main(): Promise<void> {
     const answer = await ask(`run ${what}? type the stack name (${values.stack}) to go on: `);
     if (answer !== values.stack) throw new CliError("not confirmed: nothing ran");
   }
-  process.stderr.write(`greenlight: ${what}\n`);
   const { client, close } = await connect(conn, `host ${host}`);
+  process.stderr.write(`greenlight: ${what}\n`);
   try {
     const session = await exec(client, command, {
       stdout: (c) => process.stdout.write(c),

@@ -36,8 +36,10 @@ sources+=("nginx-error=/var/log/nginx/error.log")
 # prefixed. sed -u and grep --line-buffered pass each line on at once.
 read_one() {
   local label=$1 file=$2
-  if [[ ! -r $file ]]; then
-    echo "greenlight logs: $file is missing or not readable by $(id -un) on $(hostname)" >&2
+  # A slot that never ran has no log yet: nothing to say (followed, it is read once it appears).
+  [[ -e $file ]] || ((follow)) || return 0
+  if [[ -e $file && ! -r $file ]]; then
+    echo "greenlight logs: $file is not readable by $(id -un) on $(hostname)" >&2
     return 0
   fi
   local tail_args=(-n "$lines")

@@ -279,6 +279,12 @@ if [[ -e /etc/nginx/sites-enabled/default ]]; then
   rm -f /etc/nginx/sites-enabled/default
   nginx_changed=1
 fi
+# The slots' access logs as Debian's logrotate makes nginx's logs (www-data:adm 0640), before
+# nginx creates them with whatever umask started it: deploy reads them (group adm, npm run logs).
+for slot in blue green; do
+  f=/var/log/nginx/$APP-$slot.access.log
+  [[ -e $f ]] || install -o www-data -g adm -m 0640 /dev/null "$f"
+done
 nginx -t -q || die "nginx rejects its configuration"
 ensure_running nginx
 if ((nginx_changed)); then service_do nginx reload; fi
