@@ -221,7 +221,7 @@ describe("example site: from the artifact to a running release", () => {
       assert.deepStrictEqual(s.health, [200, "text/plain", "rel-7"]);
       assert.strictEqual(s.first_middleware, "greenlight_site.health.HealthCheckMiddleware");
       assert.strictEqual(s.media, path.join(probeDir, "media"));
-      assert.strictEqual(s.static, path.join(probeDir, "static"));
+      assert.strictEqual(s.static, path.join(probeDir, "staticfiles"));
     });
 
     it("defaults: no admin, /healthz, insecure cookies, release 'unknown'; DEBUG=on works", async () => {
