@@ -13,6 +13,7 @@ import {
   stackAccess,
   statusCommand,
 } from "../../components/ops";
+import { isProtected } from "../../scripts/cli/manage";
 
 const KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n-----END OPENSSH PRIVATE KEY-----\n";
 const outputs = (o: Record<string, unknown> = {}) => ({
@@ -141,6 +142,13 @@ describe("day-to-day commands (components/ops.ts)", () => {
         'h1: green (live) is not healthy: HTTP 502 "<html>"',
       ],
     );
+  });
+
+  it("manage asks before it runs in prod or a stack with deletionProtection", () => {
+    assert.equal(isProtected("prod", "config: {}\n"), true);
+    assert.equal(isProtected("qa", "config:\n  greenlight:deletionProtection: true\n"), true);
+    assert.equal(isProtected("qa", "config:\n  greenlight:deletionProtection: false\n"), false);
+    assert.equal(isProtected("staging", "config:\n  aws:region: eu-west-1\n"), false);
   });
 
   it("sshConfig: paths given or placeholders, ProxyJump only with a bastion", () => {
