@@ -5,7 +5,7 @@ import { Buckets } from "./buckets";
 import { CiAccess } from "./ci";
 import { COLOURS, EnvConfig, STACK_TAG, userSecretValue } from "./config";
 import { Database } from "./database";
-import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
+import { DEPLOY_USER, Hosts } from "./hosts";
 import { LoadBalancer } from "./loadBalancer";
 import { Network } from "./network";
 import { Release } from "./release";
@@ -248,15 +248,17 @@ export class Environment extends pulumi.ComponentResource {
     const bastion = this.hosts.bastion;
     const keyFile = `greenlight-${cfg.stack}.key`;
     const knownHostsFile = `greenlight-${cfg.stack}.known_hosts`;
-    const sshLine = (address: string, bastionAddress?: string) =>
-      `ssh -i ${keyFile} -o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes` +
-      (bastionAddress ? ` -J ${ADMIN_USER}@${bastionAddress}` : "") +
-      ` ${DEPLOY_USER}@${address}`;
+    // Through a bastion, plain `ssh -J` would not offer the key to the jump host: the sshConfig
+    // output (written to greenlight-<stack>.ssh_config, README) carries it for both hops.
+    const sshLine = (i: number, address: string, bastionAddress?: string) =>
+      bastionAddress
+        ? `ssh -F greenlight-${cfg.stack}.ssh_config ${cfg.stack}-${i}`
+        : `ssh -i ${keyFile} -o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes ${DEPLOY_USER}@${address}`;
     const hostsOut: pulumi.Output<HostOutput[]> = pulumi.all(
-      this.hosts.hosts.map((h) =>
+      this.hosts.hosts.map((h, i) =>
         pulumi
           .all([h.instance.id, h.address, bastion?.address ?? ""])
-          .apply(([id, address, b]) => ({ id, address, ssh: sshLine(address, b || undefined) })),
+          .apply(([id, address, b]) => ({ id, address, ssh: sshLine(i, address, b || undefined) })),
       ),
     );
     const knownHosts = pulumi
