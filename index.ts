@@ -16,6 +16,8 @@ export const {
   hosts,
   bastion,
   knownHosts,
+  sshConfig,
+  adminPath,
   sshPrivateKey,
   adminSshPrivateKey,
   dbEndpoint,

@@ -45,6 +45,24 @@ export const PLAIN_SETTINGS = [
   "HEALTH_PATH",
 ] as const;
 
+/**
+ * The config key of the app's plain (non-secret) settings, a map of .env names to values:
+ * `pulumi config set --path 'greenlight:settings.EMAIL_HOST' smtp.example.com`. Not in
+ * CONFIG_SCHEMA: Pulumi.yaml cannot declare a map. They go to SSM as plain Strings (visible in
+ * previews) and into .env like the secrets. ALLOWED_HOSTS is the one greenlight setting a
+ * user may extend: its value is added to greenlight's (the load balancer's name or the domain).
+ */
+export const SETTINGS_KEY = "settings";
+/** The greenlight setting whose value `settings` may add to (comma-separated host names). */
+export const EXTENDABLE_SETTINGS = ["ALLOWED_HOSTS"] as const;
+const SETTING_NAME = /^[A-Z][A-Z0-9_]{0,127}$/;
+/**
+ * A plain setting whose name looks secret is refused: it belongs in SSM as a SecureString.
+ * The policy pack's SECRET_NAME (policy/policies.ts) refuses the same at preview; a unit test
+ * holds the two to the same answers.
+ */
+export const SECRET_LOOKING_SETTING = /(^|_)(PASSWORD|PASSWD|SECRET|KEY|TOKEN|DSN|DATABASE_URL|CREDENTIALS?)(_|$)/;
+
 export class ConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {
     super(
@@ -402,6 +420,8 @@ export interface EnvConfig {
   alarmEmail?: string;
   ci?: { repository: string; deployEnvironment?: string; createOidcProvider: boolean; stateBucket: string };
   userSecrets: UserSecret[];
+  /** The app's plain settings (greenlight:settings), by .env name, sorted; ALLOWED_HOSTS: additions. */
+  settings: Record<string, string>;
   /** SSM path of this environment, with a trailing slash: /greenlight/qa/ */
   parameterPath: string;
 }
@@ -514,7 +534,7 @@ export function parseConfig(
   for (const full of Object.keys(raw).sort()) {
     if (!full.startsWith(`${project}:`)) continue;
     const key = full.slice(project.length + 1);
-    if (key in CONFIG_SCHEMA) continue;
+    if (key in CONFIG_SCHEMA || key === SETTINGS_KEY) continue;
     if (!secretKeys.has(full)) {
       problems.push(
         `${full} is not a greenlight setting.${suggest(key)} ` +
@@ -544,6 +564,8 @@ export function parseConfig(
       userSecrets.push({ key, name });
     }
   }
+
+  const settings = parseSettings(raw, secretKeys, project, reserved, byName, problems);
 
   if (problems.length) throw new ConfigError(problems);
   const p = values as Parsed;
@@ -712,8 +734,100 @@ export function parseConfig(
         }
       : undefined,
     userSecrets,
+    settings,
     parameterPath: `/${project}/${ctx.stack}/`,
   };
+}
+
+/**
+ * greenlight:settings: a map of names (UPPER_SNAKE, as in .env) to one-line, non-empty values
+ * (strings, numbers or booleans, written as text). Refused: a name greenlight sets itself (but
+ * ALLOWED_HOSTS, which it extends) or that an app secret has, a value with a line separator,
+ * and the whole map set with --secret (secrets are keys of their own).
+ */
+function parseSettings(
+  raw: Record<string, string>,
+  secretKeys: ReadonlySet<string>,
+  project: string,
+  reserved: ReadonlySet<string>,
+  secretNames: ReadonlyMap<string, string>,
+  problems: string[],
+): Record<string, string> {
+  const full = `${project}:${SETTINGS_KEY}`;
+  const text = raw[full];
+  const out: Record<string, string> = {};
+  if (text === undefined) return out;
+  const allowed =
+    "a map of UPPER_SNAKE names to non-empty one-line values, e.g. " +
+    `pulumi config set --path '${full}.EMAIL_HOST' smtp.example.com`;
+  if (secretKeys.has(full)) {
+    problems.push(
+      `${full} is set as a secret; allowed: plain settings only (they show in previews). ` +
+        `Set each secret as its own key with --secret (e.g. ${project}:emailHostPassword)`,
+    );
+    return out;
+  }
+  let map: unknown;
+  try {
+    map = JSON.parse(text);
+  } catch {
+    map = undefined;
+  }
+  if (!map || typeof map !== "object" || Array.isArray(map)) {
+    problems.push(`${full} = ${JSON.stringify(text)} is not allowed (not a map); allowed: ${allowed}`);
+    return out;
+  }
+  for (const [name, v] of Object.entries(map as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) {
+    const at = `${full}.${name}`;
+    if (!SETTING_NAME.test(name)) {
+      problems.push(
+        `${at} is not allowed as a setting name; allowed: UPPER_SNAKE letters, digits and _ (as in .env), e.g. EMAIL_HOST`,
+      );
+      continue;
+    }
+    if (reserved.has(name) && !(EXTENDABLE_SETTINGS as readonly string[]).includes(name)) {
+      problems.push(
+        `${at} is set by greenlight itself (${name}); allowed: any other name (greenlight's own: ${[...reserved].join(", ")}; ` +
+          `ALLOWED_HOSTS adds to greenlight's)`,
+      );
+      continue;
+    }
+    if (SECRET_LOOKING_SETTING.test(name)) {
+      const key = name.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+      problems.push(
+        `${at} looks like a secret (${name}), and plain settings show in previews and the state; allowed: ` +
+          `a secret of its own: pulumi config rm --path '${at}' and pulumi config set --secret ${key} ...`,
+      );
+      continue;
+    }
+    if (secretNames.has(name)) {
+      problems.push(
+        `${at} is also the app secret ${project}:${secretNames.get(name)} (both become ${name} in .env); allowed: one of them`,
+      );
+      continue;
+    }
+    if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") {
+      problems.push(`${at} = ${JSON.stringify(v)} is not allowed (not a single value); allowed: ${allowed}`);
+      continue;
+    }
+    const value = String(v);
+    const sep = lineSeparatorIn(value);
+    if (value === "" || sep) {
+      problems.push(
+        `${at} = ${JSON.stringify(value)} is not allowed (${sep ? `contains the line separator ${sep}` : "it is empty"}); ` +
+          `allowed: a non-empty single-line value (pulumi config rm --path '${at}' to drop it)`,
+      );
+      continue;
+    }
+    if (name === "ALLOWED_HOSTS" && !/^[A-Za-z0-9.*:[\]-]+(,[A-Za-z0-9.*:[\]-]+)*$/.test(value)) {
+      problems.push(
+        `${at} = ${JSON.stringify(value)} is not allowed; allowed: host names separated by commas (no spaces), e.g. .example.org,admin.example.com`,
+      );
+      continue;
+    }
+    out[name] = value;
+  }
+  return out;
 }
 
 /** Reads the stack's config from the Pulumi runtime and validates it. */

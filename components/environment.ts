@@ -5,10 +5,11 @@ import { Buckets } from "./buckets";
 import { CiAccess } from "./ci";
 import { COLOURS, EnvConfig, STACK_TAG, userSecretValue } from "./config";
 import { Database } from "./database";
-import { ADMIN_USER, DEPLOY_USER, Hosts } from "./hosts";
+import { DEPLOY_USER, Hosts } from "./hosts";
 import { LoadBalancer } from "./loadBalancer";
 import { Network } from "./network";
 import { Release } from "./release";
+import { sshConfig } from "./ops";
 import { AppSettings, Secrets } from "./secrets";
 import { SecurityGroups } from "./securityGroups";
 
@@ -115,8 +116,13 @@ export class Environment extends pulumi.ComponentResource {
           // Checked against the database that exists (Database.name): a rename fails here.
           DB_NAME: db.name,
           DB_USER: db.name,
+          // The app's plain settings (greenlight:settings; config.ts keeps them off greenlight's names).
+          ...cfg.settings,
           // Django checks the Host header; without a domain the site answers on the ALB's name.
-          ALLOWED_HOSTS: cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`,
+          // greenlight:settings.ALLOWED_HOSTS adds names of its own.
+          ALLOWED_HOSTS: [cfg.domain ? cfg.domain.name : `.${cfg.region}.elb.amazonaws.com`, cfg.settings.ALLOWED_HOSTS]
+            .filter(Boolean)
+            .join(","),
           HTTPS: cfg.domain ? "on" : "off",
           HEALTH_PATH: cfg.healthPath,
         },
@@ -163,7 +169,12 @@ export class Environment extends pulumi.ComponentResource {
         vpcCidr: cfg.vpcCidr,
         ready: [db.instance, ...this.secrets.parameters, ...settings.parameters],
         settingsDigest: pulumi
-          .all([...this.secrets.parameters, ...settings.parameters].map((p) => pulumi.all([p.name, p.value])))
+          .all(
+            [...this.secrets.parameters, ...settings.parameters].map((p) =>
+              // A plain setting's value is its insecureValue (secrets.ts).
+              pulumi.all([p.name, p.value, p.insecureValue]).apply(([n, v, iv]) => [n, v ?? iv] as const),
+            ),
+          )
           .apply((pairs) =>
             createHash("sha256")
               .update(
@@ -239,15 +250,17 @@ export class Environment extends pulumi.ComponentResource {
     const bastion = this.hosts.bastion;
     const keyFile = `greenlight-${cfg.stack}.key`;
     const knownHostsFile = `greenlight-${cfg.stack}.known_hosts`;
-    const sshLine = (address: string, bastionAddress?: string) =>
-      `ssh -i ${keyFile} -o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes` +
-      (bastionAddress ? ` -J ${ADMIN_USER}@${bastionAddress}` : "") +
-      ` ${DEPLOY_USER}@${address}`;
+    // Through a bastion, plain `ssh -J` would not offer the key to the jump host: the sshConfig
+    // output (written to greenlight-<stack>.ssh_config, README) carries it for both hops.
+    const sshLine = (i: number, address: string, bastionAddress?: string) =>
+      bastionAddress
+        ? `ssh -F greenlight-${cfg.stack}.ssh_config ${cfg.stack}-${i}`
+        : `ssh -i ${keyFile} -o UserKnownHostsFile=${knownHostsFile} -o StrictHostKeyChecking=yes ${DEPLOY_USER}@${address}`;
     const hostsOut: pulumi.Output<HostOutput[]> = pulumi.all(
-      this.hosts.hosts.map((h) =>
+      this.hosts.hosts.map((h, i) =>
         pulumi
           .all([h.instance.id, h.address, bastion?.address ?? ""])
-          .apply(([id, address, b]) => ({ id, address, ssh: sshLine(address, b || undefined) })),
+          .apply(([id, address, b]) => ({ id, address, ssh: sshLine(i, address, b || undefined) })),
       ),
     );
     const knownHosts = pulumi
@@ -256,6 +269,10 @@ export class Environment extends pulumi.ComponentResource {
         ...(bastion ? [pulumi.interpolate`${bastion.address} ${bastion.hostKey}`] : []),
       ])
       .apply((lines) => lines.join("\n") + "\n");
+    // `ssh -F <file> <stack>-0`: ProxyJump through the bastion with the same key (README).
+    const sshConfigText = pulumi
+      .all([pulumi.all(this.hosts.hosts.map((h) => h.address)), bastion?.address ?? ""])
+      .apply(([addresses, b]) => sshConfig({ stack: cfg.stack, hosts: addresses, bastion: b || undefined }));
 
     const releases = Object.fromEntries(COLOURS.map((c) => [c, cfg.slots[c] ?? null]));
     this.outputs = {
@@ -267,6 +284,8 @@ export class Environment extends pulumi.ComponentResource {
       hosts: hostsOut,
       bastion: bastion?.address,
       knownHosts,
+      sshConfig: sshConfigText,
+      adminPath: this.secrets.adminPath,
       sshPrivateKey: pulumi.secret(this.hosts.deployKey.privateKeyOpenssh),
       adminSshPrivateKey: pulumi.secret(this.hosts.adminKey.privateKeyOpenssh),
       dbEndpoint: db.endpoint,

@@ -25,6 +25,8 @@ export interface SecretsArgs {
 export class Secrets extends pulumi.ComponentResource {
   readonly kmsKey: aws.kms.Key;
   readonly dbPassword: pulumi.Output<string>;
+  /** The generated admin URL path (ADMIN_PATH): the admin answers at /<it>/. A secret. */
+  readonly adminPath: pulumi.Output<string>;
   readonly parameters: aws.ssm.Parameter[];
 
   constructor(name: string, args: SecretsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -86,6 +88,7 @@ export class Secrets extends pulumi.ComponentResource {
       parent,
     );
     this.dbPassword = pulumi.secret(dbPassword.result);
+    this.adminPath = pulumi.secret(adminPath.result);
 
     const put = (envName: string, value: pulumi.Input<string>) =>
       ssmParameter(this, name, args.parameterPath, envName, value, this.kmsKey.arn);
@@ -102,7 +105,8 @@ export class Secrets extends pulumi.ComponentResource {
 
 /**
  * One setting under the environment's SSM path. With a key it is a SecureString encrypted
- * with the environment's key; without, a plain String.
+ * with the environment's key; without, a plain String whose value is `insecureValue`, so that
+ * previews show it (the provider marks `value` secret whatever it holds).
  */
 function ssmParameter(
   parent: pulumi.Resource,
@@ -118,7 +122,7 @@ function ssmParameter(
       name: `${path}${envName}`,
       type: kmsKeyArn ? "SecureString" : "String",
       tier: "Standard",
-      value: kmsKeyArn ? pulumi.secret(value) : value,
+      ...(kmsKeyArn ? { value: pulumi.secret(value) } : { insecureValue: value }),
       keyId: kmsKeyArn,
       description: `greenlight: ${envName} of ${path}`,
     },

@@ -43,7 +43,7 @@ server {
     server_name _;
     client_max_body_size 25m;
     location /static/ {
-        alias $root/current/static/;
+        alias $root/current/staticfiles/;
         expires 7d;
     }
     location /media/ {

@@ -100,7 +100,8 @@ getent group app >/dev/null || groupadd --system app
 getent passwd app >/dev/null ||
   useradd --system --gid app --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
 getent passwd deploy >/dev/null || useradd --create-home --user-group --shell /bin/bash deploy
-usermod -a -G app deploy
+# adm: Debian's group for reading logs (nginx's, for npm run logs); app: the app's logs and files.
+usermod -a -G app,adm deploy
 install -d -o deploy -g deploy -m 0700 /home/deploy/.ssh
 
 # write_file DEST MODE OWNER:GROUP < content: replaces DEST only when the content differs.
@@ -270,7 +271,7 @@ server {
     }
     location /static/ {
         if (-f $ROOT/maintenance) { return 503; }
-        alias $ROOT/$slot/static/;
+        alias $ROOT/$slot/staticfiles/;
         expires 7d;
     }
     location /media/ {
@@ -285,6 +286,16 @@ server {
 EOF
   done
 }
+# Releases fetched before static files moved to <release>/staticfiles (their STATIC_ROOT was
+# <release>/static) are served through a link, so a rollback to one still has its files.
+for r in "$ROOT"/releases/*/; do
+  r=${r%/}
+  if [[ -f $r/.artifact-sha256 && -d $r/static && ! -e $r/staticfiles && ! -L $r/staticfiles ]]; then
+    ln -s static "$r/staticfiles"
+    chown -h deploy:deploy "$r/staticfiles"
+    log "linked ${r#"$ROOT"/}/staticfiles to its static/ (collected before staticfiles)"
+  fi
+done
 nginx_changed=0
 nginx_conf | write_file "/etc/nginx/sites-available/greenlight-$APP.conf" 0644 root:root && nginx_changed=1
 ln -sfn "/etc/nginx/sites-available/greenlight-$APP.conf" "/etc/nginx/sites-enabled/greenlight-$APP.conf"
@@ -292,6 +303,12 @@ if [[ -e /etc/nginx/sites-enabled/default ]]; then
   rm -f /etc/nginx/sites-enabled/default
   nginx_changed=1
 fi
+# The slots' access logs as Debian's logrotate makes nginx's logs (www-data:adm 0640), before
+# nginx creates them with whatever umask started it: deploy reads them (group adm, npm run logs).
+for slot in blue green; do
+  f=/var/log/nginx/$APP-$slot.access.log
+  [[ -e $f ]] || install -o www-data -g adm -m 0640 /dev/null "$f"
+done
 nginx -t -q || die "nginx rejects its configuration"
 ensure_running nginx
 if ((nginx_changed)); then service_do nginx reload; fi

@@ -172,11 +172,29 @@ graceful_timeout = 25
 chdir = "$release"
 sys.path[:] = [p for p in sys.path if not p.startswith("$RELEASES/")]
 EOF
-install -d -g app -m 2775 "$stage/static"
+# collectstatic writes into STATIC_ROOT = BASE_DIR / "staticfiles" (docs/site.md), which only
+# the app may write, and nginx serves /static/ from it; a root static/ is the site's own source
+# (STATICFILES_DIRS). A site on the earlier contract (STATIC_ROOT = BASE_DIR / "static", no root
+# static/ shipped) still works: its static/ is made writable too, and staticfiles links to it.
+install -d -g app -m 2775 "$stage/staticfiles"
+made_static=0
+if [[ ! -e $stage/static ]]; then
+  install -d -g app -m 2775 "$stage/static"
+  made_static=1
+fi
 
 wait "$render_job" || die "could not render shared/.env from $GL_PARAMETER_PATH"
 log "collectstatic"
 as_app "$stage" "${collect[@]}" >&2 || die "$(disk_note "$stage")collectstatic failed"
+if ((made_static)); then
+  if [[ -z $(ls -A -- "$stage/staticfiles") && -n $(ls -A -- "$stage/static") ]]; then
+    rmdir -- "$stage/staticfiles"
+    ln -s static "$stage/staticfiles"
+    log "collected into static/ (STATIC_ROOT = BASE_DIR / \"static\"): served from there; docs/site.md asks for staticfiles"
+  else
+    rmdir -- "$stage/static" 2>/dev/null || true
+  fi
+fi
 
 printf '%s\n' "$GL_SHA256" >"$stage/.artifact-sha256"
 mv -T "$stage" "$release"

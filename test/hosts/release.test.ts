@@ -252,7 +252,7 @@ describe("release steps on real hosts", function () {
       "passwordauthentication no",
       "permitrootlogin no",
     ]);
-    assert.equal(await sh(h0, "id -nG deploy"), "deploy app");
+    assert.equal(await sh(h0, "id -nG deploy"), "deploy adm app");
     assert.equal(await sh(h0, "getent passwd app | cut -d: -f7"), "/usr/sbin/nologin");
     assert.equal(
       await sh(h0, `stat -c '%U %a' /srv/${APP} /srv/${APP}/shared/media /etc/sudoers.d/greenlight-${APP}`),
@@ -763,7 +763,7 @@ with tarfile.open(src, "r:gz") as a, tarfile.open(dst, "w:gz") as b:
       "suid 755\nsgid 755\ngw 644\nwide 755\nlocked 755\nlocked/inside 644",
     );
     assert.equal(
-      await sh(h0, `find ${r}/ -path ${r}/static -prune -o -perm /7022 -not -type l -print | head -3`),
+      await sh(h0, `find ${r}/ -path ${r}/staticfiles -prune -o -perm /7022 -not -type l -print | head -3`),
       "",
       "no special or group/world-writable mode",
     );

@@ -148,6 +148,8 @@ export async function startStandIns(opts: {
   subnetIndex: number;
   hosts: number;
   adminAuthorizedKey: string;
+  /** A bastion too (rig.bastion), as prod's privateHosts have: it may forward to the hosts. */
+  bastion?: boolean;
 }): Promise<StandIns> {
   ensureHostPrerequisites();
   const bridgeIp = `10.231.${opts.subnetIndex}.1`;
@@ -163,6 +165,7 @@ export async function startStandIns(opts: {
       adminAuthorizedKey: opts.adminAuthorizedKey,
       prefix: opts.prefix,
       subnetIndex: opts.subnetIndex,
+      bastion: opts.bastion,
       sshdSetEnv: {
         AWS_ACCESS_KEY_ID: HOST_ACCESS_KEY,
         AWS_SECRET_ACCESS_KEY: "local-hosts-not-a-secret",
@@ -182,7 +185,13 @@ export async function startStandIns(opts: {
   }
 }
 
-export async function startWorld(opts: { hosts: number; prefix?: string; subnetIndex?: number }): Promise<World> {
+export async function startWorld(opts: {
+  hosts: number;
+  prefix?: string;
+  subnetIndex?: number;
+  /** Also a prod-like bastion (rig.bastion) that forwards to the hosts. */
+  bastion?: boolean;
+}): Promise<World> {
   const subnetIndex = opts.subnetIndex ?? 7;
   const bridgeIp = `10.231.${subnetIndex}.1`;
   const deployKey = generateHostKey();
@@ -193,6 +202,7 @@ export async function startWorld(opts: { hosts: number; prefix?: string; subnetI
     subnetIndex,
     hosts: opts.hosts,
     adminAuthorizedKey: deployKey.publicKey,
+    bastion: opts.bastion,
   });
   const stopAll = standIns.stop;
   try {

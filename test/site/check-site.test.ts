@@ -117,15 +117,13 @@ describe("check-site", () => {
       "env-key",
       "env-key",
       "static-root",
-      "staticfiles-dirs",
       "health",
     ]);
     assert.deepStrictEqual(warnings(found), ["allowed-hosts", "proxy-ssl"]);
     const byId = (id: string) => found.find((f) => f.id === id)!;
     assert.strictEqual(byId("greenlight-json").fix, 'create it: { "wsgi": "mysite.wsgi:application" }');
     assert.strictEqual(byId("static-root").file, "mysite/settings.py");
-    assert.match(byId("static-root").fix, /STATIC_ROOT = BASE_DIR \/ "static"/);
-    assert.match(byId("staticfiles-dirs").fix, /git mv static assets/);
+    assert.match(byId("static-root").fix, /STATIC_ROOT = BASE_DIR \/ "staticfiles"/);
     assert.match(byId("health").fix, /health\.py .* first in MIDDLEWARE/);
     const r = await cli([dir]);
     assert.strictEqual(r.code, 1);
@@ -133,12 +131,11 @@ describe("check-site", () => {
       r.stdout,
       /^problem: mysite\/settings\.py: STATIC_ROOT is not set; collectstatic has nowhere to go\n {2}fix: /m,
     );
-    assert.match(r.stdout, /^check-site: 8 problems, 2 warnings \(docs\/site\.md\)$/m);
+    assert.match(r.stdout, /^check-site: 7 problems, 2 warnings \(docs\/site\.md\)$/m);
   });
 
-  it("passes that layout once adapted as docs/site.md says", () => {
+  it("passes that layout once adapted as docs/site.md says, its root static/ (STATICFILES_DIRS) kept", () => {
     const dir = startproject();
-    fs.renameSync(path.join(dir, "static"), path.join(dir, "assets"));
     for (const f of ["envfile.py", "health.py"]) {
       fs.copyFileSync(path.join(SITE_DIR, "greenlight_site", f), path.join(dir, "mysite", f));
     }
@@ -159,9 +156,8 @@ describe("check-site", () => {
     )
       .replace(/DATABASES = \{\n(.*\n){4}\}\n/, "")
       .replace("MIDDLEWARE = [\n", 'MIDDLEWARE = [\n    "mysite.health.HealthCheckMiddleware",\n')
-      .replace('STATICFILES_DIRS = [BASE_DIR / "static"]', 'STATICFILES_DIRS = [BASE_DIR / "assets"]')
       .concat(
-        'STATIC_ROOT = BASE_DIR / "static"\nMEDIA_ROOT = BASE_DIR / "media"\n',
+        'STATIC_ROOT = BASE_DIR / "staticfiles"\nMEDIA_ROOT = BASE_DIR / "media"\n',
         'SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")\n',
       );
     write(dir, {
@@ -170,6 +166,23 @@ describe("check-site", () => {
       "requirements.txt": fs.readFileSync(path.join(SITE_DIR, "requirements.txt"), "utf8"),
     });
     assert.deepStrictEqual(checkSite(dir), []);
+    assert.ok(fs.existsSync(path.join(dir, "static", "css", "site.css")), "the root static/ is kept");
+    // The earlier contract (STATIC_ROOT = BASE_DIR / "static") collides with that static/.
+    const earlier = settings.replace('STATIC_ROOT = BASE_DIR / "staticfiles"', 'STATIC_ROOT = BASE_DIR / "static"');
+    write(dir, { "mysite/settings.py": earlier });
+    const collision = checkSite(dir);
+    assert.deepStrictEqual(problems(collision), ["static-root"]);
+    assert.match(
+      collision[0].message,
+      /is the root static\/ that STATICFILES_DIRS .* Django refuses the two being one/,
+    );
+    assert.match(collision[0].fix, /STATIC_ROOT = BASE_DIR \/ "staticfiles"/);
+    // Without a root static/ it still works (the hosts link staticfiles to it): a warning.
+    fs.rmSync(path.join(dir, "static"), { recursive: true });
+    write(dir, { "mysite/settings.py": earlier.replace('STATICFILES_DIRS = [BASE_DIR / "static"]\n', "") });
+    const old = checkSite(dir);
+    assert.deepStrictEqual(problems(old), []);
+    assert.deepStrictEqual(warnings(old), ["static-root"]);
   });
 
   it("catches the cookiecutter-django shape: manage.py's settings are not wsgi's, a uv lock, layered settings", () => {
@@ -196,7 +209,6 @@ describe("check-site", () => {
       "settings-mismatch",
       "requirements",
       "env-key",
-      "static-root",
       "health",
     ]);
     const byId = (id: string) => found.find((f) => f.id === id)!;
@@ -207,8 +219,7 @@ describe("check-site", () => {
     assert.match(byId("settings-mismatch").fix, /--settings=config\.settings\.production/);
     assert.match(byId("requirements").fix, /uv export --no-dev --no-emit-project --format requirements-txt/);
     assert.match(byId("env-key").message, /SECRET_KEY/, "DJANGO_SECRET_KEY is not the key the hosts write");
-    assert.strictEqual(byId("static-root").file, "config/settings/base.py", "found through from .base import *");
-    assert.ok(!problems(found).includes("staticfiles-dirs"), "the project package's static/ is fine");
+    assert.ok(!warnings(found).includes("static-root"), "its STATIC_ROOT (staticfiles) is the contract's");
   });
 
   it("names requirements the hosts cannot use: psycopg2, uwsgi, Django 6, no gunicorn", () => {

@@ -199,7 +199,7 @@ describe("package-site: building the example site", () => {
       ".env": "SECRET_KEY=leak\n",
       REVISION: "r1\n",
       "media/notes/upload.txt": "user data",
-      "static/admin/base.css": "collected", // the example's .gitignore: its STATIC_ROOT
+      "staticfiles/admin/base.css": "collected", // the example's .gitignore: its STATIC_ROOT
       "notes/__pycache__/models.cpython-311.pyc": "",
       ".git/HEAD": "ref: refs/heads/main\n",
       "notes/static/notes/app.css": "body {}",
@@ -218,7 +218,7 @@ describe("package-site: building the example site", () => {
       ".env",
       "REVISION",
       "media/",
-      "app/static/",
+      "app/staticfiles/",
       "__pycache__",
       ".git/",
       "site.tar.gz",

@@ -221,7 +221,7 @@ describe("example site: from the artifact to a running release", () => {
       assert.deepStrictEqual(s.health, [200, "text/plain", "rel-7"]);
       assert.strictEqual(s.first_middleware, "greenlight_site.health.HealthCheckMiddleware");
       assert.strictEqual(s.media, path.join(probeDir, "media"));
-      assert.strictEqual(s.static, path.join(probeDir, "static"));
+      assert.strictEqual(s.static, path.join(probeDir, "staticfiles"));
     });
 
     it("defaults: no admin, /healthz, insecure cookies, release 'unknown'; DEBUG=on works", async () => {
@@ -257,10 +257,31 @@ describe("example site: from the artifact to a running release", () => {
     const mm = await inApp(["manage.py", "makemigrations", "--check", "--dry-run"]);
     assert.match(mm.stdout, /No changes detected/);
     await manifestCommand(manifest.collectstatic);
-    const base = path.join(app, "static", "admin", "css", "base.css");
+    const base = path.join(app, "staticfiles", "admin", "css", "base.css");
     assert.ok(fs.statSync(base).size > 0, "admin CSS collected");
     // Debian ships Django's jQuery as a symlink; the wheel must carry the file itself.
-    assert.ok(fs.statSync(path.join(app, "static", "admin", "js", "vendor", "jquery", "jquery.js")).size > 0);
+    assert.ok(fs.statSync(path.join(app, "staticfiles", "admin", "js", "vendor", "jquery", "jquery.js")).size > 0);
+  });
+
+  it("collects a root static/ named in STATICFILES_DIRS into staticfiles/, beside the apps' files", async () => {
+    // The common startproject layout: project-wide assets in <BASE_DIR>/static.
+    fs.mkdirSync(path.join(app, "static", "css"), { recursive: true });
+    fs.writeFileSync(path.join(app, "static", "css", "site-wide.css"), "body { margin: 0 }\n");
+    fs.writeFileSync(
+      path.join(app, "greenlight_site", "settings_dirs.py"),
+      'from .settings import *  # noqa: F403\n\nSTATICFILES_DIRS = [BASE_DIR / "static"]  # noqa: F405\n',
+    );
+    try {
+      await inApp(["manage.py", "check", "--settings=greenlight_site.settings_dirs"]);
+      await manifestCommand([...manifest.collectstatic, "--settings=greenlight_site.settings_dirs"]);
+      const collected = path.join(app, "staticfiles");
+      assert.strictEqual(fs.readFileSync(path.join(collected, "css", "site-wide.css"), "utf8"), "body { margin: 0 }\n");
+      assert.ok(fs.statSync(path.join(collected, "admin", "css", "base.css")).size > 0);
+      assert.deepStrictEqual(fs.readdirSync(path.join(app, "static")), ["css"], "the source static/ is left as it was");
+    } finally {
+      fs.rmSync(path.join(app, "static"), { recursive: true, force: true });
+      fs.rmSync(path.join(app, "greenlight_site", "settings_dirs.py"));
+    }
   });
 
   it("applies both migrations to PostgreSQL over TLS, with the URL's options passed to libpq", async () => {

@@ -1,7 +1,8 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { CONFIG_SCHEMA, ConfigError, envName, parseConfig } from "../../components/config";
+import { CONFIG_SCHEMA, ConfigError, SECRET_LOOKING_SETTING, envName, parseConfig } from "../../components/config";
+import { SECRET_NAME } from "../../policy/policies";
 import { planSubnets } from "../../components/network";
 import { pulumiYaml, readmeWithTable } from "../../scripts/cli/gen-config";
 import { Override, ROOT, stackConfig } from "../rig/stackConfig";
@@ -414,6 +415,88 @@ describe("config", () => {
 
     it("refuses a value that is not a release id", () => {
       rejects("qa", { ...blue, allowUnsafeMigrations: "r1; rm" }, "greenlight:allowUnsafeMigrations", '"r1; rm"');
+    });
+  });
+
+  describe("plain settings (greenlight:settings)", () => {
+    const settings = (m: unknown) => ({ settings: JSON.stringify(m) });
+    it("reads a map of .env names to one-line values, numbers and booleans as text", () => {
+      const c = parse("qa", settings({ EMAIL_PORT: 587, EMAIL_HOST: "smtp.example.com", EMAIL_USE_TLS: true }));
+      assert.deepEqual(c.settings, { EMAIL_HOST: "smtp.example.com", EMAIL_PORT: "587", EMAIL_USE_TLS: "true" });
+      assert.deepEqual(Object.keys(c.settings), ["EMAIL_HOST", "EMAIL_PORT", "EMAIL_USE_TLS"], "sorted");
+      assert.deepEqual(parse("qa").settings, {});
+      assert.deepEqual(parse("qa", settings({ ALLOWED_HOSTS: ".example.org,admin.example.com" })).settings, {
+        ALLOWED_HOSTS: ".example.org,admin.example.com",
+      });
+    });
+
+    it("refuses bad names and values, naming the key, the value and what is allowed", () => {
+      rejects(
+        "qa",
+        settings({ email_host: "x" }),
+        "greenlight:settings.email_host is not allowed as a setting name",
+        "UPPER_SNAKE",
+      );
+      rejects("qa", settings({ EMAIL_HOST: "" }), 'greenlight:settings.EMAIL_HOST = "" is not allowed (it is empty)');
+      for (const ch of ["\n", "\r", "\u2028", "\x85"]) {
+        rejects(
+          "qa",
+          settings({ EMAIL_HOST: `smtp${ch}SECRET_KEY=x` }),
+          "greenlight:settings.EMAIL_HOST",
+          "line separator",
+        );
+      }
+      rejects("qa", settings({ EMAIL: { host: "x" } }), "greenlight:settings.EMAIL", "not a single value");
+      rejects(
+        "qa",
+        { settings: '["EMAIL_HOST=x"]' },
+        'greenlight:settings = "[\\"EMAIL_HOST=x\\"]" is not allowed (not a map)',
+      );
+      rejects(
+        "qa",
+        settings({ ALLOWED_HOSTS: "a.example.com, b" }),
+        "greenlight:settings.ALLOWED_HOSTS",
+        "separated by commas",
+      );
+    });
+
+    it("refuses a name that looks secret, as the policy pack would at preview", () => {
+      rejects(
+        "qa",
+        settings({ EMAIL_HOST_PASSWORD: "x" }),
+        "greenlight:settings.EMAIL_HOST_PASSWORD looks like a secret",
+        "pulumi config set --secret emailHostPassword",
+      );
+      for (const name of [
+        "EMAIL_HOST_PASSWORD",
+        "API_KEY",
+        "STRIPE_SECRET",
+        "SENTRY_DSN",
+        "GITHUB_TOKEN",
+        "EMAIL_HOST",
+        "KEYBOARD",
+        "MONKEY_MODE",
+        "DEBUG",
+      ]) {
+        assert.equal(SECRET_LOOKING_SETTING.test(name), SECRET_NAME.test(name), name);
+      }
+    });
+
+    it("refuses greenlight's own names and an app secret's name, and a settings map set as a secret", () => {
+      for (const name of ["DB_HOST", "DATABASE_URL", "SECRET_KEY", "HEALTH_PATH", "ADMIN_PATH"]) {
+        rejects("qa", settings({ [name]: "x" }), `greenlight:settings.${name} is set by greenlight itself`);
+      }
+      rejects(
+        "qa",
+        { ...settings({ MAIL_RELAY: "x" }), mailRelay: { secret: "smtp://user:pw@relay.example" } },
+        "greenlight:settings.MAIL_RELAY is also the app secret greenlight:mailRelay",
+      );
+      const e = rejects(
+        "qa",
+        { settings: { secret: '{"EMAIL_HOST":"hunter2"}' } },
+        "greenlight:settings is set as a secret",
+      );
+      assert.ok(!e.message.includes("hunter2"));
     });
   });
 

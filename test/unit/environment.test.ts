@@ -96,10 +96,14 @@ describe("environment under mocks", function () {
     for (const n of ["prod-host-0", "prod-host-1"])
       assert.equal(inputs(byName(run, n)).associatePublicIpAddress, false);
     const hosts = run.outputs.hosts as { ssh: string; address: string }[];
-    for (const h of hosts) {
+    hosts.forEach((h, i) => {
       assert.match(h.address, /^10\./);
-      assert.match(h.ssh, / -J admin@198\.51\.100\.\d+ deploy@10\./);
-    }
+      assert.equal(
+        h.ssh,
+        `ssh -F greenlight-prod.ssh_config prod-${i}`,
+        "ProxyJump with the key: the sshConfig output",
+      );
+    });
   });
 
   describe("security-group chain", () => {
@@ -370,10 +374,27 @@ describe("environment under mocks", function () {
       );
     });
 
+    it("plain settings (greenlight:settings) are plain SSM Strings, ALLOWED_HOSTS extends greenlight's", async () => {
+      const run = await evaluate("qa", {
+        settings: JSON.stringify({ EMAIL_HOST: "smtp.example.com", ALLOWED_HOSTS: ".example.org" }),
+      });
+      const byParamName = Object.fromEntries(ofType(run, T.ssm).map((p) => [inputs(p).name, p]));
+      const email = byParamName["/greenlight/qa/EMAIL_HOST"];
+      assert.equal(inputs(email).type, "String");
+      assert.equal(inputs(email).keyId, undefined);
+      assert.equal(email.inputs.value, undefined);
+      assert.ok(!isSecretValue(email.inputs.insecureValue), "visible in a preview");
+      assert.equal(inputs(email).insecureValue, "smtp.example.com");
+      assert.equal(
+        inputs(byParamName["/greenlight/qa/ALLOWED_HOSTS"]).insecureValue,
+        ".eu-west-1.elb.amazonaws.com,.example.org",
+      );
+    });
+
     it("no secret reaches a plain stack output", async () => {
       for (const stack of ["qa", "prod"]) {
         const run = await stackRun(stack);
-        assert.deepEqual(run.secretOutputs.sort(), ["adminSshPrivateKey", "sshPrivateKey"]);
+        assert.deepEqual(run.secretOutputs.sort(), ["adminPath", "adminSshPrivateKey", "sshPrivateKey"]);
         const secrets = run.resources
           .filter((r) => r.type.startsWith("random:") || r.type.startsWith("tls:"))
           .flatMap((r) => Object.values(r.state ?? {}))
@@ -384,6 +405,20 @@ describe("environment under mocks", function () {
         const plain = JSON.stringify(Object.entries(run.outputs).filter(([k]) => !run.secretOutputs.includes(k)));
         for (const s of secrets) assert.ok(!plain.includes(s), `${stack}: a plain output carries a secret`);
       }
+    });
+
+    it("sshConfig: an OpenSSH config whose private hosts jump through the bastion's own entry (its key too)", async () => {
+      const prod = (await stackRun("prod")).outputs;
+      const text = String(prod.sshConfig);
+      assert.match(
+        text,
+        /^Host prod-bastion\n {2}HostName \S+\n {2}User admin\n {2}IdentityFile greenlight-prod\.key\n/m,
+      );
+      assert.match(text, /^Host prod-1\n {2}HostName \S+\n {2}User deploy\n(?: {2}.*\n)*? {2}ProxyJump prod-bastion$/m);
+      assert.match(text, /UserKnownHostsFile greenlight-prod\.known_hosts\n {2}StrictHostKeyChecking yes/);
+      const qa = String((await stackRun("qa")).outputs.sshConfig);
+      assert.match(qa, /^Host qa-0\n/m);
+      assert.doesNotMatch(qa, /ProxyJump|bastion/);
     });
   });
 

@@ -180,6 +180,14 @@ describe("release graph", () => {
     assert.match(String(reveal<unknown[]>(triggers)[0]), /^[0-9a-f]{64}$/);
   });
 
+  it("a changed plain setting (greenlight:settings) re-renders every host's settings too", async () => {
+    const with_ = (v: string) => evaluate("qa", { ...slot("blue", "r1"), settings: JSON.stringify({ EMAIL_HOST: v }) });
+    const [a, b] = [await with_("smtp.example.com"), await with_("smtp2.example.com")];
+    const trigger = (run: typeof a) =>
+      String(reveal<unknown[]>(byName(run, "qa-release-settings-0").inputs.triggers as unknown[])[0]);
+    assert.notEqual(trigger(a), trigger(b));
+  });
+
   it("bootstraps host after host, as admin through sudo; every other step runs as deploy", () => {
     assert.ok(dependsOn(prod, "prod-release-bootstrap-1", "prod-release-bootstrap-0"));
     assert.ok(dependsOn(prod, "prod-release-settings-1", "prod-release-settings-0"), "settings host after host");

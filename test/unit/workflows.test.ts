@@ -245,6 +245,74 @@ describe("GitHub workflows", () => {
   });
 });
 
+describe("docs/app-release-workflow.yml (for the app's own repository; not run here)", () => {
+  const file = path.join(ROOT, "docs", "app-release-workflow.yml");
+  const w = () => parse(fs.readFileSync(file, "utf8")) as Workflow;
+  const job = () => w().jobs.release;
+  const runs = () => job().steps.filter((s) => s.run);
+
+  it("builds on a clean runner, releases, then opens the stack-file change as a PR in greenlight", () => {
+    assert.deepEqual(w().permissions, {});
+    assert.deepEqual(job().permissions, { contents: "read", "id-token": "write" });
+    assert.equal(job().concurrency?.["cancel-in-progress"], false, "two releases would race for the idle slot");
+    const script = runs()
+      .map((s) => s.run)
+      .join("\n");
+    const at = (re: RegExp) => {
+      const i = script.search(re);
+      assert.ok(i >= 0, `${re} in the workflow`);
+      return i;
+    };
+    const order = [
+      at(/^npm ci$/m),
+      at(/npm run check-site -- \.\.\/site/),
+      at(/npm run package-site -- \.\.\/site --out /),
+      at(/npm run release -- --stack "\$STACK" --artifact .* --id "\$id" --bucket "\$BUCKET"/),
+      at(/git add "Pulumi\.\$STACK\.yaml"/),
+      at(/gh pr create --repo "\$GREENLIGHT" --base main/),
+    ];
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+    );
+    const pr = runs().find((s) => s.run!.includes("gh pr create"))!;
+    assert.match(String((pr as { env?: Record<string, string> }).env?.GH_TOKEN), /steps\.token\.outputs\.token/);
+  });
+
+  it("takes AWS from an OIDC role, pins every action and the Pulumi CLI, and keeps expressions out of scripts", () => {
+    const text = fs.readFileSync(file, "utf8");
+    assert.doesNotMatch(text, /AWS_ACCESS_KEY_ID|aws-access-key-id|PULUMI_ACCESS_TOKEN/);
+    for (const s of job().steps.filter((x) => x.uses)) {
+      assert.match(s.uses!, /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/, s.uses);
+    }
+    const aws = usesOf(job(), "aws-actions/configure-aws-credentials");
+    assert.equal(aws.length, 1);
+    assert.match(aws[0].with!["role-to-assume"], /vars\.AWS_RELEASE_ROLE_ARN_/);
+    const gomod = fs.readFileSync(path.join(ROOT, "scripts", "dev", "pulumi-toolchain", "go.mod"), "utf8");
+    const tested = /^require github\.com\/pulumi\/pulumi\/pkg\/v3 v(\d+\.\d+\.\d+)$/m.exec(gomod)?.[1];
+    assert.equal(String(usesOf(job(), "pulumi/actions")[0].with?.["pulumi-version"]), tested);
+    // A commit message or branch name in ${{ }} inside a script would be script injection.
+    for (const s of runs()) assert.doesNotMatch(s.run!, /\$\{\{/, s.name ?? s.run);
+  });
+
+  it("its scripts are shellcheck-clean bash (as GitHub runs them: bash -eo pipefail)", function () {
+    this.timeout(10 * 60_000);
+    const shellcheck = ensureShellcheck();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-appwf-"));
+    try {
+      const list = runs().map((s, i) => {
+        const f = path.join(dir, `step${i}.sh`);
+        fs.writeFileSync(f, `#!/usr/bin/env bash\nset -eo pipefail\n${s.run}`);
+        return f;
+      });
+      const r = spawnSync(shellcheck, ["--severity=style", ...list], { encoding: "utf8" });
+      assert.equal(r.status, 0, `shellcheck:\n${r.stdout}${r.stderr}`);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("scripts/ci", () => {
   const scripts = () =>
     fs

@@ -107,7 +107,7 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "static"
+STATIC_ROOT = BASE_DIR / "staticfiles"
 # On hosts a symlink to shared/media, so uploads outlive releases.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "media"

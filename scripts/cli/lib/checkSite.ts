@@ -357,30 +357,46 @@ export function checkSite(dir: string): Finding[] {
           'ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")',
         );
       }
+      // collectstatic goes to <release>/staticfiles, which nginx serves as /static/; a root
+      // static/ is the site's own source (STATICFILES_DIRS), shipped like any other file.
       const staticRoot = assignment(t, "STATIC_ROOT");
+      const dirs = assignment(t, "STATICFILES_DIRS");
+      const rootStatic =
+        fs.existsSync(path.join(siteDir, "static")) ||
+        (dirs !== undefined && /BASE_DIR\s*\/\s*["']static["']|BASE_DIR,\s*["']static["']/.test(dirs));
+      const STATIC_FIX = 'STATIC_ROOT = BASE_DIR / "staticfiles" (BASE_DIR: the directory of manage.py)';
       if (staticRoot === undefined) {
         problem(
           "static-root",
           whereOf("STATIC_ROOT"),
           "STATIC_ROOT is not set; collectstatic has nowhere to go",
-          `STATIC_ROOT = BASE_DIR / "static"`,
+          STATIC_FIX,
         );
-      } else if (!/["']static["']\s*\)?\s*$/.test(staticRoot.trim()) || /staticfiles/.test(staticRoot)) {
+      } else if (/["']staticfiles["']\s*\)?\s*$/.test(staticRoot.trim())) {
+        // the contract
+      } else if (/["']static["']\s*\)?\s*$/.test(staticRoot.trim()) && rootStatic) {
         problem(
           "static-root",
           whereOf("STATIC_ROOT"),
-          `STATIC_ROOT = ${staticRoot.trim()}: the hosts serve /static/ from <release>/static (and only the app ` +
-            "may write there)",
-          'STATIC_ROOT = BASE_DIR / "static" (BASE_DIR: the directory of manage.py)',
+          `STATIC_ROOT = ${staticRoot.trim()} is the root static/ that STATICFILES_DIRS (or the shipped static/ ` +
+            "directory) holds as source: Django refuses the two being one, and the hosts collect into <release>/staticfiles",
+          STATIC_FIX,
         );
-      }
-      const dirs = assignment(t, "STATICFILES_DIRS");
-      if (dirs !== undefined && /BASE_DIR\s*\/\s*["']static["']|BASE_DIR,\s*["']static["']/.test(dirs)) {
+      } else if (/["']static["']\s*\)?\s*$/.test(staticRoot.trim())) {
+        warning(
+          "static-root",
+          whereOf("STATIC_ROOT"),
+          `STATIC_ROOT = ${staticRoot.trim()}: the earlier contract, still served (through a link), but a root static/ ` +
+            "would collide with it",
+          STATIC_FIX,
+        );
+      } else {
         problem(
-          "staticfiles-dirs",
-          whereOf("STATICFILES_DIRS"),
-          `STATICFILES_DIRS = ${dirs.replace(/\s+/g, " ")} names the root static/, which is STATIC_ROOT on the hosts`,
-          'move it (git mv static assets) and set STATICFILES_DIRS = [BASE_DIR / "assets"]',
+          "static-root",
+          whereOf("STATIC_ROOT"),
+          `STATIC_ROOT = ${staticRoot.trim()}: the hosts serve /static/ from <release>/staticfiles (and only the app ` +
+            "may write there)",
+          STATIC_FIX,
         );
       }
       const mediaRoot = assignment(t, "MEDIA_ROOT");

@@ -99,7 +99,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       }
       case "aws:ssm/parameter:Parameter create":
       case "aws:ssm/parameter:Parameter update":
-        o.aws.putParameter(String(i.name), String(i.value), i.type as "String" | "SecureString");
+        o.aws.putParameter(String(i.name), String(i.value ?? i.insecureValue), i.type as "String" | "SecureString");
         return {
           id: String(i.name),
           outs: { arn: `arn:aws:ssm:${REGION}:${ACCOUNT}:parameter${String(i.name)}`, version: 1 },
