@@ -541,11 +541,11 @@ describe("release steps on real hosts", function () {
   });
 
   it("an unsafe release is refused at the check, before the backup: no dump, no migration, the serving colours untouched", async () => {
-    // r10 adds notes.0004_note_priority with default=0 (ADD COLUMN ... DEFAULT 0 NOT NULL, then
+    // r20 adds notes.0004_note_priority with default=0 (ADD COLUMN ... DEFAULT 0 NOT NULL, then
     // DROP DEFAULT): every INSERT of r1 and r2 would fail once it ran.
     const a = await artifact("unsafe-migration");
     // Fetched on the first host only: the check runs there (and h1's releases stay as they were).
-    await ok(h0, w.values.fetch("blue", "r10", a));
+    await ok(h0, w.values.fetch("blue", "r20", a));
     const applied = () => w.pg.query("select name from django_migrations where app = 'notes' order by id", APP);
     const column = () =>
       w.pg.query(
@@ -558,7 +558,7 @@ describe("release steps on real hosts", function () {
     // The serving colour is measured throughout, through the load balancer (underLoad asserts
     // that no read and no write failed).
     const { result: refused } = await underLoad("check", async (load) => {
-      const refused = await fails(h0, w.values.check("r10", "blue"), /refused before the backup/);
+      const refused = await fails(h0, w.values.check("r20", "blue"), /refused before the backup/);
       await until("requests during the check", () => load.count() >= 30);
       return refused;
     });
@@ -566,7 +566,7 @@ describe("release steps on real hosts", function () {
     // The message pulumi up fails with names the migration, the operation and the safe way.
     assert.match(
       refused.message,
-      /greenlight: release r10 is refused before the backup: its migrations are unsafe while the previous release still serves/,
+      /greenlight: release r20 is refused before the backup: its migrations are unsafe while the previous release still serves/,
     );
     assert.match(
       refused.message,
@@ -576,33 +576,33 @@ describe("release steps on real hosts", function () {
       refused.message,
       /Safe way: add it with null=True in this release .* or give it a database default with db_default=<value>/,
     );
-    assert.match(refused.message, /pulumi config set allowUnsafeMigrations r10 --stack qa/);
+    assert.match(refused.message, /pulumi config set allowUnsafeMigrations r20 --stack qa/);
     // Nothing was written: no backup, no migration, no column, both slots as they were, serving.
     assert.equal(dumps(), dumpsBefore, "no dump was written");
     assert.equal(await applied(), before, "no migration was applied");
     assert.equal((await column()).trim(), "0");
-    assert.equal(await sh(h0, `test -e /srv/${APP}/steps/blue.r10.check.json && echo yes || echo no`), "no");
-    assert.equal(await sh(h0, `ls /srv/${APP}/steps | grep -c 'r10\\.\\(backup\\|migrate\\)' || true`), "0");
+    assert.equal(await sh(h0, `test -e /srv/${APP}/steps/blue.r20.check.json && echo yes || echo no`), "no");
+    assert.equal(await sh(h0, `ls /srv/${APP}/steps | grep -c 'r20\\.\\(backup\\|migrate\\)' || true`), "0");
     for (const h of [h0, h1]) {
       assert.equal(await slotTarget(h, "blue"), "releases/r1");
       assert.equal(await slotTarget(h, "green"), "releases/r2");
       assert.equal(await serves(h, "green"), "r2");
     }
     // A retry is refused the same way (the check only reads).
-    const again = await run(h0, w.values.check("r10", "blue"));
+    const again = await run(h0, w.values.check("r20", "blue"));
     assert.equal(again.code, 3);
-    // Let through on purpose (allowUnsafeMigrations = r10): the check passes and says so, and
+    // Let through on purpose (allowUnsafeMigrations = r20): the check passes and says so, and
     // still writes nothing itself.
-    const allowed = await ok(h0, w.values.check("r10", "blue", { allowUnsafe: true }));
+    const allowed = await ok(h0, w.values.check("r20", "blue", { allowUnsafe: true }));
     assert.deepEqual(
       [allowed.verdict, allowed.allowed, allowed.servingRelease, allowed.pending],
       ["unsafe", true, "r2", ["notes.0004_note_priority"]],
     );
     assert.equal(await applied(), before);
-    // A safe release passes: r11 (pinned plus a data migration), judged against blue's r1.
+    // A safe release passes: r21 (pinned plus a data migration), judged against blue's r1.
     const fixed = await artifact("fixed-migration");
-    await ok(h0, w.values.fetch("green", "r11", fixed));
-    const safe = await ok(h0, w.values.check("r11", "green"));
+    await ok(h0, w.values.fetch("green", "r21", fixed));
+    const safe = await ok(h0, w.values.check("r21", "green"));
     assert.deepEqual(
       [safe.verdict, safe.allowed, safe.servingRelease, safe.pending],
       ["safe", false, "r1", ["notes.0004_untitled_notes"]],
