@@ -512,7 +512,7 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     log(`\n${stamp()} stopped every process and removed the work directory`);
     printSummary(log, steps, outputs);
     const ok =
-      steps.length === (opts.stack === "qa" ? 10 : 8) &&
+      steps.length === (opts.stack === "qa" ? 11 : 8) &&
       steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
     log(`\nrehearsal ${ok ? "passed" : "FAILED"} in ${seconds(Date.now() - begun)}`);
     result = { ok, stack: opts.stack, steps, outputs, preview: previewText };
