@@ -391,13 +391,16 @@ export async function startPeers(opts: {
     const idle = gl.live === "blue" ? "green" : "blue";
     const ref = await opts.upload(artifact);
     const started = Date.now();
-    const step = async (name: "fetch" | "backup" | "migrate" | "activate" | "cleanup", call: StepCall) => {
+    const step = async (name: "fetch" | "check" | "backup" | "migrate" | "activate" | "cleanup", call: StepCall) => {
       marks.push({ at: Date.now(), step: name });
       return opts.stepRun(call);
     };
+    // The program's step sequence on the first host (components/release.ts): fetch, the
+    // migration safety check against the serving colour's release, backup, migrate, activate.
     await step("fetch", w.values.fetch(idle, release, ref));
-    const backup = await step("backup", w.values.backup(release));
-    await step("migrate", w.values.migrate(release));
+    await step("check", w.values.check(release, idle));
+    const backup = await step("backup", w.values.backup(release, idle));
+    await step("migrate", w.values.migrate(release, idle));
     const activate = await step("activate", w.values.activate(idle, release));
     // The listener moves once the load balancer sees the idle colour healthy.
     marks.push({ at: Date.now(), step: "cutover" });

@@ -74,7 +74,7 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
     "and restart). Both connect over real SSH to the same rig host with the bench world's deploy key and",
     "its host key pinned; each runs one gunicorn (2 workers) under supervisor behind an nginx server.",
     "**Here greenlight's steps run directly, not through `pulumi up`.** The bench sends each step's",
-    "command over SSH exactly as components/remote.ts builds it for the program (fetch, backup, migrate,",
+    "command over SSH exactly as components/remote.ts builds it for the program (fetch, check, backup, migrate,",
     "activate of the idle colour, then the listener switch once the load balancer sees that colour",
     "healthy, then cleanup), but no Pulumi CLI, engine or provider plugin runs: these figures leave out",
     "what `pulumi up` adds around the steps (evaluating the program, the engine's diff and state, the",
@@ -281,7 +281,7 @@ export function renderPeers(p: PeersResult, backup?: BackupResult, release?: Rel
       ...(release
         ? [`| per-host path (section 1: fetch + activate) | ${seconds(path1)} | ${(path1 / sum).toFixed(2)}x |`]
         : []),
-      `| whole release (this section: fetch, backup, migrate, activate, cutover, cleanup) | ${seconds(glWarm)} | ${(glWarm / sum).toFixed(2)}x |`,
+      `| whole release (this section: fetch, check, backup, migrate, activate, cutover, cleanup) | ${seconds(glWarm)} | ${(glWarm / sum).toFixed(2)}x |`,
       `| until the new release is served | ${seconds(glServed)} | ${(glServed / sum).toFixed(2)}x |`,
       "",
     );

@@ -159,7 +159,7 @@ export function renderResults(r: Results): string {
   if (bk) out.push("", ...backupSection(bk, bkRatio));
   if (pr) out.push("", ...programSection(pr));
   if (r.peers) out.push("", ...renderPeers(r.peers, bk, rel));
-  out.push("", ...HISTORY);
+  out.push("", ...HISTORY, "", ...roundFour(r));
   // The real engine's figures come from their own run (npm run bench:engine, bench/engine.ts):
   // kept here so a full benchmark run does not drop them.
   const engine = readEngineResults();
@@ -272,7 +272,8 @@ function releaseSection(rel: ReleasePathResult, ratio: number): string[] {
       )}), which is short because the example site has`,
       "three dependencies: with a real dependency set the warm share shrinks. A slot that runs another venv",
       "than the release's (the first same-lock release after a lock change, or the first release into an",
-      "empty slot) still restarts, and pays supervisor's startsecs (2 s, set by the bootstrap) on top.",
+      "empty slot) still restarts: a new interpreter imports gunicorn, Django and the app before the health",
+      "gate passes (no fixed wait on top since round four: supervisor's startsecs is 0, the gate decides).",
     );
   }
   return lines;
@@ -327,7 +328,7 @@ function cutoverSection(cut: CutoverResult): string[] {
     "SCRAM, which caps it near 50 requests/s here), the health path from the app's first middleware. A",
     "request fails when the answer is outside 2xx/3xx, or on any error or timeout (10 s); failures are counted",
     "by the step (remote command) the engine had started last when they happened. Each release phase runs from",
-    "`npm run release` through `pulumi up` (fetch, backup, migrate and activate of the idle colour, then",
+    "`npm run release` through `pulumi up` (fetch, check, backup, migrate and activate of the idle colour, then",
     `the cutover) until the new release is served and at least ${cut.minRequests} requests were sent; each`,
     `rollback phase has ${cut.minRequests / 2} requests before \`npm run rollback\` + \`pulumi up\` and the rest after.`,
     "Going through the load balancer (rather than a slot port) is what users see, and the only way a",
@@ -424,7 +425,7 @@ function programSection(pr: ProgramResult): string[] {
     "while the program is evaluated (the SDK captures a stack for every resource and output, which under",
     "ts-node's source maps is most of the time otherwise), and restores it after: these figures are",
     'without those stacks, which `pulumi preview` does capture. "both slots" adds a release to each colour',
-    "(the release graph: fetch, backup, migrate, activate and cleanup commands per host).",
+    "(the release graph: fetch, check, backup, migrate, activate and cleanup commands per host).",
     "",
     `First evaluation in the process (also compiles the program's modules with ts-node): ${seconds(pr.firstMs)}.`,
     "",
@@ -469,3 +470,72 @@ const HISTORY = [
   "in section 6 (a different run, so compare it loosely with section 6's migrate above); and the load",
   "of sections 2 and 6 writes as well as reads (test/rig/load.ts, the tests' mixed load).",
 ];
+
+/**
+ * The fourth round: what it changed, against the run before it (2026-12-02T02:43Z, the same
+ * machine and benchmark; its figures are the ones RESULTS.md carried then), with this run's.
+ */
+function roundFour(r: Results): string[] {
+  const tot = (xs?: ReleaseSample[]) => (xs?.length ? median(xs.map((s) => s.total)) : NaN);
+  const act = (xs?: ReleaseSample[]) => (xs?.length ? median(xs.map((s) => s.activate.ms)) : NaN);
+  const rel = r.release;
+  const bk = r.backup;
+  const bkRatio = bk ? median(bk.ours.map((s) => s.ms)) / median(bk.bare.map((s) => s.ms)) : NaN;
+  const gl = (kind: "cold" | "warm") =>
+    median(r.peers?.releases.filter((x) => x.tool === "greenlight" && x.kind === kind).map((x) => x.ms) ?? []);
+  const checkStep = median(
+    (r.peers?.releases ?? [])
+      .filter((x) => x.tool === "greenlight")
+      .flatMap((x) => {
+        const m = [...x.marks].sort((a, b) => a.at - b.at);
+        const i = m.findIndex((k) => k.step === "check");
+        return i >= 0 && i + 1 < m.length ? [m[i + 1].at - m[i].at] : [];
+      }),
+  );
+  const row = (what: string, before: string, after: string) => `| ${what} | ${before} | ${after} |`;
+  return [
+    "## Round four: the health gate instead of startsecs, a lighter backup check",
+    "",
+    "What changed, measured against the run before it (2026-12-02 02:43 UTC, this machine and benchmark; its",
+    "load average at start was 0.50, this run's is in the machine table, so compare ratios first):",
+    "",
+    "- **activate**: supervisor's `startsecs` is 0 (bootstrap.sh), so `supervisorctl restart` returns as soon",
+    "  as gunicorn is spawned instead of after a fixed 2 s; the health gate (the slot's port answering the",
+    "  release id) decides, and it fails at once, with the slot's log, when the gunicorn it started exits",
+    "  before answering (a release that cannot boot), rather than at its timeout. `supervisorctl update`",
+    "  (a Python start) runs only when the supervisor program file is newer than the slot's last update.",
+    "- **backup**: the stream's check reads the whole archive with `pg_restore --file=/dev/null` (every block",
+    "  inflated and rendered) instead of rendering it as SQL into a pipe and counting lines there; the",
+    "  entries are counted from the archive's table of contents (`pg_restore --list` on a second copy of",
+    "  the stream's start).",
+    "- **section 6**: greenlight's release now runs the `<colour>-check` step (the migration safety check)",
+    "  between fetch and backup, as the program does (issue 10), so its whole-release figures include a step",
+    "  the run before did not run.",
+    "",
+    "| measure | before | this run |",
+    "|---|---:|---:|",
+    row(
+      "1. cold, fetch + activate (activate)",
+      "5.02 s (2.84 s)",
+      `${seconds(tot(rel?.cold))} (${seconds(act(rel?.cold))})`,
+    ),
+    row(
+      "1. warm, fetch + activate (activate)",
+      "2.82 s (0.97 s)",
+      `${seconds(tot(rel?.warm))} (${seconds(act(rel?.warm))})`,
+    ),
+    row(
+      "1. warm after a lock change (activate)",
+      "4.86 s (2.81 s)",
+      `${seconds(tot(rel?.warmRestart))} (${seconds(act(rel?.warmRestart))})`,
+    ),
+    row("1. warm / cold", "56.1%", pct(tot(rel?.warm) / tot(rel?.cold))),
+    row("3. backup step / bare `pg_dump -Fc`", "1.286 (9.35 s / 7.27 s)", bk ? bkRatio.toFixed(3) : "-"),
+    row(
+      "6. greenlight, whole release, cold",
+      "10.75 s (no check step)",
+      `${seconds(gl("cold"))} (check: ${seconds(checkStep)})`,
+    ),
+    row("6. greenlight, whole release, warm", "6.83 s (no check step)", seconds(gl("warm"))),
+  ];
+}

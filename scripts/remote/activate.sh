@@ -32,14 +32,26 @@ point_slot_at() { # atomic: a new link renamed over the old one
   mv -T "$APP_ROOT/.$GL_SLOT.new" "$link"
 }
 
+# supervisor's startsecs is 0 (bootstrap.sh): `restart` returns as soon as gunicorn is spawned,
+# and the health gate below, not a fixed wait, says when the release is up. The gate watches the
+# gunicorn it started (supervisor's pid for the slot): if that process exits before the slot
+# answers (a release that cannot boot: gunicorn exits when its workers fail to), the gate fails
+# at once rather than at its timeout.
+master=""
 restart_slot() {
-  sudo -n /usr/bin/supervisorctl restart "$GL_APP-$GL_SLOT" >&2
+  sudo -n /usr/bin/supervisorctl restart "$GL_APP-$GL_SLOT" >&2 || return 1
+  master=$({ sudo -n /usr/bin/supervisorctl status "$GL_APP-$GL_SLOT" 2>/dev/null || true; } |
+    sed -n 's/.* RUNNING *pid \([0-9]*\),.*/\1/p')
+  [[ -n $master ]] || {
+    log "slot $GL_SLOT: its gunicorn exited as it started"
+    return 1
+  }
 }
 
 # A release on the venv the slot's gunicorn already runs needs no new interpreter: HUP makes
 # gunicorn re-read gunicorn.conf.py, which names the new release's directory, and replace its
-# workers gracefully. That takes as long as the app's import; a restart also waits out
-# supervisor's startsecs. Anything else restarts: another venv (new dependencies), a slot that
+# workers gracefully. That takes as long as the app's import; a restart also starts a new
+# interpreter and imports everything before the app. Anything else restarts: another venv (new dependencies), a slot that
 # is not running, a release fetched before its gunicorn.conf.py named its directory, a host
 # whose sudoers does not allow the signal yet.
 reload_or_restart_slot() {
@@ -59,6 +71,10 @@ healthy() {
   while ((SECONDS < deadline)); do
     body=$(curl -fsS --max-time 5 "http://127.0.0.1:$GL_PORT$GL_HEALTH_PATH" 2>/dev/null || true)
     if [[ $body == "$GL_RELEASE" ]]; then return 0; fi
+    if [[ -n $master && ! -d /proc/$master ]]; then
+      log "slot $GL_SLOT: its gunicorn (pid $master) exited before it answered: the release does not boot"
+      return 1
+    fi
     # A slot is up in about a second; a finer poll does not add most of a second to each.
     sleep 0.1
   done
@@ -69,8 +85,15 @@ healthy() {
 log "slot $GL_SLOT: ${previous:-nothing} -> releases/$GL_RELEASE"
 point_slot_at "releases/$GL_RELEASE"
 # A supervisor program the bootstrap changed while this slot ran (bootstrap.sh never restarts a
-# running slot) is applied now: `update` restarts the slot only if its program changed.
-sudo -n /usr/bin/supervisorctl update "$GL_APP-$GL_SLOT" >&2
+# running slot) is applied now: `update` restarts the slot only if its program changed. It runs
+# when the program file is newer than this slot's last update (bootstrap.sh rewrites the file
+# only when it changes), not on every activation: each supervisorctl call is a Python start.
+program_file=/etc/supervisor/conf.d/greenlight-$GL_APP.conf
+applied=$APP_ROOT/.$GL_SLOT.supervisor-applied
+if [[ ! -e $applied || ! -e $program_file || $program_file -nt $applied ]]; then
+  sudo -n /usr/bin/supervisorctl update "$GL_APP-$GL_SLOT" >&2
+  touch -- "$applied"
+fi
 if reload_or_restart_slot && healthy; then
   log "slot $GL_SLOT serves $GL_RELEASE on port $GL_PORT"
   printf '{"slot":"%s","release":"%s","previous":"%s"}\n' "$GL_SLOT" "$GL_RELEASE" "${previous#releases/}"

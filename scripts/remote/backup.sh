@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # greenlight backup: before release GL_RELEASE migrates, a pg_dump (custom format) of the
-# whole database goes to the backup bucket, verified with pg_restore --list first. Prints
+# whole database streams to the backup bucket, read back whole by pg_restore on the way. Prints
 # {"key","size","sha256",...}: the program turns it into the lastBackup stack output.
 #
 # Values: GL_APP GL_RELEASE GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION [GL_MAINTENANCE]

@@ -176,6 +176,10 @@ ensure_running() {
 
 # --- supervisor: one gunicorn per slot. The program lines never change with a release (the
 # release's own gunicorn.conf.py carries its settings), so a re-run restarts nothing.
+# startsecs=0: `supervisorctl start|restart` returns once gunicorn is spawned instead of waiting
+# a fixed 2 s; activation gates on the slot's health path answering with the release id, and
+# fails as soon as the gunicorn it started exits (activate.sh). autorestart still brings back a
+# gunicorn that exits later.
 supervisor_conf() {
   local slot
   for slot in blue green; do
@@ -187,7 +191,7 @@ user=app
 umask=0007
 autostart=true
 autorestart=true
-startsecs=2
+startsecs=0
 startretries=3
 stopwaitsecs=30
 stopasgroup=true

@@ -286,13 +286,13 @@ print(env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USER"])
 
 # take_backup LABEL: pg_dump of the whole database to the backup bucket, never to local disk:
 # the dump streams to the bucket and, on the way, through pg_restore, which reads every byte of
-# it back (the whole archive rendered as SQL to a counter, not only its table of contents). If
+# it back (the whole archive inflated and rendered, to /dev/null, not only its table of contents). If
 # the dump, the upload or the check fails, the object is removed again and nothing counts as a
 # backup. The host's disk is checked first: the work files (and the live slots) need room, and
 # a dump must never be what fills it. Prints a JSON summary (key, size, sha256).
 #   GL_BACKUP_MIN_FREE_MB: the free space below which no backup starts (default 256).
 take_backup() {
-  local label=$1 work key sum size entries check rc free
+  local label=$1 work key sum size entries check toc rc free
   require GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
   GL_BACKUP_MIN_FREE_MB=${GL_BACKUP_MIN_FREE_MB:-256}
   check GL_BACKUP_MIN_FREE_MB '^[0-9]{1,9}$' "a number of megabytes"
@@ -303,16 +303,24 @@ take_backup() {
     die "only $free MB free on $(df -P -- "$work" | awk 'NR == 2 { print $6 }') (at least $GL_BACKUP_MIN_FREE_MB MB needed): no backup started, free some space first"
   db_connection "$work"
   key="db/$(date -u +%Y%m%dT%H%M%SZ)-$label.dump"
-  mkfifo -m 0600 "$work/stream"
+  mkfifo -m 0600 "$work/stream" "$work/toc"
+  # The check reads the whole archive (every block inflated, every entry rendered) to /dev/null:
+  # rendering it as SQL into a pipe and counting lines there cost the dump as much CPU again as
+  # the check itself. The entries are counted from the archive's table of contents, which
+  # pg_restore --list reads from the start of a second copy of the stream and then stops (tee -p
+  # carries on without it).
   {
-    pg_restore --file=- <"$work/stream" | { grep -c '^-- Name: ' || true; } >"$work/entries"
-    echo "${PIPESTATUS[0]}" >"$work/check"
+    pg_restore --file=/dev/null <"$work/stream"
+    echo "$?" >"$work/check"
   } &
   check=$!
+  { pg_restore --list <"$work/toc" | grep -c '^[0-9]' || true; } >"$work/entries" 2>/dev/null &
+  toc=$!
   log "pg_dump of $PGDATABASE on $PGHOST, streamed to s3://$GL_BACKUP_BUCKET/$key and checked on the way"
   rc=0
-  sum=$(pg_dump --format=custom --no-password | tee "$work/stream" | aws_py put "$GL_BACKUP_BUCKET" "$key" -) || rc=$?
+  sum=$(pg_dump --format=custom --no-password | tee -p "$work/stream" "$work/toc" | aws_py put "$GL_BACKUP_BUCKET" "$key" -) || rc=$?
   wait "$check" || true
+  wait "$toc" || true
   if ((rc != 0)) || [[ $(cat "$work/check" 2>/dev/null) != 0 ]]; then
     aws_py rm "$GL_BACKUP_BUCKET" "$key" 2>/dev/null || true
     die "no backup: the dump, its upload or its check failed (see above); the object was removed"
