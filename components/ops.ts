@@ -122,6 +122,15 @@ const appRoot = (app: string) => {
   return `/srv/${app}`;
 };
 
+/** Prints the --settings value of the manifest's migrate argv, or nothing. */
+const MANIFEST_SETTINGS = [
+  "import json, sys",
+  'm = json.load(open(sys.argv[1])).get("migrate") or []',
+  "for i, a in enumerate(m):",
+  '    if a.startswith("--settings="): print(a[len("--settings="):])',
+  '    elif a == "--settings" and i + 1 < len(m): print(m[i + 1])',
+].join("\n");
+
 /**
  * `manage.py <args>` in the release slot `slot` serves, as the app user, with that release's
  * venv (sudoers allows exactly `releases/<id>/venv/bin/python` as app) and its `.env` (the
@@ -134,10 +143,19 @@ export function manageCommand(a: { app: string; slot: Colour; args: string[] }):
   for (const arg of a.args) {
     if (/[\0\r\n]/.test(arg)) throw new OpsError("a manage.py argument must be one line");
   }
+  // The settings the release's migrate runs with (greenlight.json may pass --settings, as a
+  // cookiecutter-django site must): manage.py would otherwise take its own default, often the
+  // local settings. A --settings of the user's own wins.
+  const own = a.args.some((x) => x === "--settings" || x.startsWith("--settings="));
+  const settings = own
+    ? ""
+    : `settings=$(/usr/bin/python3 -c ${shellQuote(MANIFEST_SETTINGS)} "$rel/manifest.json") || exit 1; `;
   return (
     `rel=$(readlink -e ${root}/${a.slot}) && [ -f "$rel/manage.py" ] || ` +
     `{ echo "greenlight manage: slot ${a.slot} serves no release on $(hostname)" >&2; exit 1; }; ` +
-    `cd "$rel" && exec sudo -n -u app -- "$rel/venv/bin/python" manage.py ${a.args.map(shellQuote).join(" ")}`
+    settings +
+    `cd "$rel" && exec sudo -n -u app -- "$rel/venv/bin/python" manage.py ${a.args.map(shellQuote).join(" ")}` +
+    (own ? "" : ` \${settings:+"--settings=$settings"}`)
   );
 }
 

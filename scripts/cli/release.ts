@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { parseArgs } from "util";
 import { runCli } from "./lib/main";
+import { pulumiJson } from "./lib/pulumiJson";
 import {
   CliError,
   DeployedResource,
@@ -41,29 +42,14 @@ export function stackOutput(stack: string, name: string): string {
  * (no Pulumi CLI, not logged in, no passphrase...). Never a silent guess.
  */
 export function deployedResources(stack: string): { resources?: DeployedResource[]; unreadable?: string } {
-  let out: string;
-  try {
-    out = execFileSync("pulumi", ["stack", "export", "--stack", stack], {
-      encoding: "utf8",
-      maxBuffer: 256 << 20,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  } catch (e) {
-    const err = e as { code?: string; stderr?: string };
-    if (err.code === "ENOENT") return { unreadable: "the Pulumi CLI is not installed" };
-    const last =
-      String(err.stderr ?? "")
-        .trim()
-        .split("\n")
-        .pop() || "no output";
-    return { unreadable: `pulumi stack export --stack ${stack} failed: ${last}` };
+  const r = pulumiJson(["stack", "export", "--stack", stack], 256 << 20);
+  if (r.ok) {
+    const state = r.json as { deployment?: { resources?: DeployedResource[] } } | null;
+    return { resources: state?.deployment?.resources ?? [] };
   }
-  try {
-    const state = JSON.parse(out) as { deployment?: { resources?: DeployedResource[] } };
-    return { resources: state.deployment?.resources ?? [] };
-  } catch {
-    return { unreadable: `pulumi stack export --stack ${stack} printed no JSON` };
-  }
+  if (r.why === "no-cli") return { unreadable: "the Pulumi CLI is not installed" };
+  if (r.why === "failed") return { unreadable: `pulumi stack export --stack ${stack} failed: ${r.last}` };
+  return { unreadable: `pulumi stack export --stack ${stack} printed no JSON` };
 }
 
 async function main(): Promise<void> {

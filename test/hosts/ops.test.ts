@@ -157,6 +157,34 @@ describe("day-to-day commands on real hosts: manage, logs, status, sshConfig", f
       assert.match(r.stderr, /greenlight: manage\.py shell -c .* on h0 of qa \(blue, release r1\)/);
     });
 
+    it("runs with the --settings that the release's migrate passes (a cookiecutter-style site)", async () => {
+      // The release as if its greenlight.json said "migrate": [..., "--settings=greenlight_site.ops_settings"].
+      const rel = `/srv/${APP}/releases/${RELEASE}`;
+      const manifest = `${rel}/manifest.json`;
+      const original = await sh(h0, `cat ${manifest}`);
+      const m = JSON.parse(original) as { migrate?: string[] };
+      const migrate = [...(m.migrate ?? ["python", "manage.py", "migrate", "--noinput"])];
+      await sh(
+        h0,
+        `printf '%s\\n' 'from .settings import *  # noqa' 'OPS_MARK = "production settings"' > ${rel}/greenlight_site/ops_settings.py && ` +
+          `printf '%s' '${JSON.stringify({ ...m, migrate: [...migrate, "--settings=greenlight_site.ops_settings"] })}' > ${manifest}`,
+      );
+      try {
+        const r = cli("manage", [
+          "--stack",
+          "qa",
+          "--",
+          "shell",
+          "-c",
+          "from django.conf import settings; print(settings.OPS_MARK)",
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.equal(r.stdout.trim().split("\n").pop(), "production settings");
+      } finally {
+        await sh(h0, `printf '%s' '${original}' > ${manifest} && rm -f ${rel}/greenlight_site/ops_settings.py`);
+      }
+    });
+
     it("creates a superuser (createsuperuser --noinput) on --host 1, and passes stdin through", () => {
       const made = cli("manage", [
         "--stack",

@@ -1,6 +1,9 @@
 // components/ops.ts: what the day-to-day commands connect to and run (the host tests run them).
 import * as assert from "assert";
 import { spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
 import {
   HostStatus,
   OpsError,
@@ -80,19 +83,51 @@ describe("day-to-day commands (components/ops.ts)", () => {
     assert.throws(() => opsConnection(stackAccess("qa", outputs()), 2), /has 2 hosts: --host 2 is not one \(0-1\)/);
   });
 
+  /** Runs a manage command here: the slot is `dir`, and printf stands in for sudo + python. */
+  const runManage = (cmd: string, manifest: unknown) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "gl-manage-"));
+    try {
+      fs.writeFileSync(path.join(dir, "manage.py"), "");
+      fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify(manifest));
+      const local = cmd
+        .replace(/readlink -e \/srv\/site\/(blue|green)/, `readlink -e ${dir}`)
+        .replace(`exec sudo -n -u app -- "$rel/venv/bin/python" manage.py`, "printf '%s\\n'");
+      return spawnSync("bash", ["-c", local], { encoding: "utf8" });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
   it("manage: the slot's release python as app, every argument one quoted word", () => {
     const cmd = manageCommand({ app: "site", slot: "green", args: ["shell", "-c", "print('$(reboot)'); `id`"] });
     assert.match(cmd, /readlink -e \/srv\/site\/green/);
     assert.match(
       cmd,
-      /exec sudo -n -u app -- "\$rel\/venv\/bin\/python" manage\.py 'shell' '-c' 'print\('\\''\$\(reboot\)'\\''\); `id`'$/,
+      /exec sudo -n -u app -- "\$rel\/venv\/bin\/python" manage\.py 'shell' '-c' 'print\('\\''\$\(reboot\)'\\''\); `id`'/,
     );
     // What bash makes of the words: exactly the arguments given.
-    const words = spawnSync("bash", ["-c", `printf '%s\\n' ${cmd.split(" manage.py ")[1]}`], { encoding: "utf8" });
-    assert.equal(words.stdout, "shell\n-c\nprint('$(reboot)'); `id`\n");
+    const words = runManage(cmd, { migrate: ["python", "manage.py", "migrate", "--noinput"] });
+    assert.equal(words.stdout, "shell\n-c\nprint('$(reboot)'); `id`\n", words.stderr);
     assert.throws(() => manageCommand({ app: "site", slot: "blue", args: [] }), /no manage\.py command/);
     assert.throws(() => manageCommand({ app: "site", slot: "blue", args: ["a\nb"] }), /one line/);
     assert.throws(() => manageCommand({ app: "../x", slot: "blue", args: ["check"] }), /not an app name/);
+  });
+
+  it("manage: runs with the settings the release's migrate passes, unless given its own", () => {
+    const cmd = manageCommand({ app: "site", slot: "blue", args: ["check", "--deploy"] });
+    const cookiecutter = ["python", "manage.py", "migrate", "--noinput", "--settings=config.settings.production"];
+    assert.equal(
+      runManage(cmd, { migrate: cookiecutter }).stdout,
+      "check\n--deploy\n--settings=config.settings.production\n",
+    );
+    const spaced = ["python", "manage.py", "migrate", "--settings", "config.settings.greenlight"];
+    assert.equal(
+      runManage(cmd, { migrate: spaced }).stdout,
+      "check\n--deploy\n--settings=config.settings.greenlight\n",
+    );
+    assert.equal(runManage(cmd, { wsgi: "x.wsgi:application" }).stdout, "check\n--deploy\n");
+    const own = manageCommand({ app: "site", slot: "blue", args: ["check", "--settings=config.settings.test"] });
+    assert.equal(runManage(own, { migrate: cookiecutter }).stdout, "check\n--settings=config.settings.test\n");
   });
 
   it("logs and status: the script travels with the command, values quoted; bad values refused", () => {

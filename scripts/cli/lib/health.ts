@@ -4,7 +4,7 @@
 // with the same question the activate step's gate asks: does the slot's port answer the health
 // path with the release id. (The ALB's own target health would only say "200", not which
 // release, and lags its check interval.)
-import { execFileSync } from "child_process";
+import { stackOutputsJson } from "./pulumiJson";
 import { Client, ClientChannel, ConnectConfig, utils } from "ssh2";
 import { Duplex } from "stream";
 import { ADMIN, DEPLOY, healthProbeCommand } from "../../../components/remote";
@@ -19,29 +19,13 @@ export interface ReachOutputs {
 
 /** The stack's outputs for reaching the hosts, or why they cannot be read. */
 export function reachOutputs(stack: string): { outputs?: ReachOutputs; unreadable?: string } {
-  let out: string;
-  try {
-    out = execFileSync("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", stack], {
-      encoding: "utf8",
-      maxBuffer: 64 << 20,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  } catch (e) {
-    const err = e as { code?: string; stderr?: string };
-    if (err.code === "ENOENT") return { unreadable: "the Pulumi CLI is not installed" };
-    const last =
-      String(err.stderr ?? "")
-        .trim()
-        .split("\n")
-        .pop() || "no output";
-    return { unreadable: `pulumi stack output --stack ${stack} failed: ${last}` };
-  }
-  let o: Record<string, unknown>;
-  try {
-    o = JSON.parse(out) as Record<string, unknown>;
-  } catch {
+  const r = stackOutputsJson(stack);
+  if (!r.ok) {
+    if (r.why === "no-cli") return { unreadable: "the Pulumi CLI is not installed" };
+    if (r.why === "failed") return { unreadable: `pulumi stack output --stack ${stack} failed: ${r.last}` };
     return { unreadable: `pulumi stack output --stack ${stack} printed no JSON` };
   }
+  const o = (r.json ?? {}) as Record<string, unknown>;
   const hosts = Array.isArray(o.hosts) ? (o.hosts as { id?: unknown; address?: unknown }[]) : [];
   if (
     hosts.length === 0 ||

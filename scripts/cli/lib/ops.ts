@@ -1,7 +1,7 @@
 // What the day-to-day commands (manage, logs, status) share: the stack's outputs through the
 // Pulumi CLI (`pulumi stack output --json --show-secrets`, no jq), the stack file's app name and
 // health path, and running one command on every host at once with each line prefixed by host.
-import { execFileSync } from "child_process";
+import { stackOutputsJson } from "./pulumiJson";
 import * as fs from "fs";
 import * as path from "path";
 import { parseDocument } from "yaml";
@@ -23,29 +23,12 @@ export interface OpsStack {
 
 /** The stack's outputs, secrets included, or a one-line refusal. */
 export function stackOutputs(stack: string): Record<string, unknown> {
-  let out: string;
-  try {
-    out = execFileSync("pulumi", ["stack", "output", "--json", "--show-secrets", "--stack", stack], {
-      encoding: "utf8",
-      maxBuffer: 64 << 20,
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-  } catch (e) {
-    const err = e as { code?: string; stderr?: string };
-    if (err.code === "ENOENT")
-      throw new CliError("the Pulumi CLI is not installed: it reads the stack's hosts and keys");
-    const last =
-      String(err.stderr ?? "")
-        .trim()
-        .split("\n")
-        .pop() || "no output";
-    throw new CliError(`cannot read the outputs of stack ${stack} (pulumi stack output --stack ${stack}: ${last})`);
-  }
-  try {
-    return JSON.parse(out) as Record<string, unknown>;
-  } catch {
-    throw new CliError(`pulumi stack output --json --stack ${stack} printed no JSON`);
-  }
+  const r = stackOutputsJson(stack);
+  if (r.ok) return (r.json ?? {}) as Record<string, unknown>;
+  if (r.why === "no-cli") throw new CliError("the Pulumi CLI is not installed: it reads the stack's hosts and keys");
+  if (r.why === "failed")
+    throw new CliError(`cannot read the outputs of stack ${stack} (pulumi stack output --stack ${stack}: ${r.last})`);
+  throw new CliError(`pulumi stack output --json --stack ${stack} printed no JSON`);
 }
 
 export function loadStack(stack: string, dir = ROOT): OpsStack {
