@@ -446,11 +446,25 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
     assert.notDeepEqual(fresh!.result.safetyBackup, recorded!.safetyBackup);
     const live = await titles();
     assert.ok(!live.has(marker), "the new request restored the backup again");
-    // Every write acknowledged after the second window is in the database; none of those before the first.
+    // Every write acknowledged after the second window is in the database, each row as its last
+    // acknowledged write left it; none of those made before the first window.
     const wrote = load.acknowledged();
-    for (const a of wrote.filter((x) => x.phase === "after again" && x.op === "create"))
-      assert.ok(live.has(a.title), `${a.title}, acknowledged after the restore, is in the database`);
-    for (const a of wrote.filter((x) => x.phase === "before" && x.op === "create"))
+    const rows = new Map(
+      (await w.pg.query("select id || '|' || title from notes_note", APP))
+        .trim()
+        .split("\n")
+        .map((l) => [Number(l.slice(0, l.indexOf("|"))), l.slice(l.indexOf("|") + 1)] as const),
+    );
+    const last = wrote.filter((x) => x.phase === "after again");
+    assert.ok(last.some((a) => a.op === "create"));
+    for (const a of last.filter((x) => x.id !== undefined)) {
+      const said = last.filter((x) => x.id === a.id).map((x) => x.title);
+      assert.ok(
+        said.includes(rows.get(a.id!) ?? ""),
+        `note ${a.id}, acknowledged after the restore, is in the database`,
+      );
+    }
+    for (const a of wrote.filter((x) => x.phase === "before"))
       assert.ok(!live.has(a.title), `${a.title}, written after the restored backup was taken, was discarded`);
     assert.equal(await sh(h0, "ls -A /var/tmp | grep '^\\.greenlight-' || true"), "", "no work directory is left");
   });

@@ -546,8 +546,9 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
           });
           m.phase("after");
           await settle(m.load);
-          const wrote = m.load.acknowledged();
           await finish(s, m, { window: true, closed: ["restore", "rollback"] });
+          // Every write it acknowledged, up to its last (the load has stopped).
+          const wrote = m.load.acknowledged();
           check(s, "pulumi up succeeds", u.ok, u.error);
           check(
             s,
