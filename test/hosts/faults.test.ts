@@ -362,6 +362,10 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
       update: (id) => `/api/notes/${id}`,
       testHosts: [h0.ip, h1.ip],
       concurrency: 3,
+      // Paced: maintenance answers come back at once, and an unpaced load would spend its bound
+      // on them inside the window.
+      ratePerClient: 20,
+      maxRequests: 60_000,
       phase: "before",
       label: "restore-load",
     });
