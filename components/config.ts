@@ -351,9 +351,14 @@ export const CONFIG_SCHEMA = {
     (v) => /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) && !v.includes("..") && !/^\d+\.\d+\.\d+\.\d+$/.test(v),
   ),
   restoreBackup: optionalStr(
-    "Backup key to restore into the database (runs once per key; takes a safety backup first).",
+    "Backup key to restore into the database (runs once per restore request, the key with restoreId; takes a safety backup first).",
     `a backup key under ${BACKUP_PREFIX} (as lastBackup and backups name them); ${VALUES.key.what}`,
     (v) => isArtifactKey(v) && v.startsWith(BACKUP_PREFIX),
+  ),
+  restoreId: optionalStr(
+    "Names a restore request with restoreBackup: a new id restores the same key again; a retried pulumi up of the same request never restores twice.",
+    `${VALUES.release.what.replace(/^a release id/, "an id")}, with restoreBackup set`,
+    isReleaseId,
   ),
   allowUnsafeMigrations: optionalStr(
     "Release id whose unsafe migrations (not compatible with the serving release: docs/architecture.md, " +
@@ -415,6 +420,8 @@ export interface EnvConfig {
   idle: Colour;
   slots: Record<Colour, SlotRelease | undefined>;
   restoreBackup?: string;
+  /** Names the restore request with restoreBackup (a new id restores the same key again). */
+  restoreId?: string;
   /** The one release whose unsafe migrations may run (allowUnsafeMigrations). */
   allowUnsafeMigrations?: string;
   alarmEmail?: string;
@@ -687,6 +694,12 @@ export function parseConfig(
         `(it lets that one release's unsafe migrations through)`,
     );
   }
+  if (p.restoreId !== "" && p.restoreBackup === "") {
+    problems.push(
+      `${project}:restoreId = ${JSON.stringify(p.restoreId)} names a restore, but restoreBackup is not set; ` +
+        `allowed: "" or an id with restoreBackup (the backup key to restore)`,
+    );
+  }
   if (problems.length) throw new ConfigError(problems);
 
   return {
@@ -723,6 +736,7 @@ export function parseConfig(
     idle,
     slots,
     restoreBackup: p.restoreBackup || undefined,
+    restoreId: (p.restoreBackup && p.restoreId) || undefined,
     allowUnsafeMigrations: p.allowUnsafeMigrations || undefined,
     alarmEmail: p.alarmEmail || undefined,
     ci: p.ciRepository

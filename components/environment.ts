@@ -201,7 +201,7 @@ export class Environment extends pulumi.ComponentResource {
         domain: cfg.domain,
         testListenerPort: cfg.testListener?.port,
         deletionProtection: cfg.deletionProtection,
-        cutoverAfter: this.release.activations(cfg.live),
+        cutoverAfter: this.release.cutoverAfter(cfg.live),
         testAfter: this.release.activations(cfg.idle),
       },
       parent,

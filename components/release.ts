@@ -47,7 +47,7 @@ export interface SlotSteps {
  *   maintenance-on-<i>      every host, when the update breaks compatibility on purpose (the
  *                           release allowUnsafeMigrations names) or restores a backup: nginx
  *                           answers 503 + Retry-After to all but the health path
- *   restore                 first host, when restoreBackup names a new backup
+ *   restore                 first host, when restoreBackup (with restoreId) names a new request
  *   <colour>-fetch-<i>      the slot, on every host, after its bootstrap
  *   <colour>-check          first host, after its fetch: the migration safety check
  *   <colour>-backup         first host, after every fetch of the colour and the check
@@ -58,7 +58,7 @@ export interface SlotSteps {
  *                           (Release.endMaintenance): the mode ends once the new colour is live
  *
  * A maintenance window runs: on (every host) -> backup (or the restore's safety dump) ->
- * migrate (or restore) -> activate -> cutover -> off. The off steps exist whenever the stack
+ * migrate (or restore) -> activate -> cutover (after the restore too) -> off. The off steps exist whenever the stack
  * holds a release and are triggered by the window's reason ("" when there is none), so an update
  * that no longer declares a window (a failed maintenance release replaced or given up) ends
  * the mode too. Pulumi runs nothing after a failed step: a failure inside the window leaves the
@@ -200,9 +200,19 @@ export class Release extends pulumi.ComponentResource {
     });
   }
 
-  /** Activations of a colour: what the cutover to it waits for. */
+  /** Activations of a colour. */
   activations(colour: Colour): remote.Command[] {
     return this.slots[colour]?.activate ?? [];
+  }
+
+  /**
+   * What the cutover to `colour` waits for: its activations, and the restore of the same update,
+   * so that a rollback to the release that matches the restored schema (the usual companion of a
+   * restore) moves the listener inside the maintenance window, once the data is restored: never
+   * before, when that release would serve the schema it cannot use.
+   */
+  cutoverAfter(colour: Colour): remote.Command[] {
+    return [...this.activations(colour), ...(this.restore ? [this.restore] : [])];
   }
 
   /**
@@ -264,19 +274,25 @@ export class Release extends pulumi.ComponentResource {
     });
   }
 
-  /** Only a new key restores: a replaced host or a changed connection must never repeat it. */
+  /**
+   * Only a new restore request restores (restoreBackup, with restoreId when set): a replaced
+   * host or a changed connection must never repeat it, and a retried create of the same request
+   * (the SSH connection dropped) prints the result restore.sh recorded for it on the host.
+   */
   private restoreBackup(): remote.Command | undefined {
     const key = this.args.config.restoreBackup;
     if (!key) return undefined;
+    const restoreId = this.args.config.restoreId;
     const call = pulumi
       .output(this.args.backupBucket)
       .apply((backupBucket) =>
-        steps.restore({ ...this.common, backupBucket, backupKey: key, maintenance: `restore ${key}` }),
+        steps.restore({ ...this.common, backupBucket, backupKey: key, restoreId, maintenance: `restore ${key}` }),
       );
     // Under maintenance mode on every host: no write is acknowledged between the safety dump and
     // the restore, so the restore discards none that the safety dump does not hold.
     return this.step("restore", 0, call, {
-      triggers: [key],
+      // [key] alone without an id: a stack that restored before restoreId existed restores nothing anew.
+      triggers: restoreId ? [key, restoreId] : [key],
       dependsOn: [this.bootstraps[0], ...this.args.ready, ...this.maintenanceOn],
       updateIsNoop: true,
     });

@@ -216,11 +216,17 @@ export const steps = {
     }),
   cleanup: (a: { app: string; keep: number }): StepCall =>
     deploy("cleanup", { GL_APP: a.app, GL_KEEP: String(a.keep) }),
-  restore: (a: Common & InWindow & { backupBucket: string; backupKey: string }): StepCall =>
+  /**
+   * One restore request: backup `backupKey`, named by `restoreId` when config gives one
+   * (restoreId). step.sh records its result per request (restoreRequest), so a retried step
+   * of the same request prints what it restored, and a new request (another key or id) runs.
+   */
+  restore: (a: Common & InWindow & { backupBucket: string; backupKey: string; restoreId?: string }): StepCall =>
     deploy("restore", {
       ...common(a),
       GL_BACKUP_BUCKET: a.backupBucket,
       GL_BACKUP_KEY: a.backupKey,
+      ...(a.restoreId ? { GL_RESTORE_ID: a.restoreId } : {}),
       ...inWindow(a),
     }),
   /** Maintenance mode on (with why) or off on one host (maintenance.sh). */
@@ -260,10 +266,25 @@ export function createCommand(call: StepCall, opts: { timeoutSeconds: number; sc
   return command;
 }
 
-/** Where step.sh records the result of `call` on its host (per slot and release for a release's steps). */
+/**
+ * A restore request's name in its record: the first 16 hex digits of the sha256 of the backup
+ * key, and "\n" and the restore id when there is one. step.sh computes the same on the host.
+ */
+export function restoreRequest(backupKey: string, restoreId?: string): string {
+  return createHash("sha256")
+    .update(restoreId ? `${backupKey}\n${restoreId}` : backupKey)
+    .digest("hex")
+    .slice(0, 16);
+}
+
+/**
+ * Where step.sh records the result of `call` on its host: per slot and release for a release's
+ * steps, per request (backup key and restore id) for a restore.
+ */
 export function recordPath(call: StepCall): string {
   const v = call.values;
-  const name = [v.GL_SLOT, v.GL_RELEASE, call.step, v.GL_MODE].filter(Boolean).join(".");
+  const request = call.step === "restore" ? restoreRequest(v.GL_BACKUP_KEY ?? "", v.GL_RESTORE_ID) : undefined;
+  const name = [v.GL_SLOT, v.GL_RELEASE, call.step, request, v.GL_MODE].filter(Boolean).join(".");
   if (!/^[a-z][a-z0-9]{1,15}$/.test(v.GL_APP ?? "") || !/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
     throw new Error(`no record name for ${call.step} with app ${v.GL_APP} and ${name}`);
   }
@@ -279,8 +300,15 @@ export function recordPath(call: StepCall): string {
 export function updateCommand(call: StepCall): string {
   if (call.step === "bootstrap") throw new Error("the bootstrap has no recorded result: its update runs it again");
   const file = recordPath(call); // letters, digits and . _ - / only: safe in double quotes
+  // A restore done before records were per request left restore.json, naming its key (a key is
+  // letters, digits and . _ - / only): the same request without an id prints that one.
+  const v = call.values;
+  const legacy =
+    call.step === "restore" && !v.GL_RESTORE_ID && /^[A-Za-z0-9._/-]+$/.test(v.GL_BACKUP_KEY ?? "")
+      ? ` || { grep -qF '"restored":"${v.GL_BACKUP_KEY}"' ${path.posix.dirname(file)}/restore.json 2>/dev/null && cat ${path.posix.dirname(file)}/restore.json; }`
+      : "";
   return (
-    `cat ${file} 2>/dev/null || { echo "greenlight ${call.step}: no recorded result ${file} on $(hostname):` +
+    `cat ${file} 2>/dev/null${legacy} || { echo "greenlight ${call.step}: no recorded result ${file} on $(hostname):` +
     ` it cannot report it again; replace the step to run it anew (pulumi up --replace <its urn>)" >&2; exit 1; }`
   );
 }

@@ -17,7 +17,7 @@ app_paths
 lock
 # One backup per release: a retried step (the SSH connection dropped while it ran on) prints the
 # backup it took.
-once
+once "for release $GL_RELEASE"
 under_maintenance
 
 take_backup "before-$GL_RELEASE"

@@ -110,15 +110,17 @@ lock() {
   fi
 }
 
-# Steps that must not run twice for one release (backup, migrate) call `once` under the lock.
+# Steps that must not run twice for one release (backup, migrate) or one restore request (restore)
+# call `once` under the lock.
 # step.sh names the step's record in GL_RECORD. If this host recorded the step's result, it
 # already ran: a `pulumi up` whose SSH connection dropped while the step went on to finish on
 # the host retries the step with the same command, and the retry (which waited for the lock)
 # prints the recorded result instead of a second backup or migrate. Such a step records its
 # result itself (record) before it ends, so the record exists before the lock is released.
+# once WHAT: WHAT says what was done ("for release r3", "for restore db/x.dump").
 once() {
   [[ -n ${GL_RECORD:-} && -s $GL_RECORD ]] || return 0
-  log "already done for release ${GL_RELEASE:-?} on $(hostname) (its result is recorded in $GL_RECORD): not running it again"
+  log "already done $1 on $(hostname) (its result is recorded in $GL_RECORD): not running it again"
   cat -- "$GL_RECORD"
   exit 0
 }

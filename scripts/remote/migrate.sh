@@ -15,7 +15,7 @@ app_paths
 lock
 # A retried step whose first run finished on the host (the SSH connection dropped meanwhile)
 # prints what that run applied, rather than an empty list from a second run.
-once
+once "for release $GL_RELEASE"
 under_maintenance
 
 release=$RELEASES/$GL_RELEASE

@@ -6,7 +6,13 @@
 # it: the restore discards the writes made since backup GL_BACKUP_KEY was taken, and the safety
 # backup keeps them. Prints what it did as JSON.
 #
-# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION [GL_MAINTENANCE]
+# One restore per request: the backup key and, when config names one, the restore id
+# (GL_RESTORE_ID). step.sh records the result per request; a retried step of the same request
+# (the SSH connection dropped while the first run went on to finish on the host) prints the
+# recorded result instead of restoring again, which would discard every write made since.
+#
+# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION [GL_RESTORE_ID]
+#         [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=restore
@@ -16,8 +22,13 @@ check_app
 check_key GL_BACKUP_KEY
 check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
 check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
+if [[ -n ${GL_RESTORE_ID:-} ]]; then
+  check GL_RESTORE_ID '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' "a restore id (letters, digits, . _ -)"
+  [[ $GL_RESTORE_ID != *..* ]] || die "GL_RESTORE_ID contains .."
+fi
 app_paths
 lock
+once "for restore $GL_BACKUP_KEY${GL_RESTORE_ID:+ ($GL_RESTORE_ID)}"
 under_maintenance
 
 # In this shell, not $(...): the backup's work directory (its pgpass file) goes with the EXIT trap.
@@ -35,4 +46,9 @@ log "restoring $GL_BACKUP_KEY into $PGDATABASE (public schema)"
 pg_restore --clean --if-exists --schema=public --no-owner --no-privileges --single-transaction \
   --exit-on-error --no-password --dbname="$PGDATABASE" "$work/restore.dump" >&2 ||
   die "pg_restore failed; the transaction rolled back, the data is as before"
-printf '{"restored":"%s","safetyBackup":%s}\n' "$GL_BACKUP_KEY" "$safety"
+printf -v result '{"restored":"%s",%s"safetyBackup":%s,"restoredAt":"%s"}' "$GL_BACKUP_KEY" \
+  "${GL_RESTORE_ID:+\"restoreId\":\"$GL_RESTORE_ID\",}" "$safety" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+# Recorded before the lock is released: a retry that waited for it finds the record.
+record "$result"
+log "restored $GL_BACKUP_KEY"
+printf '%s\n' "$result"

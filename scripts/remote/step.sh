@@ -51,8 +51,18 @@ done
 [[ -z ${GL_RELEASE:-} || $GL_RELEASE =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] ||
   fail "GL_RELEASE is not a release id (letters, digits, . _ -)"
 
-# What the step's result is recorded as: per slot and release for a release's steps.
-record=${GL_SLOT:+$GL_SLOT.}${GL_RELEASE:+$GL_RELEASE.}$step${GL_MODE:+.$GL_MODE}
+[[ -z ${GL_RESTORE_ID:-} || ($GL_RESTORE_ID =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ && $GL_RESTORE_ID != *..*) ]] ||
+  fail "GL_RESTORE_ID is not a restore id (letters, digits, . _ -)"
+
+# What the step's result is recorded as: per slot and release for a release's steps; per request
+# for a restore (the first 16 hex digits of the sha256 of its backup key, and of "\n" and its
+# restore id when it has one: components/remote.ts, restoreRequest), so that a retried restore
+# finds its own record and a new request (another key or id) none.
+request=""
+if [[ $step == restore ]]; then
+  request=$(printf '%s' "${GL_BACKUP_KEY:-}${GL_RESTORE_ID:+$'\n'$GL_RESTORE_ID}" | sha256sum | cut -c1-16)
+fi
+record=${GL_SLOT:+$GL_SLOT.}${GL_RELEASE:+$GL_RELEASE.}$step${request:+.$request}${GL_MODE:+.$GL_MODE}
 [[ -z ${GL_MODE:-} || $GL_MODE =~ ^(on|off)$ ]] || fail "GL_MODE is not on or off"
 if [[ $step == bootstrap ]]; then
   [[ $(id -u) -eq 0 ]] || fail "the bootstrap must run as root"

@@ -20,12 +20,12 @@ for (const stack of ["qa", "prod"]) {
       result = await rehearse({ stack, log: (l) => lines.push(l) });
     });
 
-    it("provision, release, cutover under reads and writes, a non-release update, rollback, (qa: an unsafe release refused,) failed migration, fixed release, cleanup (qa: a maintenance release)", () => {
+    it("provision, release, cutover under reads and writes, a non-release update, rollback, (qa: an unsafe release refused,) failed migration, fixed release, cleanup (qa: a maintenance release, a restore)", () => {
       assert.deepEqual(failedChecks(result), [], lines.join("\n"));
-      assert.equal(result.steps.length, stack === "qa" ? 11 : 8);
+      assert.equal(result.steps.length, stack === "qa" ? 12 : 8);
       assert.ok(result.ok);
-      // qa ends with the maintenance release r5; prod with the fixed release r4.
-      assert.equal(result.outputs.liveRelease, stack === "qa" ? "r5" : "r4");
+      // qa ends with the restore and the rollback to r4 that goes with it; prod with the fixed release r4.
+      assert.equal(result.outputs.liveRelease, "r4");
       assert.ok(lines.some((l) => l.includes("stopped every process")));
     });
 
@@ -59,6 +59,21 @@ for (const stack of ["qa", "prod"]) {
         );
         assert.ok(unsafe.up && !unsafe.up.ok);
         assert.match(Object.values(unsafe.up.errors).join("\n"), /notes\.0004_note_priority, operation 1 AddField/);
+      });
+
+    if (stack === "qa")
+      it("a restore requested through config runs once, under maintenance mode, and leaves the backup's data", () => {
+        const restore = result.steps.find((s) => s.name === "restore");
+        assert.ok(restore, "the scenario has the step");
+        assert.deepEqual(
+          restore.checks.filter((c) => !c.ok),
+          [],
+        );
+        assert.ok(restore.up?.ok);
+        assert.deepEqual(
+          restore.up.commands.filter((c) => c.endsWith("-restore")),
+          ["qa-release-restore"],
+        );
       });
   });
 }

@@ -1,7 +1,8 @@
 // Faults on real local hosts (issue 11), each injected while a mixed read/write load runs
 // against the colour that serves, on both hosts: an SSM failure during fetch and settings, the
 // SSH connection dropped in the middle of each release step and the step retried as `pulumi up`
-// retries a failed create (the same command again), a full disk during fetch and backup, a
+// retries a failed create (the same command again), a restore dropped and retried (it restores
+// once; a new restore request restores again), a full disk during fetch and backup, a
 // setting that stops the app booting, and rollback's look before it leaps. After each: not one
 // request to the serving colour failed, and every write it acknowledged is in the database.
 import { S3Client } from "@aws-sdk/client-s3";
@@ -10,12 +11,12 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { StepCall } from "../../components/remote";
+import { StepCall, recordPath } from "../../components/remote";
 import { artifactKey, writeConfig } from "../../scripts/cli/lib/stack";
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
 import { Variant, siteArtifact } from "../rig/artifacts";
 import { RigHost } from "../rig/hosts";
-import { MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "../rig/load";
+import { MAINTENANCE, MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "../rig/load";
 import { ROOT } from "../rig/stackConfig";
 import { RunResult } from "../rig/ssh";
 import { APP, REGION, SITE_HOST, World, startWorld } from "../rig/world";
@@ -129,12 +130,12 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
     drop.abort();
     assert.equal(await settled, "dropped", `${call.step} was still running when the connection dropped`);
   };
-  const record = (call: StepCall) =>
-    `/srv/${APP}/steps/${[call.values.GL_SLOT, call.values.GL_RELEASE, call.step].filter(Boolean).join(".")}.json`;
+  /** Where step.sh records `call`'s result (per slot and release; per request for a restore). */
+  const record = (call: StepCall) => recordPath(call);
   const exists = async (host: RigHost, file: string) => (await host.exec(["test", "-s", file])).code === 0;
   /** The newest log of `call`'s step on `host` contains `text`. */
   const logSays = (host: RigHost, call: StepCall, text: string) => async () => {
-    const name = [call.values.GL_SLOT, call.values.GL_RELEASE, call.step].filter(Boolean).join(".");
+    const name = path.basename(record(call), ".json");
     const r = await host.exec([
       "bash",
       "-c",
@@ -339,6 +340,137 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
       assert.equal(await serves(h0, "green"), "r2", "the serving colour was never touched");
     });
     serving = "blue"; // the cutover
+  });
+
+  it("the SSH connection dropped in the middle of a restore: the retry restores nothing again, a new restore request does", async () => {
+    const b = await ok(h0, w.values.backup("r30"));
+    const key = String(b.result.key);
+    const reason = `restore ${key}`;
+    const call = w.values.restore(key, reason);
+    const again = w.values.restore(key, reason, "again-2");
+    assert.notEqual(record(call), record(again), "another request, another record");
+    const safetyBackups = () => w.aws.listKeys(w.backupBucket).filter((k) => k.endsWith("-before-restore.dump")).length;
+    const safetyBefore = safetyBackups();
+    const titles = async () => new Set((await w.pg.query("select title from notes_note", APP)).trim().split("\n"));
+    const marker = `written-after-the-first-restore-${Date.now()}`;
+    const on = () => Promise.all([h0, h1].map((h) => ok(h, w.values.maintenance("on", reason))));
+    const off = () => Promise.all([h0, h1].map((h) => ok(h, w.values.maintenance("off"))));
+    const load = startMixedLoad({
+      bases: [h0, h1].map((h) => `http://${h.ip}:${PORT[serving]}`),
+      host: SITE_HOST,
+      reads: ["/"], // not the health path: it stays open in maintenance mode, for the load balancer
+      update: (id) => `/api/notes/${id}`,
+      testHosts: [h0.ip, h1.ip],
+      concurrency: 3,
+      // Paced: maintenance answers come back at once, and an unpaced load would spend its bound
+      // on them inside the window.
+      ratePerClient: 20,
+      maxRequests: 60_000,
+      phase: "before",
+      label: "restore-load",
+    });
+    let phases: PhaseTally[] = [];
+    let retried: Awaited<ReturnType<typeof ok>>;
+    let fresh: Awaited<ReturnType<typeof ok>>;
+    let recorded: Record<string, unknown>;
+    try {
+      // Writes the restore discards: acknowledged after the backup it restores was taken.
+      await until(
+        "writes after the backup",
+        async () => load.acknowledged().filter((a) => a.op === "create").length >= 10,
+      );
+      load.phase("maintenance on");
+      await on();
+      // The first run: dropped while it downloads the backup (the stand-in answers slowly),
+      // after its safety dump.
+      load.phase("restore");
+      w.aws.fault("GetObject", { delayMs: 4000 });
+      await dropMidway(h0, call, logSays(h0, call, "downloading s3://"));
+      w.aws.clearFaults();
+      await until("the first restore to finish on the host", () => exists(h0, record(call)));
+      load.forget(); // the rows it created are gone: it must not update them
+      recorded = JSON.parse(await sh(h0, `cat ${record(call)}`)) as Record<string, unknown>;
+      assert.equal(recorded.restored, key);
+      // A write acknowledged after the first restore and before the retry (the site is in
+      // maintenance: an operator's fix through dbshell, say). A second restore would discard it.
+      await w.pg.query(
+        `insert into notes_note (title, body, created_at, attachment) values ('${marker}', '', now(), '')`,
+        APP,
+      );
+      load.phase("retry");
+      retried = await ok(h0, call);
+      assert.deepEqual(retried.result, recorded, "the retry prints what the first run restored");
+      assert.match(await logOf(h0, retried), new RegExp(`already done for restore ${key} .*: not running it again`));
+      assert.deepEqual(JSON.parse((await w.update(h0, call)).stdout), recorded, "and so does its update");
+      assert.ok((await titles()).has(marker), "the write acknowledged after the first restore survived the retry");
+      load.phase("maintenance off");
+      await off();
+      load.phase("after");
+      let n = load.count();
+      await until("requests after maintenance", async () => load.count() >= n + 30);
+
+      // A new request of the same key (restoreId): it does restore, after a safety dump of its own.
+      load.phase("maintenance on again");
+      await on();
+      load.phase("new restore request");
+      fresh = await ok(h0, again);
+      load.forget();
+      load.phase("maintenance off again");
+      await off();
+      load.phase("after again");
+      n = load.count();
+      await until("requests after the second window", async () => load.count() >= n + 30);
+    } finally {
+      w.aws.clearFaults();
+      phases = await load.stop();
+    }
+    const tallies = describeTallies(phases);
+    const closed = ["restore", "retry", "new restore request"];
+    for (const p of phases) {
+      const allowed = p.phase.startsWith("maintenance") || closed.includes(p.phase) ? [MAINTENANCE] : [];
+      for (const kind of ["read", "write"] as const) {
+        assert.deepEqual(
+          Object.keys(p[kind].reasons).filter((r) => !allowed.includes(r)),
+          [],
+          `no ${kind} failed in ${p.phase} but with ${allowed.join(" ") || "-"}:\n${tallies}`,
+        );
+        if (closed.includes(p.phase))
+          assert.equal(p[kind].ok, 0, `only maintenance answers in ${p.phase}:\n${tallies}`);
+      }
+    }
+    const after = phases.find((p) => p.phase === "after again")!;
+    assert.ok(after.read.ok > 0 && after.write.ok > 0, `the load read and wrote after it:\n${tallies}`);
+
+    // Restored once: the write between the first run and the retry survived the retry, and one
+    // safety dump was taken for the request; the new request restored again (the marker is gone)
+    // after a safety dump of its own.
+    assert.equal(safetyBackups(), safetyBefore + 2, "one safety dump per request, not one per run");
+    assert.doesNotMatch(await logOf(h0, fresh!), /already done/);
+    assert.equal(fresh!.result.restoreId, "again-2");
+    assert.notDeepEqual(fresh!.result.safetyBackup, recorded!.safetyBackup);
+    const live = await titles();
+    assert.ok(!live.has(marker), "the new request restored the backup again");
+    // Every write acknowledged after the second window is in the database, each row as its last
+    // acknowledged write left it; none of those made before the first window.
+    const wrote = load.acknowledged();
+    const rows = new Map(
+      (await w.pg.query("select id || '|' || title from notes_note", APP))
+        .trim()
+        .split("\n")
+        .map((l) => [Number(l.slice(0, l.indexOf("|"))), l.slice(l.indexOf("|") + 1)] as const),
+    );
+    const last = wrote.filter((x) => x.phase === "after again");
+    assert.ok(last.some((a) => a.op === "create"));
+    for (const a of last.filter((x) => x.id !== undefined)) {
+      const said = last.filter((x) => x.id === a.id).map((x) => x.title);
+      assert.ok(
+        said.includes(rows.get(a.id!) ?? ""),
+        `note ${a.id}, acknowledged after the restore, is in the database`,
+      );
+    }
+    for (const a of wrote.filter((x) => x.phase === "before"))
+      assert.ok(!live.has(a.title), `${a.title}, written after the restored backup was taken, was discarded`);
+    assert.equal(await sh(h0, "ls -A /var/tmp | grep '^\\.greenlight-' || true"), "", "no work directory is left");
   });
 
   it("a full disk during fetch: the fetch fails saying so, leaves nothing behind, and the serving colour answers", async () => {

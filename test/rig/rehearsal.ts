@@ -362,6 +362,46 @@ export class Rehearsal {
     return r ? { outputs: (r.outputs ?? {}) as Record<string, unknown>, inputs: r.inputs ?? {} } : undefined;
   }
 
+  /** SQL on the stack's database (the rig's PostgreSQL, as its superuser): psql's unaligned rows. */
+  async sql(query: string): Promise<string> {
+    const db = (await this.exported()).find((x) => x.type === "aws:rds/instance:Instance") as
+      (DeployedResource & { inputs?: Record<string, unknown> }) | undefined;
+    const name = db?.inputs?.dbName ?? db?.inputs?.username;
+    if (typeof name !== "string") throw new Error("the stack has no database yet");
+    return this.pg.query(query, name);
+  }
+
+  /**
+   * The rows of `table` in backup `key` of the backup bucket (the bucket's own object, rendered
+   * by pg_restore on this machine), each as its columns by name, as COPY wrote them.
+   */
+  backupRows(bucket: string, key: string, table: string): Record<string, string>[] {
+    const dump = this.aws.getObject(bucket, key);
+    if (!dump) throw new Error(`no object ${key} in ${bucket}`);
+    const file = path.join(this.work, "backup.dump");
+    fs.writeFileSync(file, dump);
+    try {
+      const r = spawnSync("pg_restore", ["--data-only", `--table=${table}`, "--file=-", file], {
+        encoding: "utf8",
+        maxBuffer: 256 << 20,
+      });
+      if (r.status !== 0) throw new Error(`pg_restore of ${key}: ${r.stderr}`);
+      const lines = r.stdout.split("\n");
+      const start = lines.findIndex((l) => new RegExp(`^COPY public\\.${table} \\(`).test(l));
+      if (start < 0) return [];
+      const columns = /\(([^)]*)\)/.exec(lines[start])![1].split(", ");
+      const rows: Record<string, string>[] = [];
+      for (const l of lines.slice(start + 1)) {
+        if (l === "\\.") break;
+        const cells = l.split("\t");
+        rows.push(Object.fromEntries(columns.map((c, i) => [c, cells[i]])));
+      }
+      return rows;
+    } finally {
+      fs.rmSync(file, { force: true });
+    }
+  }
+
   /** The local address of the load balancer's forwarding listener. */
   albUrl(): string | undefined {
     return this.alb.url(443) ?? this.alb.url(80);

@@ -123,7 +123,7 @@ export interface World {
     check(release: string, slot?: "blue" | "green", o?: { allowUnsafe?: boolean }): StepCall;
     activate(slot: "blue" | "green", release: string, healthTimeout?: number, maintenance?: string): StepCall;
     cleanup(keep: number): StepCall;
-    restore(key: string, maintenance?: string): StepCall;
+    restore(key: string, maintenance?: string, restoreId?: string): StepCall;
     maintenance(mode: "on" | "off", reason?: string): StepCall;
   };
   /** GET http://<host>:<port><path> from the machine (the ALB's side). */
@@ -311,7 +311,8 @@ export async function startWorld(opts: {
         activate: (slot, release, healthTimeout, maintenance) =>
           steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout, maintenance }),
         cleanup: (keep) => steps.cleanup({ app: APP, keep }),
-        restore: (key, maintenance) => steps.restore({ ...common, backupBucket, backupKey: key, maintenance }),
+        restore: (key, maintenance, restoreId) =>
+          steps.restore({ ...common, backupBucket, backupKey: key, restoreId, maintenance }),
         maintenance: (mode, reason) => steps.maintenance({ app: APP, mode, reason }),
       },
       get: (host, port, path) => httpRequest(`http://${host.ip}:${port}${path}`),

@@ -208,6 +208,19 @@ describe("config", () => {
         "no ..",
       ],
       [
+        "restore id with ..",
+        { restoreBackup: "db/20261121T101500Z-before-r42.dump", restoreId: "again..2" },
+        "greenlight:restoreId",
+        '"again..2"',
+        "no ..",
+      ],
+      [
+        "restore id without a restore key",
+        { restoreId: "again-2" },
+        "greenlight:restoreId",
+        "restoreBackup is not set",
+      ],
+      [
         "restore key outside db/",
         { restoreBackup: "releases/x.dump" },
         "greenlight:restoreBackup",
@@ -567,8 +580,10 @@ describe("config", () => {
         greenArtifact: `releases/${"a".repeat(64)}.tar.gz`,
         greenSha256: "a".repeat(64),
         restoreBackup: "db/20261121T101500Z-before-r42.dump",
+        restoreId: "2026-11-21.again",
       });
       assert.equal(c.instanceType, "m7a.medium");
+      assert.equal(c.restoreId, "2026-11-21.again");
       assert.equal(c.backups.replicaRegion, "eu-central-1");
     });
 

@@ -455,6 +455,29 @@ describe("release graph", () => {
     assert.equal(values(inputs(restore).create).GL_BACKUP_KEY, "db/20261101T000000Z-before-r1.dump");
     assert.ok(dependsOn(run, "qa-release-blue-backup", "qa-release-restore"));
     assert.equal(inputs(restore).logging, "stdout");
+    assert.equal(values(inputs(restore).create).GL_RESTORE_ID, undefined);
+  });
+
+  it("restoreId makes the same key a new restore request: its id is a trigger and goes to the host", async () => {
+    const key = "db/20261101T000000Z-before-r1.dump";
+    const run = await evaluate("qa", { ...slot("blue", "r1"), restoreBackup: key, restoreId: "again-2" });
+    const restore = byName(run, "qa-release-restore");
+    assert.deepEqual(inputs(restore).triggers, [key, "again-2"]);
+    assert.equal(values(inputs(restore).create).GL_RESTORE_ID, "again-2");
+    assert.equal(values(inputs(restore).create).GL_BACKUP_KEY, key);
+  });
+
+  it("the cutover of an update that restores waits for the restore: a rollback with it moves the listener inside the window", async () => {
+    const run = await evaluate("prod", {
+      ...both,
+      live: "blue",
+      restoreBackup: "db/20261101T000000Z-before-r2.dump",
+    });
+    const listener = byName(run, "prod-alb-https");
+    for (const dep of ["prod-release-restore", "prod-release-blue-activate-0", "prod-release-blue-activate-1"])
+      assert.ok(listener.options.dependencies.includes(byName(run, dep).urn), `the cutover waits for ${dep}`);
+    for (const i of [0, 1])
+      assert.ok(dependsOn(run, `prod-release-maintenance-off-${i}`, "prod-release-restore"), "and off comes after");
   });
 
   it("exports the release outputs users query", () => {

@@ -14,6 +14,7 @@ import {
   StepCall,
   createCommand,
   recordPath,
+  restoreRequest,
   scriptId,
   scriptsId,
   shellQuote,
@@ -50,6 +51,8 @@ const calls: StepCall[] = [
     ...common,
     backupBucket: "prod-buckets-backups-0123abcd4567ef89",
     backupKey: "db/20261101T000000Z-before-2026-11-01.1.dump",
+    restoreId: "2026-12-02.again",
+    maintenance: "restore db/20261101T000000Z-before-2026-11-01.1.dump",
   }),
 ];
 
@@ -179,6 +182,62 @@ describe("remote command builder", () => {
       assert.ok(updateCommand(call).length < MAX_COMMAND);
     }
     assert.throws(() => updateCommand(calls[0]), /the bootstrap has no recorded result/);
+  });
+
+  it("a restore's record is per request (backup key and restore id), named as step.sh names it on the host", () => {
+    const key = "db/20261101T000000Z-before-r1.dump";
+    const restore = (backupKey: string, restoreId?: string) =>
+      steps.restore({ ...common, backupBucket: "b-backups", backupKey, restoreId });
+    const paths = [restore(key), restore(key, "again-2"), restore(key, "again-3"), restore("db/other.dump")].map(
+      recordPath,
+    );
+    assert.equal(new Set(paths).size, 4, "another key or another id is another request, with a record of its own");
+    assert.equal(recordPath(restore(key)), recordPath(restore(key)), "the same request, the same record");
+    for (const p of paths) assert.match(p, /^\/srv\/site\/steps\/restore\.[0-9a-f]{16}\.json$/);
+    assert.equal(recordPath(restore(key, "again-2")), `/srv/site/steps/restore.${restoreRequest(key, "again-2")}.json`);
+    // step.sh's own lines compute the name on the host: run them with bash.
+    const runner = fs.readFileSync(path.join(SCRIPT_DIR, "step.sh"), "utf8");
+    const line = /^ {2}request=\$\(.*\)$/m.exec(runner);
+    assert.ok(line, "step.sh names a restore's request");
+    for (const [k, id] of [
+      [key, undefined],
+      [key, "again-2"],
+      ["db/other.dump", "x"],
+    ] as const) {
+      const r = spawnSync("/bin/bash", ["-c", `${line[0]}; printf %s "$request"`], {
+        env: { PATH: "/usr/bin:/bin", GL_BACKUP_KEY: k, ...(id ? { GL_RESTORE_ID: id } : {}) },
+        encoding: "utf8",
+      });
+      assert.equal(r.stdout, restoreRequest(k, id), `${k} ${id ?? ""}`);
+    }
+  });
+
+  it("a restore's update prints its request's record, or the one a restore before per-request records left for the same key", () => {
+    const key = "db/20261101T000000Z-before-r1.dump";
+    const run = (fake: string, command: string) =>
+      spawnSync("/bin/bash", ["-c", `${fake}; ${command}`], {
+        env: { PATH: "/usr/bin:/bin" },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+    const plain = steps.restore({ ...common, backupBucket: "b", backupKey: key });
+    const own = recordPath(plain);
+    // A host with only the old restore.json, of this key: shown.
+    const legacy = `cat() { if [ "$1" = ${own} ]; then return 1; fi; echo "shown: $*"; }; grep() { [ "$3" = /srv/site/steps/restore.json ] && [ "$2" = '"restored":"${key}"' ]; }`;
+    assert.equal(run(legacy, updateCommand(plain)).stdout, "shown: /srv/site/steps/restore.json\n");
+    // Of another key: no record, it says so.
+    const other = `cat() { if [ "$1" = ${own} ]; then return 1; fi; echo "shown: $*"; }; grep() { return 1; }; hostname() { echo h0; }`;
+    const r = run(other, updateCommand(plain));
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /greenlight restore: no recorded result \/srv\/site\/steps\/restore\.[0-9a-f]{16}\.json on h0/,
+    );
+    // A request with an id never takes the old record.
+    assert.doesNotMatch(
+      updateCommand(steps.restore({ ...common, backupBucket: "b", backupKey: key, restoreId: "again-2" })),
+      /restore\.json/,
+    );
   });
 
   it("the runner and the program agree on whose output is secret", () => {

@@ -88,6 +88,7 @@ describe("one definition of each value, shared by config and the host scripts", 
       GL_ARTIFACT_BUCKET: VALUES.bucket,
       GL_BACKUP_BUCKET: VALUES.bucket,
       GL_PARAMETER_PATH: VALUES.parameterPath,
+      GL_RESTORE_ID: VALUES.release,
     };
     const seen = new Set<string>();
     for (const f of fs.readdirSync(REMOTE).filter((x) => x.endsWith(".sh"))) {
