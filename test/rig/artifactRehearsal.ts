@@ -57,6 +57,31 @@ const oneLine = (s: string, max = 240) => {
   return t.length > max ? `${t.slice(0, max - 3)}...` : t;
 };
 
+/**
+ * A step's stdout on one line: its JSON (the last line) with long lists cut to their ends and
+ * counted (`"applied":[203: contenttypes.0001_initial, auth.0001_initial, ..., wagtailusers.0015_x]`).
+ */
+export function summarise(stdout: string): string {
+  const last = stdout.trim().split("\n").pop() ?? "";
+  let v: unknown;
+  try {
+    v = JSON.parse(last);
+  } catch {
+    return oneLine(stdout);
+  }
+  if (!v || typeof v !== "object" || Array.isArray(v)) return oneLine(stdout);
+  const short = (x: unknown): string =>
+    Array.isArray(x) && x.length > 4
+      ? `[${x.length}: ${[...x.slice(0, 2), "...", ...x.slice(-2)].map(String).join(", ")}]`
+      : JSON.stringify(x);
+  return oneLine(
+    `{${Object.entries(v as Record<string, unknown>)
+      .map(([k, x]) => `${JSON.stringify(k)}:${short(x)}`)
+      .join(",")}}`,
+    400,
+  );
+}
+
 /** GET through the load balancer, following redirects that stay on it (at most 5). */
 async function follow(base: string, p: string): Promise<{ path: string; status: number; body: string }> {
   let at = p;
@@ -195,7 +220,8 @@ async function report(r: Rehearsal, u: UpResult, steps: ReleaseStep[], log: (lin
     const stdout = String((res?.outputs as Record<string, unknown> | undefined)?.stdout ?? "");
     const said = c.ok ? (c.type === "command:remote:Command" ? stdout : `${c.op}d`) : (u.errors[c.name] ?? "failed");
     steps.push({ kind: step.kind, name: c.name, host: step.host, ok: c.ok, said });
-    log(`   ${c.ok ? "ok    " : "FAILED"} ${step.kind}${step.host ? ` on ${step.host}` : ""}: ${oneLine(said) || "-"}`);
+    const shown = c.ok ? summarise(said) : oneLine(said.trim().split("\n")[0] ?? "");
+    log(`   ${c.ok ? "ok    " : "FAILED"} ${step.kind}${step.host ? ` on ${step.host}` : ""}: ${shown || "-"}`);
     if (!c.ok) for (const l of said.trim().split("\n").slice(1, 16)) log(`       > ${l}`);
   }
 }
