@@ -121,19 +121,19 @@ export async function rehearseArtifact(opts: {
       "local hosts, PostgreSQL, S3/SSM and ALB stand-ins",
   );
   const r = await Rehearsal.start({ stack: opts.stack, log });
-  try {
+  const body = async (): Promise<void> => {
     const healthPath = healthPathOf(r.stackFile);
     log(`\n== 1. provision: the environment, no release yet`);
     log(`   pulumi up --stack ${opts.stack}`);
     const p = await r.up();
-    if (!check(`pulumi up succeeds (${seconds(p.ms)})`, p.ok, p.error && oneLine(p.error, 400))) return done();
+    if (!check(`pulumi up succeeds (${seconds(p.ms)})`, p.ok, p.error && oneLine(p.error, 400))) return;
 
     log(`\n== 2. release: your artifact as the first release`);
     const said = await r.releaseFile(artifact, opts.release).catch((e: Error) => {
       check("npm run release accepts the artifact", false, oneLine(e.message, 400));
       return undefined;
     });
-    if (!said) return done();
+    if (!said) return;
     release = said.id;
     check(`npm run release writes release ${release} into the ${said.slot} slot`, !!release && !!said.slot);
     log(`   pulumi up --stack ${opts.stack}`);
@@ -151,7 +151,7 @@ export async function rehearseArtifact(opts: {
       `   cutover: ${cut ? `${cut.ok ? "ok    " : "FAILED"} ${cut.name}` : "the listener already forwarded to this colour (no change)"}; the load balancer forwards to ${live ?? "?"}`,
     );
     check(`the listener forwards to the release's colour (${said.slot})`, live === said.slot, live);
-    if (!u.ok) return done();
+    if (!u.ok) return;
 
     log(`\n== 3. serve: through the load balancer (${r.albUrl()})`);
     // The stand-in health-checks its targets every 500 ms: a target counts after two answers.
@@ -185,11 +185,16 @@ export async function rehearseArtifact(opts: {
       log(`   note: / links no /static/ file to fetch`);
     }
     outputs = r.outputs();
-    return done();
+  };
+  try {
+    await body();
+  } catch (e) {
+    check("the rehearsal ran", false, oneLine(e instanceof Error ? e.message : String(e), 400));
   } finally {
     await r.stop();
     log(`\nstopped every process and removed the work directory`);
   }
+  return done();
 
   function done(): ArtifactRehearsalResult {
     const ok = checks.length > 0 && checks.every((c) => c.ok);
