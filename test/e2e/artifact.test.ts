@@ -55,6 +55,6 @@ describe("rehearsal of a user's artifact (qa, the first release, real Pulumi CLI
       lines.join("\n"),
     );
     assert.ok(lines.some((l) => l.includes("stopped every process")));
-    assert.match(lines[lines.length - 1], /^rehearsal of site-base\.tar\.gz \(release mine-1\) passed in /);
+    assert.match(lines[lines.length - 1], /^\n?rehearsal of site-base\.tar\.gz \(release mine-1\) passed in /);
   });
 });
