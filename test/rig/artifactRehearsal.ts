@@ -225,7 +225,9 @@ async function report(r: Rehearsal, u: UpResult, steps: ReleaseStep[], log: (lin
     const stdout = String((res?.outputs as Record<string, unknown> | undefined)?.stdout ?? "");
     const said = c.ok ? (c.type === "command:remote:Command" ? stdout : `${c.op}d`) : (u.errors[c.name] ?? "failed");
     steps.push({ kind: step.kind, name: c.name, host: step.host, ok: c.ok, said });
-    const shown = c.ok ? summarise(said) : oneLine(said.trim().split("\n")[0] ?? "");
+    // A failed step's message starts with the provider's "Process exited ..." line; greenlight's own says what failed.
+    const lines = said.trim().split("\n");
+    const shown = c.ok ? summarise(said) : oneLine(lines.find((l) => /^greenlight /.test(l)) ?? lines[0] ?? "");
     log(`   ${c.ok ? "ok    " : "FAILED"} ${step.kind}${step.host ? ` on ${step.host}` : ""}: ${shown || "-"}`);
     if (!c.ok) for (const l of said.trim().split("\n").slice(1, 16)) log(`       > ${l}`);
   }
