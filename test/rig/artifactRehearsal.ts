@@ -71,9 +71,11 @@ export function summarise(stdout: string): string {
   }
   if (!v || typeof v !== "object" || Array.isArray(v)) return oneLine(stdout);
   const short = (x: unknown): string =>
-    Array.isArray(x) && x.length > 4
-      ? `[${x.length}: ${[...x.slice(0, 2), "...", ...x.slice(-2)].map(String).join(", ")}]`
-      : JSON.stringify(x);
+    Array.isArray(x) && x.some((e) => e && typeof e === "object")
+      ? `[${x.length} entries]`
+      : Array.isArray(x) && x.length > 4
+        ? `[${x.length}: ${[...x.slice(0, 2), "...", ...x.slice(-2)].map(String).join(", ")}]`
+        : JSON.stringify(x);
   return oneLine(
     `{${Object.entries(v as Record<string, unknown>)
       .map(([k, x]) => `${JSON.stringify(k)}:${short(x)}`)
