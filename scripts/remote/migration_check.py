@@ -495,6 +495,22 @@ def operation_sql(op, app_label, migration, state, new_state, connection):
     return editor.collected_sql
 
 
+def operation_table(op, app_label, state, new_state, connection):
+    """The table of the model an operation works on (AddField, AlterUniqueTogether, RenameIndex...), or None."""
+    from django.db.backends.utils import truncate_name
+
+    name = getattr(op, "model_name", None) or getattr(op, "name", None)
+    if not isinstance(name, str):
+        return None
+    model = new_state.models.get((app_label, name.lower())) or state.models.get((app_label, name.lower()))
+    if model is None:
+        return None
+    table = model.options.get("db_table")
+    if table:
+        return table
+    return truncate_name(f"{app_label}_{model.name_lower}", connection.ops.max_name_length())
+
+
 def runs_python(op):
     if not op.reduces_to_sql:
         return True
@@ -567,6 +583,11 @@ def check(project, release, stack, allow, serving=None):
     plan = executor.migration_plan(targets)  # what `manage.py migrate --plan` prints
 
     ways = safe_ways(django.VERSION >= (5, 0))
+    # The tables the database has now: no serving release uses one it does not have yet.
+    existing = set(connection.introspection.table_names())
+    # A first release: no serving release, and a database without a table. Nothing reads or
+    # writes it until this release goes live, so no statement can break a serving release.
+    first = serving is None and not existing
     state = executor._create_project_state(with_applied_migrations=True)
     # What the serving release uses: its own models when we are told where it is (after a
     # rollback the database is ahead of it), else the state of the applied migrations.
@@ -607,16 +628,31 @@ def check(project, release, stack, allow, serving=None):
                     collected = operation_sql(op, migration.app_label, migration, state, new_state, connection)
                 except Exception as e:  # noqa: BLE001 - reported, not hidden
                     result["sql"] = []
-                    classifier.findings.append(
-                        {
-                            "kind": "sql-unavailable",
-                            "reason": f"Django could not produce this operation's SQL ({type(e).__name__}: {e})",
-                            "safe_way": ways["sql-unavailable"],
-                        }
-                    )
+                    table = operation_table(op, migration.app_label, state, new_state, connection)
+                    if table is not None and table not in existing:
+                        # Its SQL needs the database as the earlier operations of this plan leave
+                        # it (AlterUniqueTogether, RenameIndex and AddField introspect it), which a
+                        # read-only check cannot produce; a table this release creates is one no
+                        # serving release uses (every table of a first release is).
+                        classifier.notes.append(
+                            f'"{table}" is new in this release: the serving release does not use it '
+                            f"(its SQL exists only as migrate runs: {type(e).__name__})"
+                        )
+                    else:
+                        classifier.findings.append(
+                            {
+                                "kind": "sql-unavailable",
+                                "reason": f"Django could not produce this operation's SQL ({type(e).__name__}: {e})",
+                                "safe_way": ways["sql-unavailable"],
+                            }
+                        )
                 else:
                     result["sql"] = statements(collected)
                     classifier.run(result["sql"])
+            if first and classifier.findings:
+                kinds = ", ".join(sorted({f["kind"] for f in classifier.findings}))
+                classifier.notes.append(f"a first release on an empty database: nothing serves from it yet ({kinds})")
+                classifier.findings = []
             result["verdict"] = "unsafe" if classifier.findings else "safe"
             result["findings"] = classifier.findings
             if classifier.notes:
@@ -633,6 +669,7 @@ def check(project, release, stack, allow, serving=None):
         "django": django.get_version(),
         "database": connection.vendor,
         "serving": "the serving release's models" if serving is not None else "the applied migrations",
+        "firstRelease": first,
         "pending": [entry["migration"] for entry in report_plan],
         "verdict": "unsafe" if unsafe else "safe",
         "allowed": bool(unsafe) and allow,

@@ -259,6 +259,36 @@ describe("migration safety check (Django 5.2, PostgreSQL 15)", function () {
       assert.strictEqual(await pg!.query("SELECT stock FROM shop_product;", `mig${count}`), "0\n");
     });
 
+    it("a first release on an empty database: SQL that needs the earlier migrations applied (AlterUniqueTogether) is on a table nobody serves yet", async () => {
+      const name = `mig${++count}`;
+      const password = `pw-${count}-_.~Zq`;
+      await pg!.createRoleAndDatabase(name, password);
+      const project = new DjangoProject(
+        python,
+        `postgres://${name}:${encodeURIComponent(password)}@127.0.0.1:${pg!.port}/${name}?sslmode=require`,
+      );
+      const unique = '    class Meta:\n        unique_together = [("name", "code")]\n';
+      project.models(PRODUCT + unique);
+      await project.makemigrations();
+      project.models(PRODUCT);
+      const [second] = await project.makemigrations();
+      // And a statement greenlight does not know, which a later release would have refused.
+      project.migration("0003_analyze", second, `migrations.RunSQL("ANALYZE shop_product", migrations.RunSQL.noop),`);
+      const { report, code } = await project.check(["--release", "r1", "--stack", "qa"]);
+      const ops = operationsOf(report, second);
+      assert.strictEqual(ops[0]?.operation, "AlterUniqueTogether", describeOps(report));
+      assertSafe({ report, ops, code });
+      assert.strictEqual(report.firstRelease, true);
+      assert.match((ops[0].notes ?? []).join(" "), /"shop_product" is new in this release/);
+      const comment = operationsOf(report, "0003_analyze");
+      assert.strictEqual(comment[0]?.verdict, "safe", describeOps(report));
+      assert.match(
+        (comment[0].notes ?? []).join(" "),
+        /a first release on an empty database: nothing serves from it yet/,
+      );
+      await project.migrate();
+    });
+
     it("CreateModel with a ForeignKey to a served table and an index: the new table is nobody's yet", async () => {
       const to =
         PRODUCT +

@@ -90,6 +90,8 @@ export interface Report {
   release: string;
   django: string;
   serving: string;
+  /** No serving release and an empty database: every finding became a note. */
+  firstRelease?: boolean;
   pending: string[];
   verdict: "safe" | "unsafe";
   allowed: boolean;

@@ -61,6 +61,8 @@ export interface UpResult {
 /** What `npm run release` said. */
 export interface ReleaseSaid {
   text: string;
+  /** The release id it wrote. */
+  id?: string;
   slot?: Colour;
   /** A release in that slot that never went live, which this one replaces. */
   neverLive?: string;
@@ -414,14 +416,25 @@ export class Rehearsal {
   /** `npm run package-site` (the variant's artifact) + `npm run release -- --stack S --artifact F --id ID`. */
   async release(variant: Variant, id: string): Promise<ReleaseSaid> {
     const a = await siteArtifact(variant, path.join(this.work, "artifacts"));
-    const r = await this.npm("release", ["--stack", this.stack, "--artifact", a.file, "--id", id, "--dir", this.dir]);
-    this.log(`   $ npm run release -- --stack ${this.stack} --artifact site-${variant}.tar.gz --id ${id}`);
+    return this.releaseFile(a.file, id, `site-${variant}.tar.gz`);
+  }
+
+  /**
+   * `npm run release -- --stack S --artifact FILE [--id ID]` with any artifact file (a user's
+   * own, in `npm run rehearse -- --artifact FILE`); without `id`, the CLI's default id.
+   */
+  async releaseFile(file: string, id?: string, shown = file): Promise<ReleaseSaid> {
+    const idArgs = id ? ["--id", id] : [];
+    const r = await this.npm("release", ["--stack", this.stack, "--artifact", file, ...idArgs, "--dir", this.dir]);
+    this.log(`   $ npm run release -- --stack ${this.stack} --artifact ${shown}${id ? ` --id ${id}` : ""}`);
     for (const l of (r.stdout + r.stderr).trim().split("\n")) this.log(`     ${l}`);
     if (r.code !== 0) throw new Error(`npm run release failed (exit ${r.code}): ${r.stderr.trim()}`);
     // "release r4 -> green slot of qa (replacing r3)"; "release r3 in green never went live (...)"
+    const said = /release (\S+) -> (blue|green) slot/.exec(r.stdout);
     return {
       text: r.stdout,
-      slot: new RegExp(`release ${id} -> (blue|green) slot`).exec(r.stdout)?.[1] as Colour | undefined,
+      id: said?.[1],
+      slot: (id && said?.[1] !== id ? undefined : said?.[2]) as Colour | undefined,
       neverLive: /release (\S+) in (?:blue|green) never went live/.exec(r.stdout)?.[1],
     };
   }

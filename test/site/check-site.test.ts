@@ -222,6 +222,41 @@ describe("check-site", () => {
     assert.ok(!warnings(found).includes("static-root"), "its STATIC_ROOT (staticfiles) is the contract's");
   });
 
+  it("warns when collectstatic goes to a bucket (cookiecutter-django with cloud_provider=AWS), not once the settings the hosts run override it", () => {
+    const site = write(path.join(tmpDir("bucket-static"), "acme"), {
+      "manage.py": MANAGE.replace("mysite.settings", "config.settings.production"),
+      "greenlight.json": '{ "wsgi": "config.wsgi:application" }\n',
+      "config/__init__.py": "",
+      "config/wsgi.py": WSGI.replace("mysite.settings", "config.settings.production"),
+      "config/settings/__init__.py": "",
+      "config/settings/production.py":
+        'STATIC_ROOT = "staticfiles"\nSTORAGES = {\n    "default": {\n        "BACKEND": "storages.backends.s3.S3Storage",\n' +
+        '        "OPTIONS": {"location": "media"},\n    },\n    "staticfiles": {\n' +
+        '        "BACKEND": "storages.backends.s3.S3Storage",\n        "OPTIONS": {"location": "static"},\n    },\n}\n',
+    });
+    const found = checkSite(site);
+    const storage = found.find((f) => f.id === "static-storage");
+    assert.ok(storage, JSON.stringify(found));
+    assert.equal(storage.level, "warning");
+    assert.equal(storage.file, path.join("config", "settings", "production.py"));
+    assert.match(storage.message, /collectstatic stores the static files with storages\.backends\.s3\.S3Storage/);
+    assert.match(storage.fix, /ManifestStaticFilesStorage.*cloud_provider=None/);
+    // The greenlight settings module of docs/site.md, star-importing production, overrides it.
+    write(site, {
+      "config/wsgi.py": WSGI.replace("mysite.settings", "config.settings.greenlight"),
+      "config/settings/greenlight.py":
+        "from .production import *  # noqa\n" +
+        'STORAGES = {"staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}}\n',
+    });
+    assert.ok(!checkSite(site).some((f) => f.id === "static-storage"));
+    // bakerydemo's way of saying it (whitenoise) is no bucket either.
+    write(site, {
+      "config/settings/greenlight.py":
+        'from .production import *  # noqa\nSTORAGES["staticfiles"][\n    "BACKEND"\n] = "whitenoise.storage.CompressedManifestStaticFilesStorage"\n',
+    });
+    assert.ok(!checkSite(site).some((f) => f.id === "static-storage"));
+  });
+
   it("names requirements the hosts cannot use: psycopg2, uwsgi, Django 6, no gunicorn", () => {
     const dir = write(path.join(tmpDir("reqs"), "site"), {
       "manage.py": MANAGE,

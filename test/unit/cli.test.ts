@@ -263,6 +263,51 @@ describe("release and rollback: stack file edits", () => {
       assert.equal(fs.readFileSync(path.join(dir, "Pulumi.qa.yaml"), "utf8"), qaText);
     });
 
+    it("rehearse --artifact: one clear line for a missing, empty, foreign or other-Python artifact, before starting anything", async () => {
+      const { buildTarGz } = await import("../../scripts/cli/lib/artifact");
+      const said = (...args: string[]) => {
+        const r = run("rehearse.ts", ...args);
+        assert.equal(r.status, 1, r.stdout + r.stderr);
+        assert.equal(r.stdout, "", "nothing started");
+        assert.equal(r.stderr.split("\n").length, 2, `one line: ${r.stderr}`);
+        return r.stderr;
+      };
+      const rebuild = "(build one with npm run package-site -- DIR)";
+      assert.equal(said("--artifact", "nope.tar.gz"), `error: artifact nope.tar.gz does not exist ${rebuild}\n`);
+      assert.equal(said("--artifact", dir), `error: artifact ${dir} is not a file ${rebuild}\n`);
+      const text = path.join(dir, "notes.txt");
+      fs.writeFileSync(text, "not an archive");
+      assert.match(
+        said("--artifact", text),
+        /^error: cannot read .*notes\.txt as an artifact: .*package-site -- DIR\)\n$/,
+      );
+      const manifest = {
+        format: 1,
+        lockHash: "a".repeat(64),
+        wsgi: "mysite.wsgi:application",
+        migrate: ["python", "manage.py", "migrate", "--noinput"],
+        collectstatic: ["python", "manage.py", "collectstatic", "--noinput"],
+        python: "3.12",
+        migrations: [],
+      };
+      const tgz = (m: object, name = "manifest.json") =>
+        buildTarGz([{ path: name, type: "file", mode: 0o644, data: Buffer.from(JSON.stringify(m)) }]);
+      const other = path.join(dir, "other.tar.gz");
+      fs.writeFileSync(other, await tgz(manifest));
+      assert.equal(
+        said("--artifact", other),
+        `error: artifact ${other} was built for Python 3.12, the hosts run 3.11: build it again with this version's npm run package-site\n`,
+      );
+      fs.writeFileSync(other, await tgz({ ...manifest, python: "3.11", format: 2 }));
+      assert.match(said("--artifact", other), /manifest\.json of .* has format 2, not 1: build it again/);
+      fs.writeFileSync(other, await tgz(manifest, "app/manage.py"));
+      assert.match(said("--artifact", other), /does not start with manifest\.json/);
+      assert.match(said("--release", "r1"), /^error: --release names the release of --artifact FILE; usage: /);
+      assert.match(said("--artifact", other, "--release", "../x"), /^error: --release "\.\.\/x" is not a release id/);
+      assert.match(said("--stack", "stage"), /^error: --stack must be qa or prod, got "stage"/);
+      assert.match(said("--artefact", other), /^error: Unknown option '--artefact'.*; usage: /);
+    });
+
     it("release --bucket still reads the serving colour, and refuses before uploading when it cannot", () => {
       fs.writeFileSync(path.join(dir, "Pulumi.qa.yaml"), release(release(qaText, "r1", "a"), "r2", "b"));
       const artifact = path.join(dir, "site.tar.gz");

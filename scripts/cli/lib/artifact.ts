@@ -395,3 +395,43 @@ export async function readManifest(file: string): Promise<Partial<Manifest>> {
   if (found !== undefined) return found;
   throw new ArtifactError(problem ?? `${file} is an empty archive`);
 }
+
+/**
+ * The manifest of an artifact a user hands to a command (`npm run rehearse -- --artifact F`),
+ * checked as far as it can be without unpacking: the file exists, is an archive that starts
+ * with a manifest package-site writes, for the hosts' Python. Each refusal is one line that
+ * says what to do; the hosts' fetch checks the rest (hashes, wheels) before it unpacks.
+ */
+export async function checkArtifactFile(file: string): Promise<Manifest> {
+  const rebuild = "build one with npm run package-site -- DIR";
+  let stat: fs.Stats;
+  try {
+    stat = fs.statSync(file);
+  } catch {
+    throw new ArtifactError(`artifact ${file} does not exist (${rebuild})`);
+  }
+  if (!stat.isFile()) throw new ArtifactError(`artifact ${file} is not a file (${rebuild})`);
+  if (stat.size === 0) throw new ArtifactError(`artifact ${file} is empty (${rebuild})`);
+  let m: Partial<Manifest>;
+  try {
+    m = await readManifest(file);
+  } catch (e) {
+    throw new ArtifactError(`${(e as Error).message.split("\n")[0]} (${rebuild})`);
+  }
+  const bad = (what: string) =>
+    new ArtifactError(`the manifest.json of ${file} ${what}: build it again with npm run package-site`);
+  if (m.format !== ARTIFACT_FORMAT) throw bad(`has format ${JSON.stringify(m.format)}, not ${ARTIFACT_FORMAT}`);
+  if (typeof m.lockHash !== "string" || !/^[0-9a-f]{64}$/.test(m.lockHash)) throw bad("has no lockHash");
+  if (typeof m.wsgi !== "string" || !m.wsgi) throw bad("names no wsgi callable");
+  for (const k of ["migrate", "collectstatic"] as const) {
+    const v = m[k];
+    if (!Array.isArray(v) || v.length === 0 || !v.every((x) => typeof x === "string")) throw bad(`has no ${k} argv`);
+  }
+  if (m.python !== HOST_PYTHON) {
+    throw new ArtifactError(
+      `artifact ${file} was built for Python ${String(m.python)}, the hosts run ${HOST_PYTHON}: ` +
+        "build it again with this version's npm run package-site",
+    );
+  }
+  return { ...(m as Manifest), migrations: Array.isArray(m.migrations) ? m.migrations.map(String) : [] };
+}

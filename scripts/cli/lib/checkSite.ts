@@ -97,6 +97,25 @@ function assignment(text: string, name: string): string | undefined {
   return value;
 }
 
+/**
+ * The storage backend collectstatic uses, as the settings text leaves it (the last of
+ * `STORAGES = {..."staticfiles": {"BACKEND": X}...}`, `STORAGES["staticfiles"]["BACKEND"] = X`
+ * and the older `STATICFILES_STORAGE = X`), with the setting's name.
+ */
+function staticfilesBackend(text: string): { backend: string; name: string } | undefined {
+  let best: { at: number; backend: string; name: string } | undefined;
+  const consider = (re: RegExp, name: string) => {
+    for (const m of text.matchAll(re)) if (!best || m.index >= best.at) best = { at: m.index, backend: m[1], name };
+  };
+  consider(
+    /^STORAGES\s*=\s*\{(?:(?!^\S)[\s\S])*?["']staticfiles["']\s*:\s*\{[^}]*?["']BACKEND["']\s*:\s*["']([\w.]+)["']/gm,
+    "STORAGES",
+  );
+  consider(/^STORAGES\[\s*["']staticfiles["']\s*\]\s*\[\s*["']BACKEND["']\s*\]\s*=\s*["']([\w.]+)["']/gm, "STORAGES");
+  consider(/^STATICFILES_STORAGE\s*=\s*["']([\w.]+)["']/gm, "STATICFILES_STORAGE");
+  return best ? { backend: best.backend, name: best.name } : undefined;
+}
+
 /** The file whose assignment of NAME wins: the settings module itself, else what it star-imports. */
 function definedIn(files: string[], name: string): string | undefined {
   const re = new RegExp(`^${name}\\s*=`, "m");
@@ -430,6 +449,18 @@ export function checkSite(dir: string): Finding[] {
             `answer settings.RELEASE_ID, read once from BASE_DIR / "REVISION"; see ${DOCS}#health`,
           );
         }
+      }
+      const storage = staticfilesBackend(t);
+      if (storage && /^storages\.backends\./.test(storage.backend)) {
+        warning(
+          "static-storage",
+          whereOf(storage.name),
+          `collectstatic stores the static files with ${storage.backend} (a bucket, which needs its keys at import), ` +
+            "but the hosts serve /static/ from <release>/staticfiles",
+          'in the settings the hosts run, STORAGES["staticfiles"] = {"BACKEND": ' +
+            '"django.contrib.staticfiles.storage.ManifestStaticFilesStorage"} (or whitenoise\'s); cookiecutter-django: ' +
+            `generate it with cloud_provider=None; see ${DOCS}#adapting-a-cookiecutter-django-layout`,
+        );
       }
       if (!/SECURE_PROXY_SSL_HEADER/.test(t)) {
         warning(
