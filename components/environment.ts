@@ -231,6 +231,8 @@ export class Environment extends pulumi.ComponentResource {
     );
     // Maintenance mode (if this update opened a window) ends once the new colour is live.
     this.release.endMaintenance([this.loadBalancer.forward]);
+    // The workers (and beat) move to the live release once it is live (docs/architecture.md).
+    if (this.cache) this.release.switchWorkers([this.loadBalancer.forward]);
 
     this.alarms = new Alarms(
       `${name}-alarms`,

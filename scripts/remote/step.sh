@@ -35,7 +35,7 @@ fail() {
 }
 
 case $step in
-  bootstrap | settings | fetch | check | backup | migrate | activate | cleanup | restore | maintenance) ;;
+  bootstrap | settings | fetch | check | backup | migrate | activate | cleanup | restore | maintenance | workers) ;;
   *) fail "not a greenlight step: '${step:0:40}'" ;;
 esac
 shift
@@ -53,7 +53,7 @@ done
 
 # What the step's result is recorded as: per slot and release for a release's steps.
 record=${GL_SLOT:+$GL_SLOT.}${GL_RELEASE:+$GL_RELEASE.}$step${GL_MODE:+.$GL_MODE}
-[[ -z ${GL_MODE:-} || $GL_MODE =~ ^(on|off)$ ]] || fail "GL_MODE is not on or off"
+[[ -z ${GL_MODE:-} || $GL_MODE =~ ^(on|off|stop|start)$ ]] || fail "GL_MODE is not on, off, stop or start"
 if [[ $step == bootstrap ]]; then
   [[ $(id -u) -eq 0 ]] || fail "the bootstrap must run as root"
   logdir=/var/log/greenlight
