@@ -29,7 +29,7 @@ export const REDIS_ENGINE_VERSION = "7.1";
  */
 export class Cache extends pulumi.ComponentResource {
   readonly replicationGroup: aws.elasticache.ReplicationGroup;
-  /** rediss://default:<token>@<primary endpoint>:6379/0?ssl_cert_reqs=required: a secret. */
+  /** rediss://:<token>@<primary endpoint>:6379/0?ssl_cert_reqs=required: a secret. */
   readonly url: pulumi.Output<string>;
   readonly address: pulumi.Output<string>;
   /** The one node's cache cluster id: the CloudWatch dimension of its metrics (alarms.ts). */
@@ -77,7 +77,7 @@ export class Cache extends pulumi.ComponentResource {
     this.address = this.replicationGroup.primaryEndpointAddress;
     this.clusterId = this.replicationGroup.memberClusters.apply((m) => [...(m ?? [])].sort()[0] ?? "");
     this.url = pulumi.secret(
-      pulumi.interpolate`rediss://default:${token.result}@${this.address}:${REDIS_PORT}/0?ssl_cert_reqs=required`,
+      pulumi.interpolate`rediss://:${token.result}@${this.address}:${REDIS_PORT}/0?ssl_cert_reqs=required`,
     );
     this.registerOutputs({ address: this.address });
   }

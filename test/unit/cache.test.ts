@@ -82,7 +82,7 @@ describe("cache: Redis on ElastiCache, on by default in prod, off by default in 
     const token = String(inputs(ofType(run, RG)[0]).authToken);
     assert.equal(
       inputs(p).value,
-      `rediss://default:${token}@master.prod-cache-redis.abc123.euw1.cache.amazonaws.com:6379/0?ssl_cert_reqs=required`,
+      `rediss://:${token}@master.prod-cache-redis.abc123.euw1.cache.amazonaws.com:6379/0?ssl_cert_reqs=required`,
     );
     for (const c of ofType(run, T.command)) {
       const text = JSON.stringify(inputs(c));

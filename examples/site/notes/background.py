@@ -55,6 +55,7 @@ def task(request, task_id):
             "runs": int(h.get("runs", 0)),
             "enqueuedBy": h.get("enqueuedBy"),
             "ranBy": h.get("ranBy"),
+            "finishedAt": float(h["finishedAt"]) if h.get("finishedAt") else None,
         }
     )
 

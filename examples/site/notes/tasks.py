@@ -8,18 +8,9 @@ import json
 import time
 
 from celery import shared_task
-from celery.signals import before_task_publish
 from django.conf import settings
 
 from .background import store
-
-
-@before_task_publish.connect
-def stamp_sent(headers=None, **_):
-    # When the message left (beat or web): a tick's time is when beat sent it, not when a
-    # worker got to it.
-    if headers is not None:
-        headers.setdefault("greenlight_sent", time.time())
 
 
 @shared_task(bind=True)
@@ -35,7 +26,8 @@ def record_run(self, seconds=0.0):
 
 @shared_task(bind=True)
 def beat_tick(self):
-    sent = self.request.get("greenlight_sent") or time.time()
+    # When beat sent it (greenlight_site/celery.py stamps each message), not when a worker got to it.
+    sent = self.request.get("greenlight_sent") or (self.request.headers or {}).get("greenlight_sent") or time.time()
     store().rpush(
         "greenlight:beat",
         json.dumps({"sent": float(sent), "ran": time.time(), "release": settings.RELEASE_ID}),
