@@ -77,7 +77,7 @@ export class Cache extends pulumi.ComponentResource {
     this.address = this.replicationGroup.primaryEndpointAddress;
     this.clusterId = this.replicationGroup.memberClusters.apply((m) => [...(m ?? [])].sort()[0] ?? "");
     this.url = pulumi.secret(
-      pulumi.interpolate`rediss://:${token.result}@${this.address}:${REDIS_PORT}/0?ssl_cert_reqs=required`,
+      pulumi.interpolate`rediss://:${token.result}@${this.address}:${this.replicationGroup.port}/0?ssl_cert_reqs=required`,
     );
     this.registerOutputs({ address: this.address });
   }

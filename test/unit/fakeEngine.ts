@@ -39,6 +39,7 @@ export const fakeEngine: MockEngine = {
       case "aws:elasticache/replicationGroup:ReplicationGroup":
         extra.primaryEndpointAddress = `master.${r.name}.abc123.euw1.cache.amazonaws.com`;
         extra.memberClusters = [`${r.name}-001`];
+        extra.port = inputs.port;
         extra.arn = arn("elasticache", "replicationgroup");
         break;
       case "aws:s3/bucket:Bucket":

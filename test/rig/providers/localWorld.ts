@@ -3,21 +3,35 @@
 // loopback. It runs inside the rehearsal's process, beside what it drives:
 //   aws:ec2/instance:Instance          boots a local host (hosts.ts) from the program's user data
 //   aws:rds/instance:Instance          a role and database in the local PostgreSQL (postgres.ts)
+//   aws:elasticache/replicationGroup:ReplicationGroup  a local Redis with TLS and the AUTH token (redis.ts)
 //   aws:ssm/parameter:Parameter        the local S3/SSM stand-in (awsStandIn.ts)
 //   aws:s3/bucket:Bucket               a bucket there
 //   aws:lb/*                           the local ALB stand-in (albStandIn.ts)
 import { randomBytes } from "crypto";
 import * as http from "http";
+import * as net from "net";
 import { parse } from "yaml";
 import { AlbStandIn } from "../albStandIn";
 import { AwsStandIn } from "../awsStandIn";
 import { HostRig, RigHost } from "../hosts";
 import { RigPostgres } from "../postgres";
+import { RigRedis, startRedis } from "../redis";
 import { WorldCall } from "./aws";
 import { ACCOUNT, REGION } from "./invokes";
 import { Props } from "./wire";
 
 const hex = (n: number) => randomBytes(n).toString("hex");
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export interface LocalWorld {
   url: string;
@@ -40,6 +54,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
   const hosts = new Map<string, RigHost>();
   const ips = new Map<string, string>();
   const lbDns = new Map<string, string>();
+  const caches: RigRedis[] = [];
 
   async function boot(name: string, i: Props): Promise<{ id: string; outs: Props }> {
     const userData = String(i.userData ?? "");
@@ -95,6 +110,27 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
         return {
           id: String(i.identifier ?? `${c.name}-${hex(4)}`),
           outs: { address, port: o.pg.port, endpoint: `${address}:${o.pg.port}` },
+        };
+      }
+      case "aws:elasticache/replicationGroup:ReplicationGroup create": {
+        // ElastiCache's endpoint certificate is one the hosts' CA store trusts; this one is
+        // self-signed, so the site's worker (ssl_cert_reqs=required) keeps retrying here: the
+        // rehearsal shows the programs running, the host tests (background.test.ts) the work.
+        const cache = await startRedis({
+          listen: o.rig.bridgeIp,
+          port: await freePort(),
+          password: String(i.authToken),
+        });
+        caches.push(cache);
+        const id = String(i.replicationGroupId ?? `${c.name}-${hex(4)}`);
+        return {
+          id,
+          outs: {
+            primaryEndpointAddress: cache.host,
+            port: cache.port,
+            memberClusters: [`${id}-001`],
+            arn: `arn:aws:elasticache:${REGION}:${ACCOUNT}:replicationgroup:${id}`,
+          },
         };
       }
       case "aws:ssm/parameter:Parameter create":
@@ -182,6 +218,9 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
   return {
     url: `http://127.0.0.1:${port}/`,
     hosts,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      for (const cache of caches.splice(0)) await cache.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
