@@ -230,13 +230,20 @@ export const steps = {
    * where `beat` (the first host: one beat per environment).
    */
   workers: (a: { app: string; slot: Colour; release: string; mode: "stop" | "start"; beat: boolean }): StepCall =>
-    deploy("workers", {
-      GL_APP: a.app,
-      GL_SLOT: a.slot,
-      GL_RELEASE: a.release,
-      GL_MODE: a.mode,
-      ...(a.beat ? { GL_BEAT: "1" } : {}),
-    }),
+    deploy(
+      "workers",
+      // stop names no release: its command is the same for every release, so a preview shows
+      // only its new triggers.
+      a.mode === "stop"
+        ? { GL_APP: a.app, GL_MODE: "stop" }
+        : {
+            GL_APP: a.app,
+            GL_SLOT: a.slot,
+            GL_RELEASE: a.release,
+            GL_MODE: "start",
+            ...(a.beat ? { GL_BEAT: "1" } : {}),
+          },
+    ),
   /** Maintenance mode on (with why) or off on one host (maintenance.sh). */
   maintenance: (a: { app: string; mode: "on" | "off"; reason?: string }): StepCall =>
     deploy("maintenance", {

@@ -14,23 +14,21 @@
 # A host whose processes already run the release changes nothing (stop and start are no-ops).
 # Prints {"mode":...,"host":...,"release":...,"worker":...,"beat":...,"seconds":...}.
 #
-# Values: GL_APP GL_SLOT GL_RELEASE GL_MODE (stop|start) [GL_BEAT=1: this host runs beat]
+# Values: GL_APP GL_MODE (stop|start); for start: GL_SLOT GL_RELEASE [GL_BEAT=1: this host runs beat].
+# stop names no release, so its command is the same for every release (a preview shows only
+# its new triggers).
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=workers
 
-require GL_APP GL_SLOT GL_RELEASE GL_MODE
+require GL_APP GL_MODE
 check_app
-check_slot
-check_release
 check GL_MODE '^(stop|start)$' "stop or start"
 GL_BEAT=${GL_BEAT:-0}
 check GL_BEAT '^[01]$' "0 or 1"
 app_paths
 lock
 
-release=$RELEASES/$GL_RELEASE
-[[ -f $release/.artifact-sha256 ]] || die "release $GL_RELEASE is not on this host: fetch must run first"
 link=$APP_ROOT/background
 current=$(readlink "$link" || true)
 started=$SECONDS
@@ -50,37 +48,40 @@ if ctl status "$GL_APP-worker" 2>&1 | grep -q 'no such process'; then
   die "supervisor has no program $GL_APP-worker on $(hostname): run its bootstrap first"
 fi
 
-want_beat=0
-if ((GL_BEAT)) && declares beat; then want_beat=1; fi
-want_worker=0
-if declares worker; then want_worker=1; fi
-# Already there: the link names this release and what it declares runs (and beat only where it should).
-in_place() {
-  [[ $current == "releases/$GL_RELEASE" ]] || return 1
-  if ((want_worker)); then running worker || return 1; else ! running worker || return 1; fi
-  if ((want_beat)); then running beat || return 1; else ! running beat || return 1; fi
-}
-
 worker=false
 beat=false
 case $GL_MODE in
   stop)
-    if in_place; then
-      log "worker and beat already run release $GL_RELEASE: nothing to stop"
-      ((want_worker)) && worker=true
-      ((want_beat)) && beat=true
-    else
-      # Beat first: nothing new is scheduled while the workers drain.
-      for p in beat worker; do
-        if running "$p"; then
-          log "stopping $GL_APP-$p of ${current:-no release} (warm shutdown: running tasks finish first)"
-          ctl stop "$GL_APP-$p" >&2 || die "supervisor could not stop $GL_APP-$p"
-        fi
-      done
-      log "stopped in $((SECONDS - started)) s"
-    fi
+    # Beat first: nothing new is scheduled while the workers drain.
+    stopped=()
+    for p in beat worker; do
+      if running "$p"; then
+        log "stopping $GL_APP-$p of ${current:-no release} (warm shutdown: running tasks finish first)"
+        ctl stop "$GL_APP-$p" >&2 || die "supervisor could not stop $GL_APP-$p"
+        stopped+=("$p")
+      fi
+    done
+    log "stopped ${stopped[*]:-nothing} in $((SECONDS - started)) s"
+    printf '{"mode":"stop","host":"%s","release":"%s","stopped":"%s","seconds":%s}\n' \
+      "$(hostname)" "${current#releases/}" "${stopped[*]}" "$((SECONDS - started))"
+    exit 0
     ;;
   start)
+    require GL_SLOT GL_RELEASE
+    check_slot
+    check_release
+    release=$RELEASES/$GL_RELEASE
+    [[ -f $release/.artifact-sha256 ]] || die "release $GL_RELEASE is not on this host: fetch must run first"
+    want_beat=0
+    if ((GL_BEAT)) && declares beat; then want_beat=1; fi
+    want_worker=0
+    if declares worker; then want_worker=1; fi
+    # Already there: the link names this release and what it declares runs (beat only where it should).
+    in_place() {
+      [[ $current == "releases/$GL_RELEASE" ]] || return 1
+      if ((want_worker)); then running worker || return 1; else ! running worker || return 1; fi
+      if ((want_beat)); then running beat || return 1; else ! running beat || return 1; fi
+    }
     if in_place; then
       log "worker and beat already run release $GL_RELEASE"
     else
