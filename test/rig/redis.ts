@@ -15,6 +15,8 @@ export interface RigRedis {
    * PostgreSQL with sslmode=require, this one encrypts without verifying.
    */
   url: string;
+  /** Its self-signed certificate (PEM): what a host adds to its CA store to verify it. */
+  certificate: string;
   stop(): Promise<void>;
 }
 
@@ -112,6 +114,7 @@ export async function startRedis(opts: { listen: string; port: number; password:
     host: opts.listen,
     port: opts.port,
     url: `rediss://:${opts.password}@${opts.listen}:${opts.port}/0?ssl_cert_reqs=none`,
+    certificate: fs.readFileSync(crt, "utf8"),
     stop,
   };
 }

@@ -56,6 +56,12 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
   const lbDns = new Map<string, string>();
   const caches: RigRedis[] = [];
 
+  /** The local Redis's certificate in the host's own CA store (its /etc is its own), as Amazon's CA is on EC2. */
+  async function trust(host: RigHost, cache: RigRedis): Promise<void> {
+    const r = await host.exec(["bash", "-c", "cat >>/etc/ssl/certs/ca-certificates.crt"], { input: cache.certificate });
+    if (r.code !== 0) o.log(`      ${host.name}: could not trust the local Redis's certificate: ${r.stderr.trim()}`);
+  }
+
   async function boot(name: string, i: Props): Promise<{ id: string; outs: Props }> {
     const userData = String(i.userData ?? "");
     if (!userData.startsWith("#cloud-config\n")) throw new Error(`${name}: user data is not cloud-config`);
@@ -74,6 +80,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       adminAuthorizedKey: cloud.ssh_authorized_keys.join("\n"),
     });
     hosts.set(hostName, host);
+    for (const cache of caches) await trust(host, cache);
     const id = `i-${hex(8)}`;
     ips.set(id, host.ip);
     return {
@@ -113,15 +120,16 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
         };
       }
       case "aws:elasticache/replicationGroup:ReplicationGroup create": {
-        // ElastiCache's endpoint certificate is one the hosts' CA store trusts; this one is
-        // self-signed, so the site's worker (ssl_cert_reqs=required) keeps retrying here: the
-        // rehearsal shows the programs running, the host tests (background.test.ts) the work.
+        // ElastiCache's endpoint certificate is one Debian's CA store trusts; this one is
+        // self-signed, so every host (booted or still to boot) adds it to its own store, and
+        // the site verifies it as REDIS_URL asks (ssl_cert_reqs=required).
         const cache = await startRedis({
           listen: o.rig.bridgeIp,
           port: await freePort(),
           password: String(i.authToken),
         });
         caches.push(cache);
+        for (const h of hosts.values()) await trust(h, cache);
         const id = String(i.replicationGroupId ?? `${c.name}-${hex(4)}`);
         return {
           id,
