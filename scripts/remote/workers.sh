@@ -34,7 +34,7 @@ current=$(readlink "$link" || true)
 started=$SECONDS
 
 ctl() { sudo -n /usr/bin/supervisorctl "$@"; }
-running() { ctl status "$GL_APP-$1" 2>/dev/null | grep -q ' RUNNING '; }
+running() { [[ $(ctl status "$GL_APP-$1" 2>/dev/null || true) == *" RUNNING "* ]]; }
 declares() { [[ -n $(manifest_get "$1" "$release") ]]; }
 # manifest_get FIELD DIR: the field of DIR's manifest.json, "" when the release declares none.
 manifest_get() {
@@ -44,7 +44,8 @@ v = json.load(open(sys.argv[2] + "/manifest.json")).get(sys.argv[1])
 print(" ".join(v) if v else "")
 ' "$1" "$2"
 }
-if ctl status "$GL_APP-worker" 2>&1 | grep -q 'no such process'; then
+program_state=$(ctl status "$GL_APP-worker" 2>&1 || true)
+if [[ $program_state == *"no such process"* ]]; then
   die "supervisor has no program $GL_APP-worker on $(hostname): run its bootstrap first"
 fi
 
