@@ -310,11 +310,13 @@ describe("background work on real hosts: Celery worker and beat across a release
     assert.equal(sent.length, all.length, "no tick ran twice");
     assert.ok(sent.length >= 10, `beat ticked all along: ${sent.length} ticks`);
     const gaps = sent.slice(1).map((s, i) => s - sent[i]);
-    // One beat ticks every INTERVAL seconds (later, never sooner); two would tick in between.
-    assert.ok(
-      Math.min(...gaps) >= INTERVAL * 0.8,
-      `ticks ${INTERVAL} s apart or more: ${gaps.map((g) => g.toFixed(2))}`,
-    );
+    const shown = gaps.map((g) => g.toFixed(2)).join(" ");
+    // One beat ticks every INTERVAL seconds (its first send after a start may lag by a TLS
+    // handshake, so a gap may be a little short); a second beat would tick in between, half an
+    // interval or less from one of the first one's ticks, and twice as often.
+    assert.ok(Math.min(...gaps) >= INTERVAL * 0.6, `ticks about ${INTERVAL} s apart, never in between: ${shown}`);
+    const span = sent[sent.length - 1] - sent[0];
+    assert.ok(gaps.length <= span / (INTERVAL * 0.9), `${gaps.length} intervals in ${span.toFixed(1)} s: ${shown}`);
     const releases = new Set(all.map((t) => t.release));
     assert.ok(releases.has("r1") && releases.has("r2"), `ticks ran on both releases: ${[...releases]}`);
     // And it kept ticking through both moves: no gap longer than the moves themselves.

@@ -522,7 +522,8 @@ describe("example site: from the artifact to a running release", () => {
         return b.ticks.length >= 3 ? (b.ticks as { sent: number; release: string }[]) : undefined;
       });
       const gaps = ticks.slice(1).map((t, i) => t.sent - ticks[i].sent);
-      assert.ok(Math.min(...gaps) >= 0.8, `a tick a second: ${JSON.stringify(gaps)}`);
+      // About a second apart (the first send after a start may lag by the TLS handshake).
+      assert.ok(Math.min(...gaps) >= 0.6, `a tick a second: ${JSON.stringify(gaps)}`);
       assert.ok(ticks.every((t) => t.release === RELEASE_ID));
 
       // TERM (what supervisor sends) is a warm shutdown: the running task finishes first.
