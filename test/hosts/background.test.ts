@@ -182,6 +182,8 @@ describe("background work on real hosts: Celery worker and beat across a release
       const long = await enqueue(LONG_TASK_SECONDS);
       await until("the long task started", async () => (await task(long)).starts === 1, 30_000);
       const stream = enqueueWhile();
+      // Some tasks from the serving release before the listener moves, the rest from the new one.
+      await until("tasks enqueued before the cutover", () => stream.ids.length >= 5, 30_000);
       load.phase("cutover");
       await cutover(slot, id);
       load.phase("workers");
