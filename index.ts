@@ -21,6 +21,7 @@ export const {
   sshPrivateKey,
   adminSshPrivateKey,
   dbEndpoint,
+  redisEndpoint,
   parameterPath,
   artifactBucket,
   backupBucket,

@@ -11,6 +11,10 @@ export interface AlarmThresholds {
   dbCpuPercent: number;
   /** Free database storage below this fraction of the allocated storage. */
   dbFreeStorageFraction: number;
+  /** Average Redis engine CPU over 15 minutes, in percent. */
+  cacheCpuPercent: number;
+  /** Redis memory used, in percent of its maxmemory. */
+  cacheMemoryPercent: number;
 }
 
 export const DEFAULT_THRESHOLDS: AlarmThresholds = {
@@ -18,6 +22,8 @@ export const DEFAULT_THRESHOLDS: AlarmThresholds = {
   target5xxPer5Minutes: 10,
   dbCpuPercent: 80,
   dbFreeStorageFraction: 0.1,
+  cacheCpuPercent: 80,
+  cacheMemoryPercent: 80,
 };
 
 export interface AlarmsArgs {
@@ -43,6 +49,8 @@ export interface AlarmsArgs {
   releasedColours: readonly Colour[];
   dbInstanceIdentifier: pulumi.Input<string>;
   dbAllocatedStorageGib: pulumi.Input<number>;
+  /** The Redis node's cache cluster id, when the stack has Redis (components/cache.ts). */
+  cacheClusterId?: pulumi.Input<string>;
   thresholds?: Partial<AlarmThresholds>;
 }
 
@@ -182,6 +190,45 @@ export class Alarms extends pulumi.ComponentResource {
         comparisonOperator: "LessThanThreshold",
       },
     );
+
+    // Redis: the Celery broker. A full cache refuses new tasks (and evicts what has a TTL); a
+    // node that stops reporting is itself a problem.
+    if (args.cacheClusterId !== undefined) {
+      const cache = (metricName: string) => ({
+        namespace: "AWS/ElastiCache",
+        metricName,
+        dimensions: { CacheClusterId: args.cacheClusterId! },
+        treatMissingData: "missing",
+      });
+      alarm("cache-cpu", `Redis engine CPU above ${t.cacheCpuPercent}% for 15 minutes.`, {
+        ...cache("EngineCPUUtilization"),
+        statistic: "Average",
+        period: 300,
+        evaluationPeriods: 3,
+        threshold: t.cacheCpuPercent,
+        comparisonOperator: "GreaterThanThreshold",
+      });
+      alarm(
+        "cache-memory",
+        `Redis memory above ${t.cacheMemoryPercent}% of its maxmemory: tasks queue faster than the workers take them, or greenlight:redisNodeType is too small.`,
+        {
+          ...cache("DatabaseMemoryUsagePercentage"),
+          statistic: "Maximum",
+          period: 300,
+          evaluationPeriods: 1,
+          threshold: t.cacheMemoryPercent,
+          comparisonOperator: "GreaterThanThreshold",
+        },
+      );
+      alarm("cache-evictions", "Redis evicted keys: it is out of memory.", {
+        ...cache("Evictions"),
+        statistic: "Sum",
+        period: 300,
+        evaluationPeriods: 1,
+        threshold: 0,
+        comparisonOperator: "GreaterThanThreshold",
+      });
+    }
 
     this.registerOutputs({ topicArn: this.topic.arn, alarms: this.alarms.map((a) => a.name) });
   }

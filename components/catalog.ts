@@ -54,6 +54,23 @@ export const RDS_CLASSES: ReadonlySet<string> = new Set(
 );
 
 /**
+ * ElastiCache node types that run Redis OSS 7, by family (in-transit and at-rest encryption
+ * need no particular type). Source: AWS, "Supported node types" in the ElastiCache User Guide
+ * (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/CacheNodes.SupportedTypes.html).
+ */
+export const CACHE_FAMILIES: Record<string, readonly string[]> = {
+  "cache.t3": ["micro", "small", "medium"],
+  "cache.t4g": ["micro", "small", "medium"],
+  "cache.m6g": ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+  "cache.m7g": ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+  "cache.r6g": ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+  "cache.r7g": ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"],
+};
+export const CACHE_NODE_TYPES: ReadonlySet<string> = new Set(
+  Object.entries(CACHE_FAMILIES).flatMap(([f, sizes]) => sizes.map((s) => `${f}.${s}`)),
+);
+
+/**
  * The regions of the `aws` partition (the one greenlight's ARNs are written for: GovCloud,
  * China and the ISO partitions are not supported). Source: AWS, "AWS Regions" in the AWS
  * General Reference (https://docs.aws.amazon.com/general/latest/gr/rande.html#regional-endpoints),

@@ -30,10 +30,19 @@ import {
   STACK_TAG,
   lineSeparatorIn,
 } from "./constants";
-import { AWS_REGIONS, EC2_FAMILIES, EC2_TYPES, RDS_CLASSES, RDS_FAMILIES, isGithubRepository } from "./catalog";
+import {
+  AWS_REGIONS,
+  CACHE_FAMILIES,
+  CACHE_NODE_TYPES,
+  EC2_FAMILIES,
+  EC2_TYPES,
+  RDS_CLASSES,
+  RDS_FAMILIES,
+  isGithubRepository,
+} from "./catalog";
 
 /** Generated secrets, named as they appear in SSM and in the hosts' shared/.env. */
-export const GENERATED_SECRETS = ["DB_PASSWORD", "DATABASE_URL", "SECRET_KEY", "ADMIN_PATH"] as const;
+export const GENERATED_SECRETS = ["DB_PASSWORD", "DATABASE_URL", "SECRET_KEY", "ADMIN_PATH", "REDIS_URL"] as const;
 /** Plain (non-secret) settings the program publishes next to the secrets. */
 export const PLAIN_SETTINGS = [
   "DB_HOST",
@@ -61,7 +70,8 @@ const SETTING_NAME = /^[A-Z][A-Z0-9_]{0,127}$/;
  * The policy pack's SECRET_NAME (policy/policies.ts) refuses the same at preview; a unit test
  * holds the two to the same answers.
  */
-export const SECRET_LOOKING_SETTING = /(^|_)(PASSWORD|PASSWD|SECRET|KEY|TOKEN|DSN|DATABASE_URL|CREDENTIALS?)(_|$)/;
+export const SECRET_LOOKING_SETTING =
+  /(^|_)(PASSWORD|PASSWD|SECRET|KEY|TOKEN|DSN|DATABASE_URL|REDIS_URL|CREDENTIALS?)(_|$)/;
 
 export class ConfigError extends pulumi.RunError {
   constructor(readonly problems: string[]) {
@@ -203,6 +213,13 @@ const DB_CLASS_ALLOWED =
   `an RDS class that runs PostgreSQL, such as db.t4g.micro (families ${Object.keys(RDS_FAMILIES).join(", ")}; ` +
   `sizes in components/catalog.ts)`;
 
+const CACHE_NODE_ALLOWED =
+  `an ElastiCache node type that runs Redis 7, such as cache.t4g.micro (families ${Object.keys(CACHE_FAMILIES).join(", ")}; ` +
+  `sizes in components/catalog.ts)`;
+/** greenlight:redis: "" is the stack's default, on for these stacks and off for every other. */
+export const REDIS_ON_BY_DEFAULT: readonly string[] = ["prod"];
+export const REDIS_VALUES = ["", "on", "off"] as const;
+
 const cidrList: KeySpec<string[]> = {
   type: "array",
   default: [],
@@ -291,6 +308,16 @@ export const CONFIG_SCHEMA = {
     (v) => /^\/[A-Za-z0-9/._-]{0,100}$/.test(v),
   ),
   workers: int("Gunicorn workers per slot.", 2, 1, 16),
+  redis: str(
+    "Redis (ElastiCache, private, encrypted) for the site's Celery worker and beat, as REDIS_URL in .env; " +
+      `"" is the stack's default: on for ${REDIS_ON_BY_DEFAULT.join(", ")}, off for every other stack.`,
+    "",
+    `"" (the stack's default), "on" or "off"`,
+    (v) => (REDIS_VALUES as readonly string[]).includes(v),
+  ),
+  redisNodeType: str("ElastiCache node type of Redis (redis on only).", "cache.t4g.micro", CACHE_NODE_ALLOWED, (v) =>
+    CACHE_NODE_TYPES.has(v),
+  ),
   dbInstanceClass: str("RDS instance class.", "db.t4g.micro", DB_CLASS_ALLOWED, (v) => RDS_CLASSES.has(v)),
   dbAllocatedStorage: int("RDS storage in GiB (gp3).", 20, 20, 1000),
   dbEngineVersion: oneOf(
@@ -403,6 +430,8 @@ export interface EnvConfig {
   testListener?: { port: number };
   healthPath: string;
   workers: number;
+  /** Redis (ElastiCache) for the site's worker and beat; undefined when off. */
+  redis?: { nodeType: string };
   db: {
     instanceClass: string;
     allocatedStorage: number;
@@ -656,6 +685,13 @@ export function parseConfig(
         `allowed: set privateHosts true, or remove bastionInstanceType`,
     );
   }
+  const redisOn = p.redis === "" ? REDIS_ON_BY_DEFAULT.includes(ctx.stack) : p.redis === "on";
+  if (!redisOn && p.redisNodeType !== CONFIG_SCHEMA.redisNodeType.default) {
+    problems.push(
+      `${project}:redisNodeType = ${JSON.stringify(p.redisNodeType)} is set but Redis is off in stack ${ctx.stack} ` +
+        `(${project}:redis = ${JSON.stringify(p.redis)}), so no cache uses it; allowed: set redis "on", or remove redisNodeType`,
+    );
+  }
   if (p.operatorCidrs.length === 0) {
     problems.push(
       `${project}:operatorCidrs = [] leaves no way to reach the hosts over SSH, which every release needs; ` +
@@ -719,6 +755,7 @@ export function parseConfig(
     testListener: p.testListener ? { port: p.testListenerPort } : undefined,
     healthPath: p.healthPath,
     workers: p.workers,
+    redis: redisOn ? { nodeType: p.redisNodeType } : undefined,
     db: {
       instanceClass: p.dbInstanceClass,
       allocatedStorage: p.dbAllocatedStorage,

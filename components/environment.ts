@@ -2,6 +2,7 @@ import { createHash } from "crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { Alarms } from "./alarms";
 import { Buckets } from "./buckets";
+import { Cache } from "./cache";
 import { CiAccess } from "./ci";
 import { COLOURS, EnvConfig, STACK_TAG, userSecretValue } from "./config";
 import { Database } from "./database";
@@ -34,6 +35,7 @@ export class Environment extends pulumi.ComponentResource {
   readonly secrets: Secrets;
   readonly buckets: Buckets;
   readonly database: Database;
+  readonly cache?: Cache;
   readonly hosts: Hosts;
   readonly release: Release;
   readonly loadBalancer: LoadBalancer;
@@ -59,6 +61,7 @@ export class Environment extends pulumi.ComponentResource {
         privateHosts: cfg.privateHosts,
         https: cfg.domain !== undefined,
         testListenerPort: cfg.testListener?.port,
+        cache: cfg.redis !== undefined,
       },
       parent,
     );
@@ -105,6 +108,19 @@ export class Environment extends pulumi.ComponentResource {
       parent,
     );
     const db = this.database;
+    if (cfg.redis) {
+      this.cache = new Cache(
+        `${name}-cache`,
+        {
+          subnetIds: this.network.privateSubnetIds,
+          securityGroupId: this.securityGroups.cache!.id,
+          kmsKeyArn,
+          nodeType: cfg.redis.nodeType,
+          snapshotRetentionDays: cfg.deletionProtection ? 7 : 0,
+        },
+        parent,
+      );
+    }
     const settings = new AppSettings(
       `${name}-settings`,
       {
@@ -128,6 +144,8 @@ export class Environment extends pulumi.ComponentResource {
         },
         secure: {
           DATABASE_URL: pulumi.interpolate`postgres://${db.name}:${this.secrets.dbPassword}@${db.address}:${db.port}/${db.name}?sslmode=require`,
+          // The site's Celery broker: TLS with the cache's AUTH token (components/cache.ts).
+          ...(this.cache ? { REDIS_URL: this.cache.url } : {}),
         },
       },
       parent,
@@ -167,7 +185,12 @@ export class Environment extends pulumi.ComponentResource {
         artifactBucket: this.buckets.artifacts.name,
         backupBucket: this.buckets.backups.name,
         vpcCidr: cfg.vpcCidr,
-        ready: [db.instance, ...this.secrets.parameters, ...settings.parameters],
+        ready: [
+          db.instance,
+          ...(this.cache ? [this.cache.replicationGroup] : []),
+          ...this.secrets.parameters,
+          ...settings.parameters,
+        ],
         settingsDigest: pulumi
           .all(
             [...this.secrets.parameters, ...settings.parameters].map((p) =>
@@ -208,6 +231,8 @@ export class Environment extends pulumi.ComponentResource {
     );
     // Maintenance mode (if this update opened a window) ends once the new colour is live.
     this.release.endMaintenance([this.loadBalancer.forward]);
+    // The workers (and beat) move to the live release once it is live (docs/architecture.md).
+    if (this.cache) this.release.switchWorkers([this.loadBalancer.forward]);
 
     this.alarms = new Alarms(
       `${name}-alarms`,
@@ -224,6 +249,7 @@ export class Environment extends pulumi.ComponentResource {
         releasedColours: COLOURS.filter((c) => cfg.slots[c] !== undefined),
         dbInstanceIdentifier: db.instance.identifier,
         dbAllocatedStorageGib: cfg.db.allocatedStorage,
+        cacheClusterId: this.cache?.clusterId,
       },
       parent,
     );
@@ -289,6 +315,7 @@ export class Environment extends pulumi.ComponentResource {
       sshPrivateKey: pulumi.secret(this.hosts.deployKey.privateKeyOpenssh),
       adminSshPrivateKey: pulumi.secret(this.hosts.adminKey.privateKeyOpenssh),
       dbEndpoint: db.endpoint,
+      redisEndpoint: this.cache?.address,
       parameterPath: cfg.parameterPath,
       artifactBucket: this.buckets.artifacts.name,
       backupBucket: this.buckets.backups.name,

@@ -80,6 +80,8 @@ export class Release extends pulumi.ComponentResource {
   readonly cleanups: remote.Command[] = [];
   readonly maintenanceOn: remote.Command[] = [];
   readonly maintenanceOff: remote.Command[] = [];
+  readonly workersStop: remote.Command[] = [];
+  readonly workersStart: remote.Command[] = [];
   readonly lastBackup: pulumi.Output<Record<string, unknown> | null>;
   readonly migrations: pulumi.Output<Record<string, unknown>>;
   readonly backups: pulumi.Output<Record<string, unknown>>;
@@ -200,7 +202,43 @@ export class Release extends pulumi.ComponentResource {
     });
   }
 
-  /** Activations of a colour. */
+  /**
+   * The background processes (greenlight.json's worker and beat) move to the live release once
+   * `after` (the listener's cutover) is done: `workers-stop-<i>` on every host (a warm
+   * shutdown: running tasks finish, within the programs' stopwaitsecs), then, once every host
+   * has stopped, `workers-start-<i>` (beat on the first host only). Triggered by the live colour
+   * and its release, so a release and a rollback run them, after the listener has moved (its
+   * move waits for none of this). Called once, by the environment, when the stack has Redis.
+   */
+  switchWorkers(after: pulumi.Resource[]): void {
+    const cfg = this.args.config;
+    const slot = cfg.slots[cfg.live];
+    if (this.workersStop.length || !slot) return;
+    const hosts = this.args.hosts.hosts;
+    const triggers = (i: number) => [cfg.live, slot.release, slot.sha256, hosts[i].instance.id];
+    const call = (mode: "stop" | "start", i: number) =>
+      steps.workers({ app: cfg.app, slot: cfg.live, release: slot.release, mode, beat: i === 0 });
+    hosts.forEach((_, i) => {
+      this.workersStop.push(
+        this.step(`workers-stop-${i}`, i, call("stop", i), {
+          triggers: triggers(i),
+          dependsOn: [...this.activations(cfg.live), ...after],
+          updateIsNoop: true,
+        }),
+      );
+    });
+    hosts.forEach((_, i) => {
+      this.workersStart.push(
+        this.step(`workers-start-${i}`, i, call("start", i), {
+          triggers: triggers(i),
+          dependsOn: [...this.workersStop],
+          updateIsNoop: true,
+        }),
+      );
+    });
+  }
+
+  /** Activations of a colour: what the cutover to it waits for. */
   activations(colour: Colour): remote.Command[] {
     return this.slots[colour]?.activate ?? [];
   }
@@ -445,7 +483,7 @@ export class Release extends pulumi.ComponentResource {
 
 /** The step a resource id names: "bootstrap-0", "blue-fetch-1", "restore", "maintenance-on-0". */
 function stepOf(id: string): Step {
-  const m = /^(?:blue-|green-)?([a-z]+)(?:-on|-off)?(?:-\d+)?$/.exec(id);
+  const m = /^(?:blue-|green-)?([a-z]+)(?:-on|-off|-stop|-start)?(?:-\d+)?$/.exec(id);
   const step = m?.[1] as Step | undefined;
   if (!step || !STEPS.includes(step)) throw new Error(`not a step id: ${id}`);
   return step;

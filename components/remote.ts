@@ -30,6 +30,7 @@ export const STEPS = [
   "cleanup",
   "restore",
   "maintenance",
+  "workers",
 ] as const;
 export type Step = (typeof STEPS)[number];
 
@@ -229,6 +230,26 @@ export const steps = {
       ...(a.restoreId ? { GL_RESTORE_ID: a.restoreId } : {}),
       ...inWindow(a),
     }),
+  /**
+   * The background processes of one host (workers.sh) move to the live release: `stop` (warm
+   * shutdown of the worker, and beat) on every host, then `start` on every host, beat only
+   * where `beat` (the first host: one beat per environment).
+   */
+  workers: (a: { app: string; slot: Colour; release: string; mode: "stop" | "start"; beat: boolean }): StepCall =>
+    deploy(
+      "workers",
+      // stop names no release: its command is the same for every release, so a preview shows
+      // only its new triggers.
+      a.mode === "stop"
+        ? { GL_APP: a.app, GL_MODE: "stop" }
+        : {
+            GL_APP: a.app,
+            GL_SLOT: a.slot,
+            GL_RELEASE: a.release,
+            GL_MODE: "start",
+            ...(a.beat ? { GL_BEAT: "1" } : {}),
+          },
+    ),
   /** Maintenance mode on (with why) or off on one host (maintenance.sh). */
   maintenance: (a: { app: string; mode: "on" | "off"; reason?: string }): StepCall =>
     deploy("maintenance", {

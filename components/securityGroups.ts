@@ -10,9 +10,13 @@ export interface SecurityGroupsArgs {
   privateHosts: boolean;
   https: boolean;
   testListenerPort?: number;
+  /** Redis (ElastiCache): a group of its own, 6379 from the hosts only. */
+  cache?: boolean;
 }
 
 const WORLD = "0.0.0.0/0";
+/** Redis's port (ElastiCache's default). */
+export const REDIS_PORT = 6379;
 /** Rule names carry the CIDR, so removing one operator CIDR does not renumber the others. */
 const cidrId = (c: string) => c.replace(/[./]/g, "-");
 
@@ -26,6 +30,7 @@ export class SecurityGroups extends pulumi.ComponentResource {
   readonly hosts: aws.ec2.SecurityGroup;
   readonly db: aws.ec2.SecurityGroup;
   readonly bastion?: aws.ec2.SecurityGroup;
+  readonly cache?: aws.ec2.SecurityGroup;
 
   constructor(name: string, args: SecurityGroupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("greenlight:network:SecurityGroups", name, {}, opts);
@@ -39,6 +44,7 @@ export class SecurityGroups extends pulumi.ComponentResource {
     this.alb = group("alb", "greenlight load balancer: 80/443 from the internet");
     this.hosts = group("hosts", "greenlight hosts: slot ports from the ALB, SSH from operators or the bastion");
     this.db = group("db", "greenlight database: 5432 from the hosts only");
+    if (args.cache) this.cache = group("cache", `greenlight Redis: ${REDIS_PORT} from the hosts only`);
     if (args.privateHosts) this.bastion = group("bastion", "greenlight bastion: SSH from operators only");
 
     type Peer = { cidr: string } | { group: aws.ec2.SecurityGroup };
@@ -91,6 +97,10 @@ export class SecurityGroups extends pulumi.ComponentResource {
     // Hosts -> database, AWS APIs and Debian mirrors.
     egress("hosts", this.hosts, "db", 5432, { group: this.db }, "PostgreSQL");
     ingress("db", this.db, "hosts", 5432, { group: this.hosts }, "PostgreSQL from the hosts");
+    if (this.cache) {
+      egress("hosts", this.hosts, "cache", REDIS_PORT, { group: this.cache }, "Redis (TLS)");
+      ingress("cache", this.cache, "hosts", REDIS_PORT, { group: this.hosts }, "Redis from the hosts");
+    }
     egress("hosts", this.hosts, "https", 443, { cidr: WORLD }, "AWS APIs (SSM, S3) and packages");
     egress("hosts", this.hosts, "http", 80, { cidr: WORLD }, "Debian mirrors");
 
@@ -99,6 +109,7 @@ export class SecurityGroups extends pulumi.ComponentResource {
       hosts: this.hosts.id,
       db: this.db.id,
       bastion: this.bastion?.id,
+      cache: this.cache?.id,
     });
   }
 }

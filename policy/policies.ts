@@ -312,6 +312,52 @@ export const rdsStorageEncrypted: ResourceValidationPolicy = {
   }),
 };
 
+// ---------------------------------------------------------------------------------------------
+// Cache (Redis on ElastiCache)
+
+export const cacheNotPublic: ResourceValidationPolicy = {
+  name: "cache-not-public",
+  description:
+    "ElastiCache runs in the VPC's private subnets (a subnet group) behind a security group of its own; never a bare cluster.",
+  enforcementLevel: "mandatory",
+  severity: "critical",
+  validateResource: [
+    validateResourceOfType(aws.elasticache.ReplicationGroup, (rg, _args, report) => {
+      if (!rg.subnetGroupName) {
+        report("subnetGroupName is not set (the default VPC's subnets); allowed: the database's private subnets");
+      }
+      if (!rg.securityGroupIds || rg.securityGroupIds.length === 0) {
+        report("securityGroupIds is empty (the VPC's default group); allowed: a group that admits the hosts only");
+      }
+    }),
+    validateResourceOfType(aws.elasticache.Cluster, (c, _args, report) => {
+      if (!c.replicationGroupId) {
+        report(
+          "a cache cluster outside a replication group cannot encrypt Redis or require AUTH; allowed: aws.elasticache.ReplicationGroup",
+        );
+      }
+    }),
+  ],
+};
+
+export const cacheEncrypted: ResourceValidationPolicy = {
+  name: "cache-encrypted",
+  description: "ElastiCache Redis is encrypted at rest (with a KMS key) and in transit, and requires an AUTH token.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateResource: validateResourceOfType(aws.elasticache.ReplicationGroup, (rg, _args, report) => {
+    if (rg.atRestEncryptionEnabled !== true) {
+      report("atRestEncryptionEnabled is not true; allowed: true (with the environment's KMS key)");
+    } else if (!rg.kmsKeyId) {
+      report("kmsKeyId is not set (AWS's own key); allowed: the environment's KMS key");
+    }
+    if (rg.transitEncryptionEnabled !== true) report("transitEncryptionEnabled is not true; allowed: true (TLS)");
+    if (!rg.authToken && (!rg.userGroupIds || rg.userGroupIds.length === 0)) {
+      report("neither authToken nor userGroupIds is set: anyone on the network may use it; allowed: an AUTH token");
+    }
+  }),
+};
+
 export const rdsBackupsRetained: ResourceValidationPolicy = {
   name: "rds-backups-retained",
   description: "RDS keeps automated backups for at least `minRetentionDays` days (default 1), set explicitly.",
@@ -502,7 +548,8 @@ export const ssmUnderStackPath: ResourceValidationPolicy = {
 };
 
 /** Names that look like they hold a secret: a whole `_`/`-`/`.` separated word of the last segment. */
-export const SECRET_NAME = /(^|[_.-])(PASSWORD|PASSWD|SECRET|KEY|TOKEN|DSN|DATABASE_URL|CREDENTIALS?)([_.-]|$)/i;
+export const SECRET_NAME =
+  /(^|[_.-])(PASSWORD|PASSWD|SECRET|KEY|TOKEN|DSN|DATABASE_URL|REDIS_URL|CREDENTIALS?)([_.-]|$)/i;
 
 export const ssmSecretsAreSecure: ResourceValidationPolicy = {
   name: "ssm-secret-securestring",
@@ -668,6 +715,8 @@ export const policies: Policies = [
   rdsStorageEncrypted,
   rdsBackupsRetained,
   rdsProtectedStack,
+  cacheNotPublic,
+  cacheEncrypted,
   ec2Imdsv2,
   ec2VolumesEncrypted,
   s3PublicAccessBlockFlags,

@@ -31,6 +31,8 @@ APP=$GL_APP
 ROOT=/srv/$APP
 # What the maintenance page's Retry-After says, in seconds.
 MAINTENANCE_RETRY_AFTER=30
+# How long a worker's warm shutdown may take (its running tasks finish) before it is killed.
+WORKER_STOP_SECONDS=90
 
 # --- the scripts: root-owned, content-addressed ----------------------------------------------
 LIB_ROOT=/srv/greenlight-scripts
@@ -126,6 +128,8 @@ printf '%s\n' "$GL_DEPLOY_KEY" | write_file /home/deploy/.ssh/authorized_keys 06
 install -d -o deploy -g deploy -m 0755 "$ROOT" "$ROOT/releases" "$ROOT/shared" "$ROOT/shared/venvs" \
   "$ROOT/shared/pip-cache"
 install -d -o app -g app -m 0755 "$ROOT/shared/media"
+# Beat's schedule (its last run of each entry), kept across releases: one per environment.
+install -d -o app -g app -m 0750 "$ROOT/shared/beat"
 # Each step's log and recorded result (step.sh): deploy's alone, as migrate's log may carry
 # whatever the app prints.
 install -d -o deploy -g deploy -m 0700 "$ROOT/steps" "$ROOT/steps/log"
@@ -143,6 +147,12 @@ slots_cmds=""
 for slot in blue green; do
   for verb in start stop restart status update "signal HUP"; do
     slots_cmds+="${slots_cmds:+, }/usr/bin/supervisorctl $verb $APP-$slot"
+  done
+done
+# The background processes (workers.sh): started, stopped and asked, nothing else.
+for program in worker beat; do
+  for verb in start stop status; do
+    slots_cmds+=", /usr/bin/supervisorctl $verb $APP-$program"
   done
 done
 sudoers=$(mktemp)
@@ -204,15 +214,77 @@ environment=PYTHONDONTWRITEBYTECODE="1",HOME="/nonexistent"
 EOF
   done
 }
+# The background processes (greenlight.json's worker and beat) run the release that
+# $ROOT/background points at (workers.sh moves it after each cutover and rollback). Started only
+# by workers.sh (autostart=false): beat must run on one host, which only the release graph knows.
+# TERM is Celery's warm shutdown (running tasks finish); stopwaitsecs is the limit, after which
+# the group is killed and its unacknowledged tasks go back to the queue (acks_late).
+background_conf() {
+  local program wait
+  for program in worker beat; do
+    wait=$WORKER_STOP_SECONDS
+    [[ $program == beat ]] && wait=30
+    cat <<EOF
+[program:$APP-$program]
+command=$ROOT/bin/background $program
+directory=$ROOT
+user=app
+umask=0007
+autostart=false
+autorestart=true
+startsecs=3
+startretries=3
+stopsignal=TERM
+stopwaitsecs=$wait
+stopasgroup=false
+killasgroup=true
+redirect_stderr=true
+stdout_logfile=/var/log/$APP/$program.log
+stdout_logfile_maxbytes=0
+environment=PYTHONDONTWRITEBYTECODE="1",HOME="/nonexistent"
+
+EOF
+  done
+}
+# What the programs run: the declared argv of the release's manifest, with its venv's python or
+# console script, from the release's directory (resolved once: a later move of the link leaves a
+# running process on its release); beat with its schedule in shared/beat.
+background_runner() {
+  cat <<EOF
+#!/bin/bash
+# greenlight ($APP): runs greenlight.json's "worker" or "beat" of the release $ROOT/background
+# points at (written by the bootstrap; started by supervisor, moved by workers.sh).
+set -euo pipefail
+role=\$1
+[[ \$role == worker || \$role == beat ]] || { echo "usage: background worker|beat" >&2; exit 2; }
+dir=\$(readlink -e $ROOT/background) || { echo "greenlight: no release for the \$role yet" >&2; exit 1; }
+cd "\$dir"
+mapfile -d '' argv < <(/usr/bin/python3 -c '
+import json, sys
+v = json.load(open("manifest.json")).get(sys.argv[1]) or []
+sys.stdout.write("".join(a + "\\0" for a in v))
+' "\$role")
+((\${#argv[@]})) || { echo "greenlight: release \$dir declares no \$role" >&2; exit 1; }
+argv[0]=\$dir/venv/bin/\${argv[0]}
+if [[ \$role == beat ]]; then argv+=("--schedule=$ROOT/shared/beat/celerybeat-schedule"); fi
+exec "\${argv[@]}"
+EOF
+}
+install -d -o root -g root -m 0755 "$ROOT/bin"
+background_runner | write_file "$ROOT/bin/background" 0755 root:root || true
+
 ensure_running supervisor
-supervisor_conf | write_file "/etc/supervisor/conf.d/greenlight-$APP.conf" 0644 root:root || true
+{
+  supervisor_conf
+  background_conf
+} | write_file "/etc/supervisor/conf.d/greenlight-$APP.conf" 0644 root:root || true
 # A changed program is applied at once only to a slot that is not running: `supervisorctl
 # update` would restart a running one, and this host cannot know which colour the load balancer
 # serves. A running slot takes its new program at its next activation (activate.sh updates it
 # before it restarts it).
 mapfile -t reread < <(supervisorctl reread 2>&1)
 for line in "${reread[@]}"; do
-  [[ $line =~ ^($APP-(blue|green)):\ (changed|available)$ ]] || continue
+  [[ $line =~ ^($APP-(blue|green|worker|beat)):\ (changed|available)$ ]] || continue
   program=${BASH_REMATCH[1]}
   if [[ ${BASH_REMATCH[3]} == changed ]] && supervisorctl status "$program" 2>/dev/null | grep -q RUNNING; then
     log "$program is running: its new supervisor program applies at its next activation, not now"

@@ -121,4 +121,13 @@ for slot in blue green; do
 done
 rm -f -- "$previous"
 log "reloaded: ${reloaded[*]:-no running slot}"
+# The background processes (workers.sh) read .env when they start: a warm restart of those
+# that run (running tasks finish first, within their stopwaitsecs).
+for p in beat worker; do
+  if [[ $(sudo -n /usr/bin/supervisorctl status "$GL_APP-$p" 2>/dev/null || true) == *" RUNNING "* ]]; then
+    sudo -n /usr/bin/supervisorctl stop "$GL_APP-$p" >&2
+    sudo -n /usr/bin/supervisorctl start "$GL_APP-$p" >&2 || die "$GL_APP-$p did not start again on the new settings: see /var/log/$GL_APP/$p.log"
+    log "$GL_APP-$p restarted on the new settings"
+  fi
+done
 printf '{"rendered":true,"reloaded":"%s"}\n' "${reloaded[*]}"

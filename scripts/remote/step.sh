@@ -35,7 +35,7 @@ fail() {
 }
 
 case $step in
-  bootstrap | settings | fetch | check | backup | migrate | activate | cleanup | restore | maintenance) ;;
+  bootstrap | settings | fetch | check | backup | migrate | activate | cleanup | restore | maintenance | workers) ;;
   *) fail "not a greenlight step: '${step:0:40}'" ;;
 esac
 shift
@@ -63,7 +63,7 @@ if [[ $step == restore ]]; then
   request=$(printf '%s' "${GL_BACKUP_KEY:-}${GL_RESTORE_ID:+$'\n'$GL_RESTORE_ID}" | sha256sum | cut -c1-16)
 fi
 record=${GL_SLOT:+$GL_SLOT.}${GL_RELEASE:+$GL_RELEASE.}$step${request:+.$request}${GL_MODE:+.$GL_MODE}
-[[ -z ${GL_MODE:-} || $GL_MODE =~ ^(on|off)$ ]] || fail "GL_MODE is not on or off"
+[[ -z ${GL_MODE:-} || $GL_MODE =~ ^(on|off|stop|start)$ ]] || fail "GL_MODE is not on, off, stop or start"
 if [[ $step == bootstrap ]]; then
   [[ $(id -u) -eq 0 ]] || fail "the bootstrap must run as root"
   logdir=/var/log/greenlight

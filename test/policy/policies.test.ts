@@ -23,6 +23,8 @@ const T = {
   sgRule: "aws:ec2/securityGroupRule:SecurityGroupRule",
   sg: "aws:ec2/securityGroup:SecurityGroup",
   rds: "aws:rds/instance:Instance",
+  cache: "aws:elasticache/replicationGroup:ReplicationGroup",
+  cacheCluster: "aws:elasticache/cluster:Cluster",
   instance: "aws:ec2/instance:Instance",
   bucket: "aws:s3/bucket:Bucket",
   pab: "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
@@ -180,6 +182,27 @@ describe("policy pack: the rules", () => {
         { ...good, storageEncrypted: undefined },
         /storageEncrypted is not true/,
       );
+    });
+    it("cache-not-public: in the private subnet group, behind its own security group, never a bare cluster", async () => {
+      const cache = { subnetGroupName: "db-subnets", securityGroupIds: ["sg-1"] };
+      await passes(P.cacheNotPublic, T.cache, cache);
+      await fails(P.cacheNotPublic, T.cache, { ...cache, subnetGroupName: undefined }, /subnetGroupName is not set/);
+      await fails(P.cacheNotPublic, T.cache, { ...cache, securityGroupIds: [] }, /securityGroupIds is empty/);
+      await passes(P.cacheNotPublic, T.cacheCluster, { replicationGroupId: "rg" });
+      await fails(P.cacheNotPublic, T.cacheCluster, { engine: "redis" }, /outside a replication group/);
+    });
+    it("cache-encrypted: at rest with a KMS key, in transit, with an AUTH token", async () => {
+      const cache = {
+        atRestEncryptionEnabled: true,
+        kmsKeyId: "arn:aws:kms:eu-west-1:1:key/k",
+        transitEncryptionEnabled: true,
+        authToken: "t".repeat(32),
+      };
+      await passes(P.cacheEncrypted, T.cache, cache);
+      await fails(P.cacheEncrypted, T.cache, { ...cache, atRestEncryptionEnabled: false }, /atRestEncryptionEnabled/);
+      await fails(P.cacheEncrypted, T.cache, { ...cache, kmsKeyId: undefined }, /kmsKeyId is not set/);
+      await fails(P.cacheEncrypted, T.cache, { ...cache, transitEncryptionEnabled: undefined }, /transitEncryption/);
+      await fails(P.cacheEncrypted, T.cache, { ...cache, authToken: undefined }, /neither authToken/);
     });
     it("rds-backups-retained: at least one day (configurable), set explicitly", async () => {
       await passes(P.rdsBackupsRetained, T.rds, { ...good, backupRetentionPeriod: 1 });

@@ -22,6 +22,7 @@ export const HOST_TEST_PACKAGES = [
   "tini",
   "unattended-upgrades",
   "logrotate",
+  "redis-server",
 ] as const;
 
 /** Binaries the rig itself calls, with the package that brings each (util-linux and openssl are essential/base). */
@@ -41,6 +42,7 @@ const RIG_BINARIES: [string, string][] = [
   ["/usr/bin/setpriv", "util-linux"],
   ["/usr/sbin/runuser", "util-linux"],
   ["/usr/bin/openssl", "openssl"],
+  ["/usr/bin/redis-server", "redis-server"],
 ];
 
 function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { code: number; out: string } {

@@ -22,6 +22,7 @@ import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
 export const HOST_ACCESS_KEY = "AKIALOCALHOSTS";
 import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
 import { RigPostgres, startPostgres } from "./postgres";
+import { RigRedis, startRedis } from "./redis";
 import { ensureHostPrerequisites } from "./prereqs";
 import { Connection, RunResult, copyToRemote, runRemote } from "./ssh";
 
@@ -92,7 +93,9 @@ export interface World {
   artifactBucket: string;
   backupBucket: string;
   /** The generated secrets, to prove they never leak. */
-  secrets: { dbPassword: string; secretKey: string; adminPath: string };
+  secrets: { dbPassword: string; secretKey: string; adminPath: string; redisPassword?: string };
+  /** Redis playing ElastiCache (startWorld's `redis`), its URL in SSM as REDIS_URL. */
+  redis?: RigRedis;
   connection(host: RigHost, user: "admin" | "deploy"): Connection;
   /**
    * Copies the scripts (the directory `dir`, SCRIPT_DIR unless given) to `host` as the
@@ -125,6 +128,8 @@ export interface World {
     cleanup(keep: number): StepCall;
     restore(key: string, maintenance?: string, restoreId?: string): StepCall;
     maintenance(mode: "on" | "off", reason?: string): StepCall;
+    /** The background processes of host `host` to the live `release` (beat on host 0). */
+    workers(mode: "stop" | "start", slot: "blue" | "green", release: string, host: number): StepCall;
   };
   /** GET http://<host>:<port><path> from the machine (the ALB's side). */
   get(host: RigHost, port: number, path: string): Promise<{ status: number; body: string }>;
@@ -191,6 +196,9 @@ export async function startWorld(opts: {
   subnetIndex?: number;
   /** Also a prod-like bastion (rig.bastion) that forwards to the hosts. */
   bastion?: boolean;
+  /** Redis (as ElastiCache) and its REDIS_URL; `settings` adds plain settings (BEAT_INTERVAL_SECONDS). */
+  redis?: boolean;
+  settings?: Record<string, string>;
 }): Promise<World> {
   const subnetIndex = opts.subnetIndex ?? 7;
   const bridgeIp = `10.231.${subnetIndex}.1`;
@@ -208,7 +216,11 @@ export async function startWorld(opts: {
   try {
     const { rig, aws, pg } = standIns;
 
-    const secrets = { dbPassword: generatedSecret(32), secretKey: generatedSecret(64), adminPath: generatedSecret(20) };
+    const secrets: World["secrets"] = {
+      dbPassword: generatedSecret(32),
+      secretKey: generatedSecret(64),
+      adminPath: generatedSecret(20),
+    };
     await pg.createRoleAndDatabase(APP, secrets.dbPassword);
     const artifactBucket = "site-artifacts-0123abcd";
     const backupBucket = "site-backups-4567cdef";
@@ -241,6 +253,14 @@ export async function startWorld(opts: {
     put("SECRET_KEY", secrets.secretKey, true);
     put("ADMIN_PATH", secrets.adminPath, true);
     put("DATABASE_URL", `postgres://${APP}:${secrets.dbPassword}@${bridgeIp}:${pg.port}/${APP}?sslmode=require`, true);
+    for (const [k, v] of Object.entries(opts.settings ?? {})) put(k, v, false);
+    let redis: RigRedis | undefined;
+    if (opts.redis) {
+      const redisPassword = generatedSecret(64);
+      redis = await startRedis({ listen: bridgeIp, port: await freePort(), password: redisPassword });
+      secrets.redisPassword = redisPassword;
+      put("REDIS_URL", redis.url, true);
+    }
 
     const connection = (host: RigHost, user: "admin" | "deploy"): Connection => ({
       host: host.ip,
@@ -264,6 +284,7 @@ export async function startWorld(opts: {
       artifactBucket,
       backupBucket,
       secrets,
+      redis,
       connection,
       copyScripts: (host, dir = SCRIPT_DIR) =>
         copyToRemote(connection(host, "admin"), dir, scriptsCopyPath(scriptsId(dir))),
@@ -314,9 +335,13 @@ export async function startWorld(opts: {
         restore: (key, maintenance, restoreId) =>
           steps.restore({ ...common, backupBucket, backupKey: key, restoreId, maintenance }),
         maintenance: (mode, reason) => steps.maintenance({ app: APP, mode, reason }),
+        workers: (mode, slot, release, host) => steps.workers({ app: APP, slot, release, mode, beat: host === 0 }),
       },
       get: (host, port, path) => httpRequest(`http://${host.ip}:${port}${path}`),
-      stop: stopAll,
+      stop: async () => {
+        await redis?.stop();
+        await stopAll();
+      },
     };
     return world;
   } catch (e) {

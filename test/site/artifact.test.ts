@@ -103,6 +103,44 @@ describe("artifact: greenlight.json", () => {
   });
 });
 
+describe("artifact: greenlight.json's worker and beat", () => {
+  const site = (extra: object) => JSON.stringify({ wsgi: "s.wsgi:application", ...extra });
+  const worker = ["celery", "-A", "s", "worker", "--loglevel=INFO"];
+  const beat = ["celery", "-A", "s", "beat"];
+
+  it("are optional, and reach the manifest (after its other keys) only when declared", () => {
+    const none = buildManifest(parseSiteConfig(site({})), H1, HOST_PYTHON);
+    assert.ok(!("worker" in none) && !("beat" in none));
+    const both = buildManifest(parseSiteConfig(site({ worker, beat })), H1, HOST_PYTHON);
+    assert.deepStrictEqual(Object.keys(JSON.parse(manifestJson(both))).slice(-2), ["worker", "beat"]);
+    assert.deepStrictEqual(both.worker, worker);
+    assert.deepStrictEqual(both.beat, beat);
+    assert.deepStrictEqual(parseSiteConfig(site({ worker: ["python", "-m", "celery", "-A", "s", "worker"] })).worker, [
+      "python",
+      "-m",
+      "celery",
+      "-A",
+      "s",
+      "worker",
+    ]);
+  });
+
+  it("refuses what supervisor could not run or would lose, saying why", () => {
+    throwsArtifact(() => parseSiteConfig(site({ worker: [] })), /"worker" must be a non-empty array/);
+    throwsArtifact(() => parseSiteConfig(site({ worker: ["/usr/bin/celery", "worker"] })), /console script/);
+    throwsArtifact(() => parseSiteConfig(site({ worker: ["celery;", "worker"] })), /console script/);
+    throwsArtifact(() => parseSiteConfig(site({ worker: [...worker, "--detach"] })), /foreground.*--detach/);
+    throwsArtifact(() => parseSiteConfig(site({ worker, beat: [...beat, "-D"] })), /foreground.*-D/);
+    throwsArtifact(
+      () => parseSiteConfig(site({ worker, beat: [...beat, "--schedule=/tmp/x"] })),
+      /hosts pass --schedule/,
+    );
+    throwsArtifact(() => parseSiteConfig(site({ worker, beat: [...beat, "-s", "x"] })), /must not set "-s"/);
+    throwsArtifact(() => parseSiteConfig(site({ beat })), /"beat" is set without "worker"/);
+    throwsArtifact(() => parseSiteConfig(site({ workers: worker })), /unknown key "workers"/);
+  });
+});
+
 describe("artifact: manifest and lock", () => {
   it("lists the site's own migrations as Django names them, from its migration files", () => {
     assert.deepStrictEqual(

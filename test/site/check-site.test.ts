@@ -257,14 +257,18 @@ describe("check-site", () => {
     assert.ok(!checkSite(site).some((f) => f.id === "static-storage"));
   });
 
-  it("names requirements the hosts cannot use: psycopg2, uwsgi, Django 6, no gunicorn", () => {
+  it("names requirements the hosts cannot use: psycopg2, uwsgi, Django 6, no gunicorn, a worker without celery", () => {
     const dir = write(path.join(tmpDir("reqs"), "site"), {
       "manage.py": MANAGE,
       "mysite/__init__.py": "",
       "mysite/wsgi.py": WSGI,
       "mysite/settings.py": fs.readFileSync(path.join(SITE_DIR, "greenlight_site", "settings.py"), "utf8"),
       "mysite/health.py": "RELEASE_ID = None\n",
-      "greenlight.json": '{ "wsgi": "mysite.wsgi:application", "requirements": "requirements/production.txt" }',
+      "greenlight.json": JSON.stringify({
+        wsgi: "mysite.wsgi:application",
+        requirements: "requirements/production.txt",
+        worker: ["celery", "-A", "mysite", "worker"],
+      }),
       "requirements/base.txt": "Django==6.0.1\npsycopg2==2.9.10\npsycopg[c]==3.3.3\n",
       "requirements/production.txt": "-r base.txt\nuwsgi==2.0.28\n",
     });
@@ -275,7 +279,8 @@ describe("check-site", () => {
         .replace("greenlight_site.health", "mysite.health"),
     );
     const found = checkSite(dir);
-    assert.deepStrictEqual(problems(found), ["gunicorn", "psycopg2", "psycopg-c", "uwsgi", "django-python"]);
+    assert.deepStrictEqual(problems(found), ["gunicorn", "worker", "psycopg2", "psycopg-c", "uwsgi", "django-python"]);
+    assert.match(found.find((f) => f.id === "worker")!.fix, /add celery\[redis\] to requirements\/production.txt/);
     assert.deepStrictEqual(warnings(found), ["lock"]);
     const byId = (id: string) => found.find((f) => f.id === id)!;
     assert.match(byId("psycopg2").fix, /psycopg\[binary\]/);

@@ -251,6 +251,8 @@ describe("package-site: building the example site", () => {
       collectstatic: ["python", "manage.py", "collectstatic", "--noinput"],
       python: "3.11",
       migrations: ["notes.0001_initial", "notes.0002_note_attachment"],
+      worker: ["celery", "-A", "greenlight_site", "worker", "--pool=threads", "--concurrency=2", "--loglevel=INFO"],
+      beat: ["celery", "-A", "greenlight_site", "beat", "--loglevel=INFO"],
     });
     assert.strictEqual(art.lockHash, manifest.lockHash);
     assert.deepStrictEqual(await readManifest(art.file), manifest, "npm run release reads it without unpacking");

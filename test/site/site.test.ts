@@ -2,11 +2,14 @@
 // settings from a shared 0600 .env, migrations against a real PostgreSQL over TLS, gunicorn
 // behind a unix socket, uploads landing in a media dir that lives outside the release.
 import * as assert from "assert";
+import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { Manifest } from "../../scripts/cli/lib/artifact";
 import { packageSite } from "../../scripts/cli/package-site";
+import { RigRedis, startRedis } from "../rig/redis";
 import {
+  freePort,
   Gunicorn,
   multipart,
   ok,
@@ -17,6 +20,7 @@ import {
   SITE_DIR,
   SYSTEM_PYTHON,
   tmpDir,
+  waitFor,
 } from "./helpers";
 
 const RELEASE_ID = "20240501-1200-abc1234";
@@ -431,6 +435,106 @@ describe("example site: from the artifact to a running release", () => {
       assert.strictEqual(admin.status, 200);
       const noAdmin = await request(socket, "GET", "/admin/", { Host: PUBLIC_HOST });
       assert.strictEqual(noAdmin.status, 404);
+    });
+  });
+
+  describe("background work: greenlight.json's worker and beat on Redis", () => {
+    let server: Gunicorn | undefined;
+    let socket: string;
+    let redis: RigRedis | undefined;
+    const children: ChildProcess[] = [];
+    const form = (fields: Record<string, string>) => Buffer.from(new URLSearchParams(fields).toString());
+    const post = (p: string, fields: Record<string, string> = {}) =>
+      request(
+        socket,
+        "POST",
+        p,
+        { Host: PUBLIC_HOST, "Content-Type": "application/x-www-form-urlencoded" },
+        form(fields),
+      );
+    const getJson = async (p: string) => {
+      const r = await request(socket, "GET", p, { Host: PUBLIC_HOST });
+      assert.strictEqual(r.status, 200, r.body.toString());
+      return JSON.parse(r.body.toString());
+    };
+    /** A manifest's background argv, as the hosts' runner starts it: the venv's console script, from the app dir. */
+    const background = (argv: string[], extra: string[] = []) => {
+      const child = spawn(path.join(venv, "bin", argv[0]), [...argv.slice(1), ...extra], {
+        cwd: app,
+        env: DECOY_ENV,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      child.stdout?.resume();
+      child.stderr?.resume();
+      children.push(child);
+      return child;
+    };
+    const exited = (c: ChildProcess) =>
+      c.exitCode !== null || c.signalCode !== null
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => c.once("exit", () => resolve()));
+
+    after(async () => {
+      for (const c of children) {
+        c.kill("SIGKILL");
+        await exited(c);
+      }
+      await server?.stop();
+      await redis?.stop();
+    });
+
+    it("declares a worker and a beat in its manifest", () => {
+      assert.deepStrictEqual(manifest.worker?.slice(0, 4), ["celery", "-A", "greenlight_site", "worker"]);
+      assert.deepStrictEqual(manifest.beat?.slice(0, 4), ["celery", "-A", "greenlight_site", "beat"]);
+    });
+
+    it("without REDIS_URL (Redis off) the site runs and its task endpoints answer 503", async () => {
+      socket = path.join(tmpDir("sock"), "gunicorn.sock");
+      server = new Gunicorn(venv, app, manifest.wsgi, socket);
+      await server.ready();
+      assert.strictEqual((await post("/api/tasks")).status, 503);
+      assert.strictEqual((await request(socket, "GET", "/api/beat", { Host: PUBLIC_HOST })).status, 503);
+      await server.stop();
+      server = undefined;
+    });
+
+    it("with REDIS_URL (TLS, a password): a POSTed task runs once on the worker; beat ticks every interval", async () => {
+      redis = await startRedis({ listen: "127.0.0.1", port: await freePort(), password: DB_PASSWORD.repeat(4) });
+      fs.appendFileSync(path.join(shared, ".env"), `REDIS_URL=${redis.url}\nBEAT_INTERVAL_SECONDS=1\n`);
+      server = new Gunicorn(venv, app, manifest.wsgi, socket);
+      await server.ready();
+      const worker = background(manifest.worker!);
+      background(manifest.beat!, [`--schedule=${path.join(tmpDir("beat"), "celerybeat-schedule")}`]);
+      const r = await post("/api/tasks");
+      assert.strictEqual(r.status, 202, r.body.toString());
+      const id = JSON.parse(r.body.toString()).id as string;
+      const done = await waitFor("the task to run", 60_000, async () => {
+        const t = await getJson(`/api/tasks/${id}`);
+        return t.runs >= 1 ? t : undefined;
+      });
+      assert.deepStrictEqual(
+        [done.starts, done.runs, done.enqueuedBy, done.ranBy],
+        [1, 1, RELEASE_ID, RELEASE_ID],
+        JSON.stringify(done),
+      );
+      const ticks = await waitFor("three ticks", 60_000, async () => {
+        const b = await getJson("/api/beat");
+        return b.ticks.length >= 3 ? (b.ticks as { sent: number; release: string }[]) : undefined;
+      });
+      const gaps = ticks.slice(1).map((t, i) => t.sent - ticks[i].sent);
+      // About a second apart (the first send after a start may lag by the TLS handshake).
+      assert.ok(Math.min(...gaps) >= 0.6, `a tick a second: ${JSON.stringify(gaps)}`);
+      assert.ok(ticks.every((t) => t.release === RELEASE_ID));
+
+      // TERM (what supervisor sends) is a warm shutdown: the running task finishes first.
+      const long = JSON.parse((await post("/api/tasks", { seconds: "3" })).body.toString()).id as string;
+      await waitFor("the long task to start", 30_000, async () =>
+        (await getJson(`/api/tasks/${long}`)).starts === 1 ? true : undefined,
+      );
+      worker.kill("SIGTERM");
+      await exited(worker);
+      const l = await getJson(`/api/tasks/${long}`);
+      assert.deepStrictEqual([l.starts, l.runs], [1, 1], "it ran to the end before the worker exited");
     });
   });
 });

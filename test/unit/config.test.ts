@@ -78,6 +78,21 @@ describe("config", () => {
       ["hostCount 0", { hostCount: 0 }, "greenlight:hostCount", '"0"', "from 1 to 4"],
       ["hostCount not a number", { hostCount: "two" }, "greenlight:hostCount", '"two"', "an integer"],
       ["azCount 5", { azCount: 5 }, "greenlight:azCount", '"5"', "from 2 to 3"],
+      ["redis yes", { redis: "yes" }, "greenlight:redis", '"yes"', '"on" or "off"', "stack's default"],
+      [
+        "redisNodeType not ElastiCache",
+        { redis: "on", redisNodeType: "t3.micro" },
+        "greenlight:redisNodeType",
+        '"t3.micro"',
+        "cache.t4g.micro",
+      ],
+      [
+        "redisNodeType while Redis is off (qa's default)",
+        { redisNodeType: "cache.t4g.small" },
+        "greenlight:redisNodeType",
+        '"cache.t4g.small"',
+        'set redis "on"',
+      ],
       ["privateHosts yes", { privateHosts: "yes" }, "greenlight:privateHosts", '"yes"', "true or false"],
       [
         "operatorCidrs open to the world",

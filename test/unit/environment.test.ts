@@ -425,7 +425,7 @@ describe("environment under mocks", function () {
   describe("rollback", () => {
     const released = { ...slot("blue", "r1"), ...slot("green", "r2") };
     for (const stack of ["qa", "prod"]) {
-      it(`${stack}: flipping live changes the forwarding listener and nothing else`, async () => {
+      it(`${stack}: flipping live changes the forwarding listener and nothing else (but the workers' steps, with Redis)`, async () => {
         const before = await evaluate(stack, { ...released, live: "green" });
         const after = await evaluate(stack, { ...released, live: "blue" });
         const snapshot = (run: ProgramRun) =>
@@ -435,7 +435,12 @@ describe("environment under mocks", function () {
         assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort(), "the same resources");
         const changed = [...a.keys()].filter((k) => a.get(k) !== b.get(k));
         const forward = stack === "prod" ? "prod-alb-https" : "qa-alb-http";
-        assert.deepEqual(changed, [`${T.listener}::${forward}`]);
+        // With Redis (prod's default) the workers' steps follow the listener (docs/architecture.md).
+        const workers =
+          stack === "prod"
+            ? ["stop-0", "stop-1", "start-0", "start-1"].map((s) => `command:remote:Command::prod-release-workers-${s}`)
+            : [];
+        assert.deepEqual(changed, [`${T.listener}::${forward}`, ...workers]);
         const target = (run: ProgramRun) => inputs(byName(run, forward)).defaultActions[0].targetGroupArn as string;
         assert.match(target(before), /alb-green/);
         assert.match(target(after), /alb-blue/);

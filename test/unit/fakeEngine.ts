@@ -36,6 +36,12 @@ export const fakeEngine: MockEngine = {
         extra.port = 5432;
         extra.endpoint = `${extra.address}:5432`;
         break;
+      case "aws:elasticache/replicationGroup:ReplicationGroup":
+        extra.primaryEndpointAddress = `master.${r.name}.abc123.euw1.cache.amazonaws.com`;
+        extra.memberClusters = [`${r.name}-001`];
+        extra.port = inputs.port;
+        extra.arn = arn("elasticache", "replicationgroup");
+        break;
       case "aws:s3/bucket:Bucket":
         extra.bucket = `${r.name}-${(n % 0xfffffff).toString(16)}`;
         extra.arn = `arn:aws:s3:::${extra.bucket}`;

@@ -85,7 +85,42 @@ describe("release graph", () => {
       "maintenance-off-1",
       "settings-0",
       "settings-1",
+      "workers-start-0",
+      "workers-start-1",
+      "workers-stop-0",
+      "workers-stop-1",
     ]);
+  });
+
+  describe("background workers (with Redis: prod's default)", () => {
+    const p = (s: string) => `prod-release-${s}`;
+    it("stop on every host after the cutover, then start on every host; beat on the first host only", () => {
+      for (const i of [0, 1]) {
+        assert.ok(dependsOn(prod, p(`workers-stop-${i}`), "prod-alb-https"), `stop ${i} waits for the cutover`);
+        assert.ok(dependsOn(prod, p(`workers-stop-${i}`), p(`green-activate-${i}`)));
+        for (const j of [0, 1]) {
+          assert.ok(dependsOn(prod, p(`workers-start-${i}`), p(`workers-stop-${j}`)), `start ${i} after stop ${j}`);
+        }
+        const start = values(inputs(byName(prod, p(`workers-start-${i}`))).create);
+        assert.deepEqual([start.GL_MODE, start.GL_SLOT, start.GL_RELEASE], ["start", "green", "r2"]);
+        assert.equal(start.GL_BEAT, i === 0 ? "1" : undefined, `beat only on host 0 (${i})`);
+        // stop's command names no release: a release's preview shows only its new triggers.
+        const stop = values(inputs(byName(prod, p(`workers-stop-${i}`))).create);
+        assert.deepEqual(
+          [stop.GL_MODE, stop.GL_SLOT, stop.GL_RELEASE, stop.GL_BEAT],
+          ["stop", undefined, undefined, undefined],
+        );
+      }
+      const listener = byName(prod, "prod-alb-https");
+      for (const c of commands(prod).filter((x) => x.name.includes("-workers-"))) {
+        assert.ok(!listener.options.dependencies.includes(c.urn), `the listener does not wait for ${c.name}`);
+      }
+    });
+    it("a stack without Redis has no worker steps", async () => {
+      assert.ok(!names(qa).some((n) => n.startsWith("workers-")));
+      const off = await evaluate("prod", { ...both, redis: "off" });
+      assert.ok(!names(off).some((n) => n.startsWith("workers-")));
+    });
   });
 
   describe("maintenance mode", () => {
@@ -378,12 +413,23 @@ describe("release graph", () => {
     assert.ok(test.options.dependencies.includes(byName(withTest, "qa-release-blue-activate-0").urn));
   });
 
-  it("rolling back moves the cutover's dependencies to the other colour and changes no command", async () => {
+  it("rolling back moves the cutover's dependencies to the other colour; no command but the workers' changes", async () => {
     const back = await evaluate("prod", { ...both, live: "blue" });
     const listener = byName(back, "prod-alb-https");
     assert.ok(listener.options.dependencies.includes(byName(back, "prod-release-blue-activate-0").urn));
-    for (const c of commands(prod)) {
+    for (const c of commands(prod).filter((x) => !x.name.includes("-workers-"))) {
       assert.deepEqual(reveal(byName(back, c.name).inputs), reveal(c.inputs), `${c.name} unchanged`);
+    }
+    // With Redis the workers move back too, after the listener (which waits for none of them).
+    for (const c of commands(back).filter((x) => x.name.includes("-workers-"))) {
+      if (c.name.includes("-start-")) assert.equal(values(inputs(c).create).GL_RELEASE, "r1", c.name);
+      assert.ok(inputs(c).triggers.includes("r1"), c.name);
+      assert.ok(!listener.options.dependencies.includes(c.urn));
+    }
+    const noRedis = await evaluate("prod", { ...both, redis: "off" });
+    const noRedisBack = await evaluate("prod", { ...both, redis: "off", live: "blue" });
+    for (const c of commands(noRedis)) {
+      assert.deepEqual(reveal(byName(noRedisBack, c.name).inputs), reveal(c.inputs), `${c.name} unchanged`);
     }
   });
 

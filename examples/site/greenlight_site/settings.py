@@ -116,6 +116,23 @@ MEDIA_ROOT = BASE_DIR / "media"
 FILE_UPLOAD_PERMISSIONS = 0o664
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o775
 
+# Background work (greenlight.json's worker and beat) on Redis, when the stack has it
+# (greenlight:redis): REDIS_URL is then in .env. Without it the site runs, and its task
+# endpoints answer 503.
+REDIS_URL = ENV.get("REDIS_URL", "")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+# Acknowledged after the task ran: a task whose worker stops first goes back to the queue.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task unacknowledged this long (its worker died) is delivered again: longer than any task runs.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+BEAT_INTERVAL_SECONDS = float(ENV.get("BEAT_INTERVAL_SECONDS") or 60)
+CELERY_BEAT_SCHEDULE = {"tick": {"task": "notes.tasks.beat_tick", "schedule": BEAT_INTERVAL_SECONDS}}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -45,9 +45,49 @@ export interface SiteConfig {
   collectstatic: string[];
   /** The requirements file, relative to the site dir (default requirements.txt). */
   requirements: string;
+  /**
+   * Background processes the hosts run under supervisor with the live release's code, when
+   * the stack has Redis: the queue's worker (every host) and its scheduler (host 0 only).
+   */
+  worker?: string[];
+  beat?: string[];
 }
 
-const SITE_CONFIG_KEYS = ["wsgi", "migrate", "collectstatic", "requirements"];
+const SITE_CONFIG_KEYS = ["wsgi", "migrate", "collectstatic", "requirements", "worker", "beat"];
+/** A background command's program: the release venv's python, or a console script of its venv (celery). */
+const BACKGROUND_PROGRAM = /^(python|[A-Za-z0-9][A-Za-z0-9._-]{0,63})$/;
+
+/**
+ * "worker" and "beat": argv run in the foreground by supervisor from the release dir, the
+ * program being "python" or a console script of the release's venv ("celery"). They must not
+ * daemonise (supervisor would lose them) and beat must not choose its own schedule file (the
+ * hosts keep it in shared/, so a release keeps the schedule's state).
+ */
+function background(value: unknown, key: "worker" | "beat"): string[] {
+  const a = argv(value, key);
+  if (!BACKGROUND_PROGRAM.test(a[0])) {
+    throw new ArtifactError(
+      `greenlight.json: "${key}" must start with "python" or the name of a console script in the site's venv ` +
+        `(e.g. "celery"), not ${JSON.stringify(a[0])}`,
+    );
+  }
+  const detach = a.find((x) => x === "--detach" || x === "-D" || x.startsWith("--pidfile"));
+  if (detach) {
+    throw new ArtifactError(
+      `greenlight.json: "${key}" must run in the foreground (supervisor runs and stops it); remove ${JSON.stringify(detach)}`,
+    );
+  }
+  if (key === "beat") {
+    const own = a.find((x) => x === "-s" || x === "--schedule" || x.startsWith("--schedule="));
+    if (own) {
+      throw new ArtifactError(
+        `greenlight.json: "beat" must not set ${JSON.stringify(own)}: the hosts pass --schedule in shared/ ` +
+          "(one schedule per environment, kept across releases)",
+      );
+    }
+  }
+  return a;
+}
 const WSGI_PATTERN = /^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$/;
 
 function argv(value: unknown, key: string): string[] {
@@ -82,6 +122,12 @@ export function parseSiteConfig(text: string): SiteConfig {
   if (typeof obj.wsgi !== "string" || !WSGI_PATTERN.test(obj.wsgi)) {
     throw new ArtifactError('greenlight.json: "wsgi" must look like "package.module:callable"');
   }
+  if (obj.beat !== undefined && obj.worker === undefined) {
+    throw new ArtifactError(
+      'greenlight.json: "beat" is set without "worker": its scheduled tasks would queue up with nobody to run them; ' +
+        'declare the worker too, e.g. "worker": ["celery", "-A", "mysite", "worker"]',
+    );
+  }
   let requirements = DEFAULT_REQUIREMENTS;
   if (obj.requirements !== undefined) {
     const r = obj.requirements;
@@ -104,6 +150,8 @@ export function parseSiteConfig(text: string): SiteConfig {
     migrate: obj.migrate === undefined ? [...DEFAULT_MIGRATE] : argv(obj.migrate, "migrate"),
     collectstatic:
       obj.collectstatic === undefined ? [...DEFAULT_COLLECTSTATIC] : argv(obj.collectstatic, "collectstatic"),
+    ...(obj.worker === undefined ? {} : { worker: background(obj.worker, "worker") }),
+    ...(obj.beat === undefined ? {} : { beat: background(obj.beat, "beat") }),
   };
 }
 
@@ -124,6 +172,9 @@ export interface Manifest {
    * check can tell (against the database, with the release's Django).
    */
   migrations: string[];
+  /** greenlight.json's worker and beat, only when the site declares them. */
+  worker?: string[];
+  beat?: string[];
 }
 
 /**
@@ -157,6 +208,9 @@ export function buildManifest(
     collectstatic: [...config.collectstatic],
     python,
     migrations: [...migrations],
+    // Only when declared: the manifest of a site without them stays byte for byte as it was.
+    ...(config.worker ? { worker: [...config.worker] } : {}),
+    ...(config.beat ? { beat: [...config.beat] } : {}),
   };
 }
 

@@ -266,6 +266,18 @@ export function checkSite(dir: string): Finding[] {
         `add gunicorn==23.0.0 to ${reqName}`,
       );
     }
+    // A declared worker or beat whose console script the release's venv would not have.
+    for (const key of ["worker", "beat"] as const) {
+      const program = config?.[key]?.[0];
+      if (program && program !== "python" && !tree.requirements.some((r) => r.name === program.toLowerCase())) {
+        problem(
+          key,
+          reqName,
+          `greenlight.json's "${key}" runs ${program}, which is not among the requirements; the hosts run it from the release's venv`,
+          `add ${program === "celery" ? "celery[redis]" : program} to ${reqName}`,
+        );
+      }
+    }
     if (tree.requirements.some((r) => r.name === "psycopg2")) {
       problem(
         "psycopg2",

@@ -18,6 +18,7 @@ import { Props } from "./wire";
 export const PLAYED = new Set([
   "aws:ec2/instance:Instance",
   "aws:rds/instance:Instance",
+  "aws:elasticache/replicationGroup:ReplicationGroup",
   "aws:ssm/parameter:Parameter",
   "aws:s3/bucket:Bucket",
   "aws:lb/loadBalancer:LoadBalancer",

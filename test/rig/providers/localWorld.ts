@@ -3,21 +3,35 @@
 // loopback. It runs inside the rehearsal's process, beside what it drives:
 //   aws:ec2/instance:Instance          boots a local host (hosts.ts) from the program's user data
 //   aws:rds/instance:Instance          a role and database in the local PostgreSQL (postgres.ts)
+//   aws:elasticache/replicationGroup:ReplicationGroup  a local Redis with TLS and the AUTH token (redis.ts)
 //   aws:ssm/parameter:Parameter        the local S3/SSM stand-in (awsStandIn.ts)
 //   aws:s3/bucket:Bucket               a bucket there
 //   aws:lb/*                           the local ALB stand-in (albStandIn.ts)
 import { randomBytes } from "crypto";
 import * as http from "http";
+import * as net from "net";
 import { parse } from "yaml";
 import { AlbStandIn } from "../albStandIn";
 import { AwsStandIn } from "../awsStandIn";
 import { HostRig, RigHost } from "../hosts";
 import { RigPostgres } from "../postgres";
+import { RigRedis, startRedis } from "../redis";
 import { WorldCall } from "./aws";
 import { ACCOUNT, REGION } from "./invokes";
 import { Props } from "./wire";
 
 const hex = (n: number) => randomBytes(n).toString("hex");
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 export interface LocalWorld {
   url: string;
@@ -40,6 +54,13 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
   const hosts = new Map<string, RigHost>();
   const ips = new Map<string, string>();
   const lbDns = new Map<string, string>();
+  const caches: RigRedis[] = [];
+
+  /** The local Redis's certificate in the host's own CA store (its /etc is its own), as Amazon's CA is on EC2. */
+  async function trust(host: RigHost, cache: RigRedis): Promise<void> {
+    const r = await host.exec(["bash", "-c", "cat >>/etc/ssl/certs/ca-certificates.crt"], { input: cache.certificate });
+    if (r.code !== 0) o.log(`      ${host.name}: could not trust the local Redis's certificate: ${r.stderr.trim()}`);
+  }
 
   async function boot(name: string, i: Props): Promise<{ id: string; outs: Props }> {
     const userData = String(i.userData ?? "");
@@ -59,6 +80,7 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
       adminAuthorizedKey: cloud.ssh_authorized_keys.join("\n"),
     });
     hosts.set(hostName, host);
+    for (const cache of caches) await trust(host, cache);
     const id = `i-${hex(8)}`;
     ips.set(id, host.ip);
     return {
@@ -95,6 +117,28 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
         return {
           id: String(i.identifier ?? `${c.name}-${hex(4)}`),
           outs: { address, port: o.pg.port, endpoint: `${address}:${o.pg.port}` },
+        };
+      }
+      case "aws:elasticache/replicationGroup:ReplicationGroup create": {
+        // ElastiCache's endpoint certificate is one Debian's CA store trusts; this one is
+        // self-signed, so every host (booted or still to boot) adds it to its own store, and
+        // the site verifies it as REDIS_URL asks (ssl_cert_reqs=required).
+        const cache = await startRedis({
+          listen: o.rig.bridgeIp,
+          port: await freePort(),
+          password: String(i.authToken),
+        });
+        caches.push(cache);
+        for (const h of hosts.values()) await trust(h, cache);
+        const id = String(i.replicationGroupId ?? `${c.name}-${hex(4)}`);
+        return {
+          id,
+          outs: {
+            primaryEndpointAddress: cache.host,
+            port: cache.port,
+            memberClusters: [`${id}-001`],
+            arn: `arn:aws:elasticache:${REGION}:${ACCOUNT}:replicationgroup:${id}`,
+          },
         };
       }
       case "aws:ssm/parameter:Parameter create":
@@ -182,6 +226,9 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
   return {
     url: `http://127.0.0.1:${port}/`,
     hosts,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: async () => {
+      for (const cache of caches.splice(0)) await cache.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
   };
 }
