@@ -126,6 +126,8 @@ export interface InWindow {
   maintenance?: string;
 }
 const inWindow = (a: InWindow): Record<string, string> => (a.maintenance ? { GL_MAINTENANCE: a.maintenance } : {});
+const media = (a: { mediaBucket?: string }): Record<string, string> =>
+  a.mediaBucket ? { GL_MEDIA_BUCKET: a.mediaBucket } : {};
 
 /** Each step's values, built once: the program, the rig and the bench call these. */
 export const steps = {
@@ -177,12 +179,16 @@ export const steps = {
       GL_SHA256: a.sha256,
       GL_WORKERS: String(a.workers),
     }),
-  backup: (a: Common & InWindow & { slot: Colour; release: string; backupBucket: string }): StepCall =>
+  /** `mediaBucket`: the backup also lists the media bucket's objects (the dump's media manifest). */
+  backup: (
+    a: Common & InWindow & { slot: Colour; release: string; backupBucket: string; mediaBucket?: string },
+  ): StepCall =>
     deploy("backup", {
       ...common(a),
       GL_SLOT: a.slot,
       GL_RELEASE: a.release,
       GL_BACKUP_BUCKET: a.backupBucket,
+      ...media(a),
       ...inWindow(a),
     }),
   /**
@@ -216,11 +222,13 @@ export const steps = {
     }),
   cleanup: (a: { app: string; keep: number }): StepCall =>
     deploy("cleanup", { GL_APP: a.app, GL_KEEP: String(a.keep) }),
-  restore: (a: Common & InWindow & { backupBucket: string; backupKey: string }): StepCall =>
+  /** `mediaBucket`: media goes back to the backup's manifest too (and the safety backup lists it first). */
+  restore: (a: Common & InWindow & { backupBucket: string; backupKey: string; mediaBucket?: string }): StepCall =>
     deploy("restore", {
       ...common(a),
       GL_BACKUP_BUCKET: a.backupBucket,
       GL_BACKUP_KEY: a.backupKey,
+      ...media(a),
       ...inWindow(a),
     }),
   /** Maintenance mode on (with why) or off on one host (maintenance.sh). */

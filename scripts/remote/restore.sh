@@ -4,9 +4,13 @@
 # current data is taken first, under maintenance mode on every host (the program's
 # maintenance-on steps; GL_MAINTENANCE), so every write acknowledged before the restore is in
 # it: the restore discards the writes made since backup GL_BACKUP_KEY was taken, and the safety
-# backup keeps them. Prints what it did as JSON.
+# backup keeps them. With GL_MEDIA_BUCKET, media goes back to the state the backup's manifest
+# names (<key>.media.json, written by the backup next to its dump): each key to its version,
+# uploads made since deleted (delete markers: their versions stay, and the safety backup's
+# manifest names them). Prints what it did as JSON.
 #
-# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION [GL_MAINTENANCE]
+# Values: GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION [GL_MEDIA_BUCKET]
+#         [GL_MAINTENANCE]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 if ! declare -F log >/dev/null; then . "${BASH_SOURCE[0]%/*}/lib.sh"; fi
 GL_STEP=restore
@@ -15,6 +19,7 @@ require GL_APP GL_BACKUP_BUCKET GL_BACKUP_KEY GL_PARAMETER_PATH GL_REGION
 check_app
 check_key GL_BACKUP_KEY
 check GL_BACKUP_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"
+if [[ -n ${GL_MEDIA_BUCKET:-} ]]; then check GL_MEDIA_BUCKET '^[a-z0-9][a-z0-9.-]{1,62}$' "a bucket name"; fi
 check GL_PARAMETER_PATH '^/[A-Za-z0-9_./-]+/$' "an SSM path ending in /"
 app_paths
 lock
@@ -35,4 +40,19 @@ log "restoring $GL_BACKUP_KEY into $PGDATABASE (public schema)"
 pg_restore --clean --if-exists --schema=public --no-owner --no-privileges --single-transaction \
   --exit-on-error --no-password --dbname="$PGDATABASE" "$work/restore.dump" >&2 ||
   die "pg_restore failed; the transaction rolled back, the data is as before"
-printf '{"restored":"%s","safetyBackup":%s}\n' "$GL_BACKUP_KEY" "$safety"
+media=null
+if [[ -n ${GL_MEDIA_BUCKET:-} ]]; then
+  manifest=${GL_BACKUP_KEY%.dump}.media.json
+  rc=0
+  aws_py media-restore "$GL_MEDIA_BUCKET" "$GL_BACKUP_BUCKET" "$manifest" >"$work/media" 2>"$work/media.err" || rc=$?
+  if ((rc == 0)); then
+    media=$(<"$work/media")
+    log "media of s3://$GL_MEDIA_BUCKET restored to $manifest: $media"
+  elif grep -q 'NoSuchKey' "$work/media.err"; then
+    log "$GL_BACKUP_KEY has no media manifest (taken before greenlight kept one): media left as it is"
+  else
+    cat "$work/media.err" >&2
+    die "the database is restored from $GL_BACKUP_KEY, but media is not (see above): run the restore again (pulumi up --replace the restore step)"
+  fi
+fi
+printf '{"restored":"%s","media":%s,"safetyBackup":%s}\n' "$GL_BACKUP_KEY" "$media" "$safety"

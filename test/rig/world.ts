@@ -20,6 +20,7 @@ import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
 
 /** The instance-role credentials every test host's SSH sessions carry. */
 export const HOST_ACCESS_KEY = "AKIALOCALHOSTS";
+const HOST_SECRET_KEY = "local-hosts-not-a-secret";
 import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
 import { RigPostgres, startPostgres } from "./postgres";
 import { ensureHostPrerequisites } from "./prereqs";
@@ -91,6 +92,8 @@ export interface World {
   parameterPath: string;
   artifactBucket: string;
   backupBucket: string;
+  /** The site's uploads (versioned), shared by every host: MEDIA_BUCKET in .env. */
+  mediaBucket: string;
   /** The generated secrets, to prove they never leak. */
   secrets: { dbPassword: string; secretKey: string; adminPath: string };
   connection(host: RigHost, user: "admin" | "deploy"): Connection;
@@ -131,9 +134,26 @@ export interface World {
   stop(): Promise<void>;
 }
 
+/**
+ * What the instance role and AWS's own endpoint give the site on a real host, for the site's
+ * media storage (its .env, examples/site/greenlight_site/settings.py): the S3 stand-in's address
+ * and the hosts' credentials (held to the hosts' policy there). The app runs under supervisor,
+ * which starts it with a clean environment, so these come through SSM and .env like every other
+ * setting; on AWS the program sets none of them (boto3 takes the instance role).
+ */
+export function mediaRigSettings(endpoint: string): Record<string, string> {
+  return {
+    MEDIA_ENDPOINT_URL: endpoint,
+    MEDIA_ACCESS_KEY_ID: HOST_ACCESS_KEY,
+    MEDIA_SECRET_ACCESS_KEY: HOST_SECRET_KEY,
+  };
+}
+
 export interface StandIns {
   rig: HostRig;
   aws: AwsStandIn;
+  /** The stand-in's port, on the rig's bridge address. */
+  awsPort: number;
   pg: RigPostgres;
   stop(): Promise<void>;
 }
@@ -168,7 +188,7 @@ export async function startStandIns(opts: {
       bastion: opts.bastion,
       sshdSetEnv: {
         AWS_ACCESS_KEY_ID: HOST_ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY: "local-hosts-not-a-secret",
+        AWS_SECRET_ACCESS_KEY: HOST_SECRET_KEY,
         AWS_DEFAULT_REGION: REGION,
         GL_AWS_ENDPOINT_URL: `http://${bridgeIp}:${awsPort}`,
       },
@@ -178,7 +198,7 @@ export async function startStandIns(opts: {
     stops.push(() => aws.close());
     const pg = await startPostgres({ listen: bridgeIp });
     stops.push(() => pg.stop());
-    return { rig, aws, pg, stop };
+    return { rig, aws, awsPort, pg, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -212,8 +232,10 @@ export async function startWorld(opts: {
     await pg.createRoleAndDatabase(APP, secrets.dbPassword);
     const artifactBucket = "site-artifacts-0123abcd";
     const backupBucket = "site-backups-4567cdef";
+    const mediaBucket = "site-media-89abef01";
     aws.createBucket(artifactBucket);
-    aws.createBucket(backupBucket);
+    aws.createBucket(backupBucket, { versioned: true });
+    aws.createBucket(mediaBucket, { versioned: true });
     // The hosts' calls are held to the instance role's real policy, as on AWS: a permission
     // the scripts need and the role lacks fails these tests.
     aws.enforce(
@@ -226,6 +248,7 @@ export async function startWorld(opts: {
         kmsKeyArn: `arn:aws:kms:${REGION}:123456789012:key/${stack}`,
         artifactBucketArn: `arn:aws:s3:::${artifactBucket}`,
         backupBucketArn: `arn:aws:s3:::${backupBucket}`,
+        mediaBucketArn: `arn:aws:s3:::${mediaBucket}`,
       }),
     );
     const put = (name: string, value: string, secure: boolean) =>
@@ -240,6 +263,11 @@ export async function startWorld(opts: {
     put("DB_PASSWORD", secrets.dbPassword, true);
     put("SECRET_KEY", secrets.secretKey, true);
     put("ADMIN_PATH", secrets.adminPath, true);
+    put("MEDIA_BUCKET", mediaBucket, false);
+    put("MEDIA_REGION", REGION, false);
+    for (const [name, value] of Object.entries(mediaRigSettings(`http://${bridgeIp}:${standIns.awsPort}`))) {
+      put(name, value, name.includes("SECRET"));
+    }
     put("DATABASE_URL", `postgres://${APP}:${secrets.dbPassword}@${bridgeIp}:${pg.port}/${APP}?sslmode=require`, true);
 
     const connection = (host: RigHost, user: "admin" | "deploy"): Connection => ({
@@ -263,6 +291,7 @@ export async function startWorld(opts: {
       parameterPath,
       artifactBucket,
       backupBucket,
+      mediaBucket,
       secrets,
       connection,
       copyScripts: (host, dir = SCRIPT_DIR) =>
@@ -298,7 +327,7 @@ export async function startWorld(opts: {
             workers: 2,
           }),
         backup: (release, slot = "blue", maintenance) =>
-          steps.backup({ ...common, slot, release, backupBucket, maintenance }),
+          steps.backup({ ...common, slot, release, backupBucket, mediaBucket, maintenance }),
         migrate: (release, slot = "blue", maintenance) => steps.migrate({ app: APP, slot, release, maintenance }),
         check: (release, slot = "blue", o = {}) =>
           steps.check({
@@ -311,7 +340,8 @@ export async function startWorld(opts: {
         activate: (slot, release, healthTimeout, maintenance) =>
           steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout, maintenance }),
         cleanup: (keep) => steps.cleanup({ app: APP, keep }),
-        restore: (key, maintenance) => steps.restore({ ...common, backupBucket, backupKey: key, maintenance }),
+        restore: (key, maintenance) =>
+          steps.restore({ ...common, backupBucket, mediaBucket, backupKey: key, maintenance }),
         maintenance: (mode, reason) => steps.maintenance({ app: APP, mode, reason }),
       },
       get: (host, port, path) => httpRequest(`http://${host.ip}:${port}${path}`),

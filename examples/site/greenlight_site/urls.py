@@ -8,13 +8,10 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("api/notes", views.notes_api, name="notes-api"),
     path("api/notes/<int:pk>", views.note_update, name="note-update"),
+    path("api/uploads", views.upload, name="upload"),
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", views.media, name="media"),
 ]
 
 # A secret path keeps the admin away from drive-by scanners; no path, no admin.
 if settings.ADMIN_PATH:
     urlpatterns.append(path(f"{settings.ADMIN_PATH}/", admin.site.urls))
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)
