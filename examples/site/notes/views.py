@@ -4,7 +4,7 @@ import posixpath
 
 from django import forms
 from django.conf import settings
-from django.core.exceptions import SuspiciousFileOperation
+from django.core.exceptions import SuspiciousOperation
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.utils.html import format_html
@@ -91,10 +91,8 @@ def upload(request):
 @require_GET
 def media(request, name):
     try:
-        if not default_storage.exists(name):
-            raise Http404("no such file")
         f = default_storage.open(name, "rb")
-    except (SuspiciousFileOperation, FileNotFoundError):
+    except (SuspiciousOperation, FileNotFoundError):
         raise Http404("no such file") from None
     content_type, encoding = mimetypes.guess_type(name)
     response = FileResponse(f, content_type=content_type or "application/octet-stream")
