@@ -216,4 +216,65 @@ describe("S3/SSM stand-in enforcing the hosts' policy", function () {
     assert.notEqual(theirs.status, 0);
     assert.deepEqual(last(1), ["GetObject prod-media/uploads/theirs.txt 403"]);
   });
+
+  it("media: take_backup writes the manifest next to the dump and names it; a failed listing fails the backup", async () => {
+    // pg_dump and pg_restore stand-ins on PATH: this is about the stream and the manifest, not PostgreSQL.
+    const bin = fs.mkdtempSync(path.join(tmp, "bin-"));
+    fs.writeFileSync(path.join(bin, "pg_dump"), "#!/bin/sh\nprintf 'PGDMP dump bytes'\n", { mode: 0o755 });
+    fs.writeFileSync(path.join(bin, "pg_restore"), "#!/bin/sh\ncat >/dev/null\necho '-- Name: notes_note'\n", {
+      mode: 0o755,
+    });
+    for (const [k, v] of Object.entries({ DB_HOST: "db", DB_PORT: "5432", DB_NAME: "site", DB_USER: "site" }))
+      aws.putParameter(`/greenlight/qa/${k}`, v, "String");
+    aws.putParameter("/greenlight/qa/DB_PASSWORD", "pw", "SecureString");
+    const backup = (media: string, label: string) =>
+      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const child = spawn("bash", ["-c", 'source "$0"; take_backup "$1"', LIB, label], {
+          env: {
+            PATH: `${bin}:/usr/bin:/bin`,
+            GL_REGION: "eu-west-1",
+            GL_AWS_ENDPOINT_URL: aws.endpoint,
+            GL_PARAMETER_PATH: "/greenlight/qa/",
+            GL_BACKUP_BUCKET: "qa-backups",
+            GL_MEDIA_BUCKET: media,
+            GL_BACKUP_MIN_FREE_MB: "1",
+            AWS_ACCESS_KEY_ID: "ASIAHOSTROLE",
+            AWS_SECRET_ACCESS_KEY: "host-role-session",
+            HOME: tmp,
+            TMPDIR: tmp,
+          },
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+        child.on("error", reject);
+        child.on("close", (status) => resolve({ status, stdout, stderr }));
+      });
+    const ok = await backup("qa-media", "before-r9");
+    assert.equal(ok.status, 0, ok.stderr);
+    const result = JSON.parse(ok.stdout.trim().split("\n").pop()!);
+    assert.match(result.key, /^db\/\d{8}T\d{6}Z-before-r9\.dump$/);
+    assert.equal(result.media.key, result.key.replace(/\.dump$/, ".media.json"));
+    const manifest = JSON.parse(aws.getObject("qa-backups", result.media.key)!.toString()) as {
+      bucket: string;
+      objects: { key: string }[];
+    };
+    assert.equal(result.media.objects, manifest.objects.length);
+    // Every current upload; an upload deleted in the second before the dump began may be listed too.
+    for (const k of aws.listKeys("qa-media"))
+      assert.ok(
+        manifest.objects.some((o) => o.key === k),
+        k,
+      );
+    assert.equal(manifest.bucket, "qa-media");
+    assert.equal(aws.getObject("qa-backups", result.key)!.toString(), "PGDMP dump bytes");
+
+    // Another stack's media bucket: the listing is refused, and no dump counts as a backup.
+    const before = aws.listKeys("qa-backups", "db/");
+    const refused = await backup("prod-media", "before-r10");
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /no backup: the media manifest of s3:\/\/prod-media could not be written/);
+    assert.deepEqual(aws.listKeys("qa-backups", "db/"), before, "the dump was removed again");
+  });
 });
