@@ -504,8 +504,9 @@ print(json.dumps(dict(
       );
       assert.strictEqual(r.status, 201, r.body.toString());
       const up = JSON.parse(r.body.toString());
-      assert.deepStrictEqual(up, { name: "uploads/up_load.txt", size: 9, url: "/media/uploads/up_load.txt" });
-      assert.strictEqual(fs.readFileSync(path.join(shared, "media", "uploads", "up_load.txt"), "utf8"), "uploaded\n");
+      // The name as given (Django's storage keeps the space), its URL quoted.
+      assert.deepStrictEqual(up, { name: "uploads/up load.txt", size: 9, url: "/media/uploads/up%20load.txt" });
+      assert.strictEqual(fs.readFileSync(path.join(shared, "media", "uploads", "up load.txt"), "utf8"), "uploaded\n");
       const served = await request(socket, "GET", up.url, { Host: PUBLIC_HOST });
       assert.strictEqual(served.status, 200);
       assert.strictEqual(served.body.toString(), "uploaded\n");
