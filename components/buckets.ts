@@ -117,12 +117,14 @@ export interface BucketsArgs {
 }
 
 /**
- * Artifacts (content-addressed release archives) and backups (versioned, expiring), with an
- * optional replica of the backups in another region.
+ * Artifacts (content-addressed release archives), backups (versioned, expiring) and media (the
+ * site's uploads, shared by every host; versioned, so a backup's media manifest can name the
+ * version of each object), with an optional replica of the backups in another region.
  */
 export class Buckets extends pulumi.ComponentResource {
   readonly artifacts: SecureBucket;
   readonly backups: SecureBucket;
+  readonly media: SecureBucket;
   readonly replica?: SecureBucket;
 
   constructor(name: string, args: BucketsArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -148,6 +150,28 @@ export class Buckets extends pulumi.ComponentResource {
             filter: {},
             expiration: { days },
             noncurrentVersionExpiration: { noncurrentDays: 7 },
+          },
+        ],
+      },
+      parent,
+    );
+    // Uploads never expire; a version replaced or deleted is kept as long as a backup is
+    // (backupRetentionDays), so every kept backup's media manifest can be restored
+    // (scripts/remote/lib.sh media_manifest, restore.sh).
+    this.media = new SecureBucket(
+      `${name}-media`,
+      {
+        kmsKeyArn: args.kmsKeyArn,
+        versioned: true,
+        forceDestroy: !args.protect,
+        keep: args.protect,
+        lifecycle: [
+          {
+            id: "expire-replaced-media",
+            status: "Enabled",
+            filter: {},
+            noncurrentVersionExpiration: { noncurrentDays: days },
+            expiration: { expiredObjectDeleteMarker: true },
           },
         ],
       },
@@ -241,6 +265,7 @@ export class Buckets extends pulumi.ComponentResource {
     this.registerOutputs({
       artifactBucket: this.artifacts.name,
       backupBucket: this.backups.name,
+      mediaBucket: this.media.name,
       replicaBucket: this.replica?.name,
     });
   }

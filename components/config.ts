@@ -52,6 +52,8 @@ export const PLAIN_SETTINGS = [
   "ALLOWED_HOSTS",
   "HTTPS",
   "HEALTH_PATH",
+  "MEDIA_BUCKET",
+  "MEDIA_REGION",
 ] as const;
 
 /**

@@ -141,6 +141,9 @@ export class Environment extends pulumi.ComponentResource {
             .join(","),
           HTTPS: cfg.domain ? "on" : "off",
           HEALTH_PATH: cfg.healthPath,
+          // The site's uploads, shared by every host (django-storages; the hosts' role).
+          MEDIA_BUCKET: this.buckets.media.name,
+          MEDIA_REGION: cfg.region,
         },
         secure: {
           DATABASE_URL: pulumi.interpolate`postgres://${db.name}:${this.secrets.dbPassword}@${db.address}:${db.port}/${db.name}?sslmode=require`,
@@ -172,6 +175,7 @@ export class Environment extends pulumi.ComponentResource {
         kmsKeyArn,
         artifactBucketArn: this.buckets.artifacts.arn,
         backupBucketArn: this.buckets.backups.arn,
+        mediaBucketArn: this.buckets.media.arn,
         dialErrorLimit: 60,
       },
       parent,
@@ -184,6 +188,7 @@ export class Environment extends pulumi.ComponentResource {
         hosts: this.hosts,
         artifactBucket: this.buckets.artifacts.name,
         backupBucket: this.buckets.backups.name,
+        mediaBucket: this.buckets.media.name,
         vpcCidr: cfg.vpcCidr,
         ready: [
           db.instance,
@@ -319,6 +324,7 @@ export class Environment extends pulumi.ComponentResource {
       parameterPath: cfg.parameterPath,
       artifactBucket: this.buckets.artifacts.name,
       backupBucket: this.buckets.backups.name,
+      mediaBucket: this.buckets.media.name,
       region: cfg.region,
       lastBackup: this.release.lastBackup,
       backups: this.release.backups,

@@ -28,6 +28,7 @@ export interface HostsArgs {
   kmsKeyArn: pulumi.Input<string>;
   artifactBucketArn: pulumi.Input<string>;
   backupBucketArn: pulumi.Input<string>;
+  mediaBucketArn: pulumi.Input<string>;
   dialErrorLimit: number;
 }
 
@@ -92,7 +93,8 @@ export function userData(
 
 /**
  * The hosts' instance-role policy: what the host scripts call (scripts/remote/lib.sh: SSM
- * reads, artifact downloads, streamed backups and their cleanup, restores), and no more. Pure,
+ * reads, artifact downloads, streamed backups and their cleanup, restores) and what the site
+ * calls (its uploads in the media bucket), and no more. Pure,
  * so the tests' S3/SSM stand-in enforces the very same document (test/rig/awsStandIn.ts).
  */
 export function hostPolicy(a: {
@@ -104,6 +106,7 @@ export function hostPolicy(a: {
   kmsKeyArn: string;
   artifactBucketArn: string;
   backupBucketArn: string;
+  mediaBucketArn: string;
 }): { Version: string; Statement: Record<string, unknown>[] } {
   const path = a.parameterPath.replace(/\/$/, "");
   return {
@@ -160,6 +163,22 @@ export function hostPolicy(a: {
         Action: ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
         Resource: `${a.backupBucketArn}/${BACKUP_PREFIX}*`,
       },
+      {
+        // The site's uploads (django-storages as the app user) and the backup's media manifest
+        // and its restore (lib.sh media_manifest, restore.sh): list the keys and their
+        // versions, read a version to copy it back. No DeleteObjectVersion: the bucket is
+        // versioned, so a host can hide an upload (a delete marker), never destroy one.
+        Sid: "ListMedia",
+        Effect: "Allow",
+        Action: ["s3:ListBucket", "s3:ListBucketVersions"],
+        Resource: a.mediaBucketArn,
+      },
+      {
+        Sid: "ReadAndWriteMedia",
+        Effect: "Allow",
+        Action: ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+        Resource: `${a.mediaBucketArn}/*`,
+      },
     ],
   };
 }
@@ -206,8 +225,8 @@ export class Hosts extends pulumi.ComponentResource {
       {
         role: this.role.id,
         policy: pulumi
-          .all([partition, account, args.kmsKeyArn, args.artifactBucketArn, args.backupBucketArn])
-          .apply(([p, acct, kmsKeyArn, artifactBucketArn, backupBucketArn]) =>
+          .all([partition, account, args.kmsKeyArn, args.artifactBucketArn, args.backupBucketArn, args.mediaBucketArn])
+          .apply(([p, acct, kmsKeyArn, artifactBucketArn, backupBucketArn, mediaBucketArn]) =>
             JSON.stringify(
               hostPolicy({
                 partition: p,
@@ -217,6 +236,7 @@ export class Hosts extends pulumi.ComponentResource {
                 kmsKeyArn,
                 artifactBucketArn,
                 backupBucketArn,
+                mediaBucketArn,
               }),
             ),
           ),

@@ -23,6 +23,8 @@ export interface ReleaseArgs {
   hosts: Hosts;
   artifactBucket: pulumi.Input<string>;
   backupBucket: pulumi.Input<string>;
+  /** The site's uploads: each backup lists it (its media manifest), each restore puts it back. */
+  mediaBucket: pulumi.Input<string>;
   vpcCidr: string;
   /** What must exist before a step reads the database or SSM (the database, the parameters). */
   ready: pulumi.Resource[];
@@ -321,11 +323,16 @@ export class Release extends pulumi.ComponentResource {
     const key = this.args.config.restoreBackup;
     if (!key) return undefined;
     const restoreId = this.args.config.restoreId;
-    const call = pulumi
-      .output(this.args.backupBucket)
-      .apply((backupBucket) =>
-        steps.restore({ ...this.common, backupBucket, backupKey: key, restoreId, maintenance: `restore ${key}` }),
-      );
+    const call = pulumi.all([this.args.backupBucket, this.args.mediaBucket]).apply(([backupBucket, mediaBucket]) =>
+      steps.restore({
+        ...this.common,
+        backupBucket,
+        mediaBucket,
+        backupKey: key,
+        restoreId,
+        maintenance: `restore ${key}`,
+      }),
+    );
     // Under maintenance mode on every host: no write is acknowledged between the safety dump and
     // the restore, so the restore discards none that the safety dump does not hold.
     return this.step("restore", 0, call, {
@@ -393,8 +400,10 @@ export class Release extends pulumi.ComponentResource {
       `${colour}-backup`,
       0,
       pulumi
-        .output(this.args.backupBucket)
-        .apply((backupBucket) => steps.backup({ ...this.common, ...inWindow, backupBucket })),
+        .all([this.args.backupBucket, this.args.mediaBucket])
+        .apply(([backupBucket, mediaBucket]) =>
+          steps.backup({ ...this.common, ...inWindow, backupBucket, mediaBucket }),
+        ),
       {
         triggers: triggers(0),
         dependsOn: [

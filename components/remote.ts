@@ -127,6 +127,8 @@ export interface InWindow {
   maintenance?: string;
 }
 const inWindow = (a: InWindow): Record<string, string> => (a.maintenance ? { GL_MAINTENANCE: a.maintenance } : {});
+const media = (a: { mediaBucket?: string }): Record<string, string> =>
+  a.mediaBucket ? { GL_MEDIA_BUCKET: a.mediaBucket } : {};
 
 /** Each step's values, built once: the program, the rig and the bench call these. */
 export const steps = {
@@ -178,12 +180,16 @@ export const steps = {
       GL_SHA256: a.sha256,
       GL_WORKERS: String(a.workers),
     }),
-  backup: (a: Common & InWindow & { slot: Colour; release: string; backupBucket: string }): StepCall =>
+  /** `mediaBucket`: the backup also lists the media bucket's objects (the dump's media manifest). */
+  backup: (
+    a: Common & InWindow & { slot: Colour; release: string; backupBucket: string; mediaBucket?: string },
+  ): StepCall =>
     deploy("backup", {
       ...common(a),
       GL_SLOT: a.slot,
       GL_RELEASE: a.release,
       GL_BACKUP_BUCKET: a.backupBucket,
+      ...media(a),
       ...inWindow(a),
     }),
   /**
@@ -221,13 +227,17 @@ export const steps = {
    * One restore request: backup `backupKey`, named by `restoreId` when config gives one
    * (restoreId). step.sh records its result per request (restoreRequest), so a retried step
    * of the same request prints what it restored, and a new request (another key or id) runs.
+   * `mediaBucket`: media goes back to the backup's manifest too (and the safety backup lists it first).
    */
-  restore: (a: Common & InWindow & { backupBucket: string; backupKey: string; restoreId?: string }): StepCall =>
+  restore: (
+    a: Common & InWindow & { backupBucket: string; backupKey: string; restoreId?: string; mediaBucket?: string },
+  ): StepCall =>
     deploy("restore", {
       ...common(a),
       GL_BACKUP_BUCKET: a.backupBucket,
       GL_BACKUP_KEY: a.backupKey,
       ...(a.restoreId ? { GL_RESTORE_ID: a.restoreId } : {}),
+      ...media(a),
       ...inWindow(a),
     }),
   /**

@@ -527,6 +527,91 @@ export const s3BucketTlsOnly = bucketCompanionPolicy(
   (bucket) => known(() => deniesInsecureTransport(bucket.props.policy)),
 );
 
+/**
+ * The media bucket (the site's uploads, a `<name>-media` bucket): versioned, so each backup's
+ * media manifest can name the version of every upload and a restore can put it back, and no
+ * lifecycle rule that expires current objects (uploads are the users' data; replaced versions may
+ * expire). Its public access block, encryption and TLS-only policy are the rules above, as for
+ * every bucket.
+ */
+const VERSIONING_TYPES = ["aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2"];
+const LIFECYCLE_TYPES = [
+  "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+  "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
+];
+const isMediaBucket = (b: PolicyResource) => /-media$/.test(b.name);
+export const s3MediaBucketVersioned: StackValidationPolicy = {
+  name: "s3-media-bucket-versioned",
+  description:
+    "The media bucket (<name>-media) is versioned and no lifecycle rule expires its current objects: backups name upload versions.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateStack: (args, report) => {
+    const versioning = companionsByBucket(args, VERSIONING_TYPES);
+    const lifecycles = companionsByBucket(args, LIFECYCLE_TYPES);
+    const media = [...versioning.keys()].filter(isMediaBucket);
+    if (!media.length) return args.notApplicable("no media bucket");
+    for (const bucket of media) {
+      const on = versioning
+        .get(bucket)!
+        .map((v) => known(() => (v.props.versioningConfiguration as { status?: string } | undefined)?.status))
+        .some((status) => status === "Enabled" || status === UNKNOWN);
+      if (!on) report(`bucket ${bucket.name}: no BucketVersioning with status "Enabled" points at it`, bucket.urn);
+      for (const lc of lifecycles.get(bucket) ?? []) {
+        const rules = known(() => (lc.props.rules ?? []) as { id?: string; expiration?: Record<string, unknown> }[]);
+        if (rules === UNKNOWN) continue;
+        for (const r of rules) {
+          const e = r.expiration ?? {};
+          if (e.days !== undefined || e.date !== undefined) {
+            report(
+              `bucket ${bucket.name}: lifecycle rule ${r.id ?? "?"} expires uploads (expiration ${JSON.stringify(e)}); allowed: noncurrentVersionExpiration and expiredObjectDeleteMarker only`,
+              bucket.urn,
+            );
+          }
+        }
+      }
+    }
+  },
+};
+
+/**
+ * An EC2 instance role (what the hosts and the site run with) never destroys object versions:
+ * no s3:DeleteObjectVersion (nor a wildcard that covers it). With versioned backup and media
+ * buckets, a compromised host can then hide a backup or an upload, never destroy one.
+ */
+const grantsVersionDelete = (action: string) =>
+  ["s3:deleteobjectversion", "s3:*", "*", "s3:delete*", "s3:deleteobject*"].includes(action.toLowerCase());
+export const iamHostsKeepVersions: StackValidationPolicy = {
+  name: "iam-hosts-keep-versions",
+  description:
+    "A role EC2 instances assume is not allowed s3:DeleteObjectVersion: hosts can hide objects, never destroy versions.",
+  enforcementLevel: "mandatory",
+  severity: "high",
+  validateStack: (args, report) => {
+    const roles = ofTypes(args, ["aws:iam/role:Role"]).filter((r) =>
+      known(() => String(r.props.assumeRolePolicy ?? "").includes("ec2.amazonaws.com")),
+    );
+    if (!roles.length) return args.notApplicable("no EC2 instance role");
+    for (const rp of ofTypes(args, ["aws:iam/rolePolicy:RolePolicy"])) {
+      if (!referencedBy(rp, "role", roles, ["id", "name"]).length) continue;
+      const doc = known(() => {
+        const p = rp.props.policy;
+        return (typeof p === "string" ? JSON.parse(p) : p) as { Statement?: unknown };
+      });
+      if (doc === UNKNOWN || !doc) continue;
+      for (const st of [doc.Statement ?? []].flat() as { Effect?: string; Action?: string | string[] }[]) {
+        const bad = [st.Action ?? []].flat().filter(grantsVersionDelete);
+        if (st.Effect === "Allow" && bad.length) {
+          report(
+            `role policy ${rp.name} allows ${bad.join(", ")}; allowed: s3:DeleteObject (a delete marker) only`,
+            rp.urn,
+          );
+        }
+      }
+    }
+  },
+};
+
 // ---------------------------------------------------------------------------------------------
 // Parameters
 
@@ -723,6 +808,8 @@ export const policies: Policies = [
   s3BucketPublicAccessBlocked,
   s3BucketEncrypted,
   s3BucketTlsOnly,
+  s3MediaBucketVersioned,
+  iamHostsKeepVersions,
   ssmUnderStackPath,
   ssmSecretsAreSecure,
   albTls13,

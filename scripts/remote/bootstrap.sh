@@ -294,7 +294,8 @@ for line in "${reread[@]}"; do
   fi
 done
 
-# --- nginx: one server per slot port, static from the slot's release, media from shared/.
+# --- nginx: one server per slot port, static from the slot's release, media from shared/media
+# when it is there, else from the app (a site whose uploads are in the media bucket serves them).
 # X-Forwarded-Proto is passed on only from the VPC (the ALB) and loopback.
 # Maintenance mode (maintenance.sh): while $ROOT/maintenance exists, nginx answers every request
 # but the health path itself: 503, Retry-After and a short page. It looks for the file on each
@@ -352,7 +353,12 @@ server {
     }
     location /media/ {
         if (-f $ROOT/maintenance) { return 503; }
-        alias $ROOT/shared/media/;
+        root $ROOT/shared;
+        try_files \$uri @${APP}_${slot}_app;
+    }
+    location @${APP}_${slot}_app {
+        if (-f $ROOT/maintenance) { return 503; }
+        $proxy
     }
     location / {
         if (-f $ROOT/maintenance) { return 503; }

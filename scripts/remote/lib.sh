@@ -146,6 +146,16 @@ record() {
 #   aws_py put BUCKET KEY FILE|-  upload (multipart when large; - streams stdin); prints the sha256
 #                                 and the size of what it sent
 #   aws_py rm BUCKET KEY          delete
+#   aws_py media-manifest MEDIA BACKUP KEY
+#                                 the media bucket's state as a manifest (every key with its
+#                                 version id, ETag and size) put to BACKUP/KEY; starts at once
+#                                 (imports, clients) and then waits for a line on stdin: "go T0"
+#                                 (T0: when the dump began, epoch seconds) or anything else to
+#                                 stop. Prints {"key","objects","bytes"}
+#   aws_py media-restore MEDIA BACKUP KEY
+#                                 the media bucket back to the manifest BACKUP/KEY: each key to
+#                                 its version (a server-side copy of it), keys not in it deleted
+#                                 (a delete marker: the versions stay). Prints what it changed
 # shellcheck disable=SC2016 # Python, not shell
 GL_AWS_PY='
 import hashlib, json, os, re, sys, tarfile
@@ -248,6 +258,58 @@ try:
     elif op == "rm":
         bucket, key = args
         session.client("s3", **options).delete_object(Bucket=bucket, Key=key)
+    elif op == "media-manifest":
+        media, backup, key = args
+        s3 = session.client("s3", **options)
+        go = sys.stdin.readline().split()
+        if len(go) != 2 or go[0] != "go":
+            sys.exit(0)
+        since = float(go[1]) - 1  # LastModified has whole seconds
+        objects = []
+        current = None
+        # Versions come key by key, newest first. A key counts with its newest version; one
+        # deleted since the dump began (a delete marker newer than T0) with the version before
+        # the marker, as rows of the dump may still name it.
+        pages = s3.get_paginator("list_object_versions").paginate(Bucket=media)
+        for page in pages:
+            entries = [(v, False) for v in page.get("Versions", [])] + [(m, True) for m in page.get("DeleteMarkers", [])]
+            entries.sort(key=lambda e: (e[0]["Key"], not e[0]["IsLatest"]))
+            for v, marker in entries:
+                if v["IsLatest"]:
+                    current = (v["Key"], marker and v["LastModified"].timestamp() >= since)
+                    if not marker:
+                        objects.append({"key": v["Key"], "versionId": v["VersionId"], "etag": v["ETag"].strip(chr(34)), "size": v["Size"]})
+                elif current and current[0] == v["Key"] and current[1] and not marker:
+                    objects.append({"key": v["Key"], "versionId": v["VersionId"], "etag": v["ETag"].strip(chr(34)), "size": v["Size"]})
+                    current = None
+        objects.sort(key=lambda o: o["key"])
+        body = json.dumps({"bucket": media, "objects": objects}, separators=(",", ":")).encode()
+        s3.put_object(Bucket=backup, Key=key, Body=body, ContentType="application/json")
+        print(json.dumps({"key": key, "objects": len(objects), "bytes": sum(o["size"] for o in objects)}, separators=(",", ":")))
+    elif op == "media-restore":
+        media, backup, key = args
+        from concurrent.futures import ThreadPoolExecutor
+        s3 = session.client("s3", **options)
+        wanted = {o["key"]: o for o in json.loads(s3.get_object(Bucket=backup, Key=key)["Body"].read())["objects"]}
+        now = {}
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=media):
+            for v in page.get("Versions", []):
+                if v["IsLatest"]:
+                    now[v["Key"]] = (v["VersionId"], v["ETag"].strip(chr(34)))
+        # Already there: the same version, or a copy of it put back by an earlier restore.
+        copy = [o for k, o in wanted.items() if k not in now or o["versionId"] != now[k][0] and o["etag"] != now[k][1]]
+        remove = [k for k in now if k not in wanted]
+        big = [o["key"] for o in copy if o["size"] > 5 * 1024**3]
+        if big:
+            sys.exit(f"greenlight: media objects over 5 GB cannot be copied back in one request: {big[:3]}")
+        def put_back(o):
+            s3.copy_object(Bucket=media, Key=o["key"], CopySource={"Bucket": media, "Key": o["key"], "VersionId": o["versionId"]})
+        def delete(k):
+            s3.delete_object(Bucket=media, Key=k)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(put_back, copy))
+            list(pool.map(delete, remove))
+        print(json.dumps({"manifest": key, "objects": len(wanted), "copiedBack": len(copy), "removed": len(remove)}, separators=(",", ":")))
     else:
         sys.exit(f"greenlight: aws_py: unknown operation {op}")
 except (BotoCoreError, ClientError) as e:
@@ -293,8 +355,10 @@ print(env["DB_HOST"], env["DB_PORT"], env["DB_NAME"], env["DB_USER"])
 # backup. The host's disk is checked first: the work files (and the live slots) need room, and
 # a dump must never be what fills it. Prints a JSON summary (key, size, sha256).
 #   GL_BACKUP_MIN_FREE_MB: the free space below which no backup starts (default 256).
+# With GL_MEDIA_BUCKET, the media state that goes with the dump is put next to it
+# (<key>.media.json, media_manifest): the summary's "media" names it.
 take_backup() {
-  local label=$1 work key sum size entries check toc rc free
+  local label=$1 work key sum size entries check toc rc free media_fd="" media_pid="" t0 media=null
   require GL_BACKUP_BUCKET GL_PARAMETER_PATH GL_REGION
   GL_BACKUP_MIN_FREE_MB=${GL_BACKUP_MIN_FREE_MB:-256}
   check GL_BACKUP_MIN_FREE_MB '^[0-9]{1,9}$' "a number of megabytes"
@@ -305,6 +369,13 @@ take_backup() {
     die "only $free MB free on $(df -P -- "$work" | awk 'NR == 2 { print $6 }') (at least $GL_BACKUP_MIN_FREE_MB MB needed): no backup started, free some space first"
   db_connection "$work"
   key="db/$(date -u +%Y%m%dT%H%M%SZ)-$label.dump"
+  t0=$(date +%s)
+  if [[ -n ${GL_MEDIA_BUCKET:-} ]]; then
+    # Started now, beside the dump, so its Python start costs the backup nothing; it lists the
+    # media bucket once the dump is done (media_manifest).
+    exec {media_fd}> >(aws_py media-manifest "$GL_MEDIA_BUCKET" "$GL_BACKUP_BUCKET" "${key%.dump}.media.json" >"$work/media")
+    media_pid=$!
+  fi
   mkfifo -m 0600 "$work/stream" "$work/toc"
   # The check reads the whole archive (every block inflated, every entry rendered) to /dev/null:
   # rendering it as SQL into a pipe and counting lines there cost the dump as much CPU again as
@@ -324,8 +395,26 @@ take_backup() {
   wait "$check" || true
   wait "$toc" || true
   if ((rc != 0)) || [[ $(cat "$work/check" 2>/dev/null) != 0 ]]; then
+    if [[ -n $media_fd ]]; then
+      (echo stop >&"$media_fd") 2>/dev/null || true
+      exec {media_fd}>&-
+      wait "$media_pid" || true
+    fi
     aws_py rm "$GL_BACKUP_BUCKET" "$key" 2>/dev/null || true
     die "no backup: the dump, its upload or its check failed (see above); the object was removed"
+  fi
+  if [[ -n $media_fd ]]; then
+    # In a subshell: if the lister already died, the write's SIGPIPE ends only that.
+    (echo "go $t0" >&"$media_fd") 2>/dev/null || true
+    exec {media_fd}>&-
+    rc=0
+    wait "$media_pid" || rc=$?
+    if ((rc != 0)) || [[ ! -s $work/media ]]; then
+      aws_py rm "$GL_BACKUP_BUCKET" "$key" 2>/dev/null || true
+      die "no backup: the media manifest of s3://$GL_MEDIA_BUCKET could not be written (see above); the dump was removed"
+    fi
+    media=$(<"$work/media")
+    log "media manifest: $media"
   fi
   read -r sum size <<<"$sum"
   check sum '^[0-9a-f]{64}$' "a sha256"
@@ -333,8 +422,8 @@ take_backup() {
   # An empty database (before the first migration) has no entries: still a valid backup.
   entries=$(<"$work/entries")
   log "verified $entries entries, $size bytes, from the stream"
-  printf -v BACKUP_RESULT '{"key":"%s","bucket":"%s","size":%s,"sha256":"%s","database":"%s","entries":%s,"takenAt":"%s"}' \
-    "$key" "$GL_BACKUP_BUCKET" "$size" "$sum" "$PGDATABASE" "$entries" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  printf -v BACKUP_RESULT '{"key":"%s","bucket":"%s","size":%s,"sha256":"%s","database":"%s","entries":%s,"media":%s,"takenAt":"%s"}' \
+    "$key" "$GL_BACKUP_BUCKET" "$size" "$sum" "$PGDATABASE" "$entries" "$media" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   printf '%s\n' "$BACKUP_RESULT"
 }
 

@@ -414,6 +414,103 @@ describe("policy pack: the rules", () => {
       assert.deepEqual(inline.violations, [], "an inline bucket policy counts");
     });
 
+    describe("the media bucket", () => {
+      const versioning = (bucket: string, status: string): FakeResource => ({
+        type: "aws:s3/bucketVersioning:BucketVersioning",
+        name: `${bucket}-versioning`,
+        props: { bucket: `${bucket}-abc`, versioningConfiguration: { status } },
+      });
+      const lifecycle = (bucket: string, rules: object[]): FakeResource => ({
+        type: "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        name: `${bucket}-lifecycle`,
+        props: { bucket: `${bucket}-abc`, rules },
+      });
+      const keepRule = {
+        id: "expire-replaced-media",
+        status: "Enabled",
+        noncurrentVersionExpiration: { noncurrentDays: 30 },
+        expiration: { expiredObjectDeleteMarker: true },
+      };
+
+      it("s3-media-bucket-versioned: versioned, and no rule expires uploads", async () => {
+        const ok = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("qa-buckets-media", "known"),
+          versioning("qa-buckets-media", "Enabled"),
+          lifecycle("qa-buckets-media", [keepRule]),
+        ]);
+        assert.deepEqual(ok.violations, []);
+        const unversioned = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("qa-buckets-media", "known"),
+          versioning("qa-buckets-media", "Suspended"),
+        ]);
+        assert.match(
+          unversioned.violations[0]?.message ?? "",
+          /bucket qa-buckets-media: no BucketVersioning with status "Enabled"/,
+        );
+        const none = await stack(P.s3MediaBucketVersioned, bucketSet("qa-buckets-media", "known"));
+        assert.equal(none.violations.length, 1);
+        const expiring = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("qa-buckets-media", "known"),
+          versioning("qa-buckets-media", "Enabled"),
+          lifecycle("qa-buckets-media", [keepRule, { id: "tidy", status: "Enabled", expiration: { days: 90 } }]),
+        ]);
+        assert.match(expiring.violations[0]?.message ?? "", /lifecycle rule tidy expires uploads/);
+      });
+
+      it("s3-media-bucket-versioned: only the media bucket (other buckets may expire objects); none is not applicable", async () => {
+        const other = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("qa-buckets-media", "known"),
+          versioning("qa-buckets-media", "Enabled"),
+          ...bucketSet("qa-buckets-artifacts", "known"),
+          lifecycle("qa-buckets-artifacts", [{ id: "x", status: "Enabled", expiration: { days: 1 } }]),
+        ]);
+        assert.deepEqual(other.violations, []);
+        const na = await stack(P.s3MediaBucketVersioned, bucketSet("b1", "known"));
+        assert.equal(na.notApplicable.length, 1);
+      });
+
+      it("iam-hosts-keep-versions: an EC2 role may not delete object versions, other roles are not judged", async () => {
+        const role = (name: string, service: string): FakeResource => ({
+          type: "aws:iam/role:Role",
+          name,
+          props: {
+            id: name,
+            name,
+            assumeRolePolicy: JSON.stringify({
+              Statement: [{ Principal: { Service: service }, Action: "sts:AssumeRole" }],
+            }),
+          },
+        });
+        const grant = (name: string, roleName: string, actions: string[]): FakeResource => ({
+          type: "aws:iam/rolePolicy:RolePolicy",
+          name,
+          props: {
+            role: roleName,
+            policy: JSON.stringify({
+              Statement: [{ Effect: "Allow", Action: actions, Resource: "arn:aws:s3:::qa-buckets-media-abc/*" }],
+            }),
+          },
+        });
+        const ok = await stack(P.iamHostsKeepVersions, [
+          role("qa-host-role", "ec2.amazonaws.com"),
+          grant("qa-host-policy", "qa-host-role", ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObject"]),
+          role("qa-ci-deploy", "sts.amazonaws.com"),
+          grant("qa-ci-deploy", "qa-ci-deploy", ["s3:*"]),
+        ]);
+        assert.deepEqual(ok.violations, []);
+        for (const action of ["s3:DeleteObjectVersion", "s3:*", "s3:Delete*"]) {
+          const bad = await stack(P.iamHostsKeepVersions, [
+            role("qa-host-role", "ec2.amazonaws.com"),
+            grant("qa-host-policy", "qa-host-role", ["s3:GetObject", action]),
+          ]);
+          assert.match(
+            bad.violations[0]?.message ?? "",
+            new RegExp(`role policy qa-host-policy allows ${action.replace("*", "\\*")}`),
+          );
+        }
+      });
+    });
+
     it("stack policies with no bucket are not applicable", async () => {
       const out = await stack(P.s3BucketTlsOnly, [{ type: T.ssm, name: "p", props: {} }]);
       assert.deepEqual(out.violations, []);

@@ -15,12 +15,14 @@ export type S3Op =
   | "CreateBucket"
   | "HeadBucket"
   | "ListObjectsV2"
+  | "ListObjectVersions"
   | "DeleteObjects"
   | "PutObject"
   | "CopyObject"
   | "GetObject"
   | "HeadObject"
   | "DeleteObject"
+  | "DeleteObjectVersion"
   | "CreateMultipartUpload"
   | "UploadPart"
   | "CompleteMultipartUpload"
@@ -31,8 +33,15 @@ export type StandInOp = S3Op | SsmOp;
 export interface AwsStandIn {
   /** "http://<host>:<port>"; bind `host` to an address the test hosts can reach. */
   endpoint: string;
-  /** Buckets only exist when created (NoSuchBucket otherwise). */
-  createBucket(name: string): void;
+  /**
+   * Buckets only exist when created (NoSuchBucket otherwise). A versioned bucket keeps every
+   * version: writes answer their version id, a delete without one leaves a delete marker, and
+   * ListObjectVersions, GetObject/HeadObject/CopyObject of a `versionId` and DeleteObject of one
+   * (s3:DeleteObjectVersion) work as on S3.
+   */
+  createBucket(name: string, opts?: { versioned?: boolean }): void;
+  /** PutBucketVersioning Enabled (what the program's BucketVersioning does), for an existing bucket. */
+  enableVersioning(name: string): void;
   putParameter(name: string, value: string, type: "String" | "SecureString"): void;
   deleteParameter(name: string): void;
   getObject(bucket: string, key: string): Buffer | undefined;
@@ -75,6 +84,8 @@ const KEPT_HEADERS = [
   "x-amz-storage-class",
 ];
 const LIST_PARAMS = ["list-type", "prefix", "delimiter", "max-keys", "continuation-token", "start-after"];
+// ListObjectVersions: delimiter (common prefixes) is left out, no client here uses it.
+const VERSION_LIST_PARAMS = ["prefix", "key-marker", "version-id-marker", "max-keys", "encoding-type"];
 const CHECKSUMS = ["crc32", "crc32c", "crc64nvme", "sha1", "sha256"];
 
 const S3_ERRORS = {
@@ -82,6 +93,8 @@ const S3_ERRORS = {
   NoSuchKey: [404, "The specified key does not exist."],
   AccessDenied: [403, "Access Denied"],
   NoSuchUpload: [404, "The specified upload does not exist: it may have been aborted or completed."],
+  NoSuchVersion: [404, "The specified version does not exist."],
+  MethodNotAllowed: [405, "The specified method is not allowed against this resource."],
   InvalidRange: [416, "The requested range is not satisfiable"],
   BadDigest: [400, "The Content-MD5 or checksum value you specified did not match what we received."],
   XAmzContentSHA256Mismatch: [400, "The provided 'x-amz-content-sha256' header does not match what was computed."],
@@ -134,6 +147,16 @@ interface StoredObject extends Payload {
   etag: string;
   lastModified: Date;
   headers: Record<string, string>;
+  /** In a versioned bucket; "null" otherwise, as S3 names an unversioned object's version. */
+  versionId: string;
+  deleteMarker?: boolean;
+}
+interface StoredBucket {
+  created: Date;
+  /** The current version of each key (a key whose newest version is a delete marker is absent). */
+  objects: Map<string, StoredObject>;
+  /** Versioned buckets: every version of each key, oldest first. */
+  versions?: Map<string, StoredObject[]>;
 }
 interface MultipartUpload {
   bucket: string;
@@ -440,6 +463,22 @@ const sseHeaders = (headers: Record<string, string>) =>
 const checksumHeaders = (p: Payload) =>
   Object.fromEntries(Object.entries(p.checksums).map(([alg, v]) => [`x-amz-checksum-${alg}`, v]));
 
+/** x-amz-copy-source: "[/]bucket/key[?versionId=id]", the key URL-encoded. */
+function copySource(req: http.IncomingMessage): { bucket: string; key: string; versionId?: string } {
+  const raw = header(req, "x-amz-copy-source") ?? "";
+  const [path, query] = raw.split("?", 2);
+  const source = decodeURIComponent(path).replace(/^\//, "");
+  const slash = source.indexOf("/");
+  if (slash < 1)
+    throw new S3Error(
+      "InvalidArgument",
+      { ArgumentName: "x-amz-copy-source" },
+      "Copy Source must mention the source bucket and key: sourcebucket/sourcekey",
+    );
+  const versionId = query ? (new URLSearchParams(query).get("versionId") ?? undefined) : undefined;
+  return { bucket: source.slice(0, slash), key: source.slice(slash + 1), versionId };
+}
+
 /** Works out which S3 operation a path-style request is, before any body is read. */
 function classifyS3(req: http.IncomingMessage, url: URL): { op: S3Op; bucket: string; key: string } {
   const method = req.method ?? "GET";
@@ -462,6 +501,9 @@ function classifyS3(req: http.IncomingMessage, url: URL): { op: S3Op; bucket: st
       if (method === "GET" && url.searchParams.get("list-type") === "2" && only(...LIST_PARAMS, "encoding-type")) {
         return "ListObjectsV2";
       }
+      if (method === "GET" && q.includes("versions") && only("versions", ...VERSION_LIST_PARAMS)) {
+        return "ListObjectVersions";
+      }
       return undefined;
     }
     if (method === "PUT" && only()) return copy ? "CopyObject" : "PutObject";
@@ -469,9 +511,10 @@ function classifyS3(req: http.IncomingMessage, url: URL): { op: S3Op; bucket: st
     if (method === "POST" && q.includes("uploads") && only("uploads")) return "CreateMultipartUpload";
     if (method === "POST" && q.includes("uploadId") && only("uploadId")) return "CompleteMultipartUpload";
     if (method === "DELETE" && only()) return "DeleteObject";
+    if (method === "DELETE" && q.includes("versionId") && only("versionId")) return "DeleteObjectVersion";
     if (method === "DELETE" && q.includes("uploadId") && only("uploadId")) return "AbortMultipartUpload";
-    if (method === "GET" && q.every((k) => k.startsWith("response-"))) return "GetObject";
-    if (method === "HEAD" && only()) return "HeadObject";
+    if (method === "GET" && q.every((k) => k.startsWith("response-") || k === "versionId")) return "GetObject";
+    if (method === "HEAD" && only("versionId")) return "HeadObject";
     return undefined;
   })();
   if (!op) throw new S3Error("NotImplemented", {}, `The stand-in does not implement ${method} ${url.pathname}?${q}`);
@@ -488,7 +531,7 @@ function classifyS3(req: http.IncomingMessage, url: URL): { op: S3Op; bucket: st
 export async function startAwsStandIn(
   opts: { host?: string; port?: number; policies?: Record<string, PolicyDoc> } = {},
 ): Promise<AwsStandIn> {
-  const buckets = new Map<string, { created: Date; objects: Map<string, StoredObject> }>();
+  const buckets = new Map<string, StoredBucket>();
   const policies = new Map<string, PolicyDoc>(Object.entries(opts.policies ?? {}));
   const accessKeyOf = (req: http.IncomingMessage) =>
     /Credential=([^/,\s]+)\//.exec(header(req, "authorization") ?? "")?.[1] ??
@@ -510,7 +553,13 @@ export async function startAwsStandIn(
     return decisions.get(memo)!;
   };
   const s3Arn = (bucket: string, key?: string) => `arn:aws:s3:::${bucket}${key === undefined ? "" : `/${key}`}`;
-  async function authoriseS3(req: http.IncomingMessage, op: S3Op, bucket: string, key: string): Promise<void> {
+  async function authoriseS3(
+    req: http.IncomingMessage,
+    url: URL,
+    op: S3Op,
+    bucket: string,
+    key: string,
+  ): Promise<void> {
     const authorise = async (action: string, resource: string, denied: () => Error) => {
       if (!(await allowed(req, action, resource))) throw denied();
     };
@@ -524,11 +573,14 @@ export async function startAwsStandIn(
       case "HeadBucket":
       case "ListObjectsV2":
         return authorise("s3:ListBucket", s3Arn(bucket), deny);
+      case "ListObjectVersions":
+        return authorise("s3:ListBucketVersions", s3Arn(bucket), deny);
       case "DeleteObjects":
         return authorise("s3:DeleteObject", s3Arn(bucket, "*"), deny);
       case "CopyObject": {
-        const source = decodeURIComponent(header(req, "x-amz-copy-source") ?? "").replace(/^\//, "");
-        await authorise("s3:GetObject", `arn:aws:s3:::${source}`, deny);
+        const source = copySource(req);
+        const action = source.versionId ? "s3:GetObjectVersion" : "s3:GetObject";
+        await authorise(action, s3Arn(source.bucket, source.key), deny);
         return object("s3:PutObject");
       }
       case "PutObject":
@@ -538,12 +590,14 @@ export async function startAwsStandIn(
         return object("s3:PutObject");
       case "GetObject":
       case "HeadObject":
-        await object("s3:GetObject");
+        await object(url.searchParams.has("versionId") ? "s3:GetObjectVersion" : "s3:GetObject");
         // S3 says 404 for a missing key only to a caller that may list the bucket.
         if (!buckets.get(bucket)?.objects.has(key)) await authorise("s3:ListBucket", s3Arn(bucket), deny);
         return;
       case "DeleteObject":
         return object("s3:DeleteObject");
+      case "DeleteObjectVersion":
+        return object("s3:DeleteObjectVersion");
       case "AbortMultipartUpload":
         return object("s3:AbortMultipartUpload");
     }
@@ -598,18 +652,106 @@ export async function startAwsStandIn(
     if (!u || u.bucket !== bucket || u.key !== key) throw new S3Error("NoSuchUpload", { UploadId: id ?? "" });
     return u;
   };
+  const enableVersioning = (name: string) => {
+    const b = bucketOf(name);
+    b.versions ??= new Map([...b.objects].map(([k, o]) => [k, [o]]));
+  };
+  const newVersionId = () => crypto.randomBytes(24).toString("base64url");
   const store = (bucket: string, key: string, p: Payload, etag: string, headers: Record<string, string>) => {
-    const obj = {
+    const b = bucketOf(bucket);
+    const obj: StoredObject = {
       segments: p.segments,
       size: p.size,
       checksums: p.checksums,
       etag,
       lastModified: nowSeconds(),
       headers,
+      versionId: b.versions ? newVersionId() : "null",
     };
-    bucketOf(bucket).objects.set(key, obj);
+    b.objects.set(key, obj);
+    if (b.versions) b.versions.set(key, [...(b.versions.get(key) ?? []), obj]);
     return obj;
   };
+  /** DeleteObject without a version: gone, or in a versioned bucket hidden behind a new delete marker. */
+  const remove = (bucket: string, key: string): StoredObject | undefined => {
+    const b = bucketOf(bucket);
+    b.objects.delete(key);
+    if (!b.versions) return undefined;
+    const marker: StoredObject = {
+      segments: [],
+      size: 0,
+      checksums: {},
+      etag: "",
+      lastModified: nowSeconds(),
+      headers: {},
+      versionId: newVersionId(),
+      deleteMarker: true,
+    };
+    b.versions.set(key, [...(b.versions.get(key) ?? []), marker]);
+    return marker;
+  };
+  const versionOf = (bucket: string, key: string, versionId: string): StoredObject => {
+    const b = bucketOf(bucket);
+    const found = b.versions
+      ? b.versions.get(key)?.find((v) => v.versionId === versionId)
+      : versionId === "null"
+        ? b.objects.get(key)
+        : undefined;
+    if (!found) throw new S3Error("NoSuchVersion", { Key: key, VersionId: versionId });
+    return found;
+  };
+  const versionHeader = (bucket: string, obj: StoredObject): Record<string, string> =>
+    bucketOf(bucket).versions ? { "x-amz-version-id": obj.versionId } : {};
+
+  function versionListing(bucket: string, q: URLSearchParams): string {
+    const b = bucketOf(bucket);
+    const prefix = q.get("prefix") ?? "";
+    const maxKeys = Math.min(Number(q.get("max-keys") ?? 1000), 1000);
+    if (!Number.isInteger(maxKeys) || maxKeys < 0) throw new S3Error("InvalidArgument", { ArgumentName: "max-keys" });
+    const keyMarker = q.get("key-marker") ?? "";
+    const versionMarker = q.get("version-id-marker") ?? "";
+    if (versionMarker && !keyMarker) {
+      throw new S3Error(
+        "InvalidArgument",
+        { ArgumentName: "version-id-marker" },
+        "A version-id marker cannot be specified without a key marker.",
+      );
+    }
+    const urlEncoded = q.get("encoding-type") === "url";
+    const encode = (s: string) => (urlEncoded ? encodeURIComponent(s).replace(/%2F/g, "/") : s);
+    // Keys in order, each key's versions newest first, as S3 lists them.
+    const all: { key: string; v: StoredObject; latest: boolean }[] = [];
+    const keys = b.versions ? [...b.versions.keys()] : [...b.objects.keys()];
+    for (const key of keys.filter((k) => k.startsWith(prefix)).sort()) {
+      const versions = b.versions ? [...b.versions.get(key)!].reverse() : [b.objects.get(key)!];
+      versions.forEach((v, i) => all.push({ key, v, latest: i === 0 }));
+    }
+    let start = 0;
+    if (keyMarker) {
+      const at = versionMarker ? all.findIndex((e) => e.key === keyMarker && e.v.versionId === versionMarker) : -1;
+      start = at >= 0 ? at + 1 : all.findIndex((e) => e.key > keyMarker);
+      if (start < 0) start = all.length;
+    }
+    const page = all.slice(start, start + maxKeys);
+    const truncated = start + page.length < all.length;
+    let body = el("Name", bucket) + el("Prefix", encode(prefix)) + el("KeyMarker", encode(keyMarker));
+    body += el("VersionIdMarker", versionMarker) + el("MaxKeys", maxKeys) + el("IsTruncated", truncated);
+    if (urlEncoded) body += el("EncodingType", "url");
+    if (truncated)
+      body += el("NextKeyMarker", encode(page.at(-1)!.key)) + el("NextVersionIdMarker", page.at(-1)!.v.versionId);
+    const owner = `<Owner>${el("ID", ACCOUNT)}${el("DisplayName", "stand-in")}</Owner>`;
+    for (const { key, v, latest } of page) {
+      const common = el("Key", encode(key)) + el("VersionId", v.versionId) + el("IsLatest", latest);
+      if (v.deleteMarker) {
+        body += `<DeleteMarker>${common}${el("LastModified", v.lastModified.toISOString())}${owner}</DeleteMarker>`;
+      } else {
+        const storage = v.headers["x-amz-storage-class"] ?? "STANDARD";
+        body += `<Version>${common}${el("LastModified", v.lastModified.toISOString())}${el("ETag", v.etag)}`;
+        body += `${el("Size", v.size)}${el("StorageClass", storage)}${owner}</Version>`;
+      }
+    }
+    return body;
+  }
 
   function listing(bucket: string, q: URLSearchParams): string {
     const objects = bucketOf(bucket).objects;
@@ -685,7 +827,7 @@ export async function startAwsStandIn(
     const q = url.searchParams;
     const fault = await takeFault(op);
     if (fault) throw new S3Error(fault === "throttle" ? "SlowDown" : "InternalError");
-    await authoriseS3(req, op, bucket, key);
+    await authoriseS3(req, url, op, bucket, key);
     switch (op) {
       case "ListBuckets": {
         const owner = `<Owner>${el("ID", ACCOUNT)}${el("DisplayName", "stand-in")}</Owner>`;
@@ -704,12 +846,17 @@ export async function startAwsStandIn(
         return send(res, ctx, 200, { "x-amz-bucket-region": "us-east-1" });
       case "ListObjectsV2":
         return sendXml(res, ctx, "ListBucketResult", listing(bucket, q));
+      case "ListObjectVersions":
+        return sendXml(res, ctx, "ListVersionsResult", versionListing(bucket, q));
       case "DeleteObjects": {
         const body = await readSmall(req);
-        const objects = bucketOf(bucket).objects;
-        const keys = xmlTags(body, "Object").map((o) => xmlTags(o, "Key")[0] ?? "");
+        const entries = xmlTags(body, "Object");
+        const keys = entries.map((o) => xmlTags(o, "Key")[0] ?? "");
         if (keys.length === 0 || keys.length > 1000) throw new S3Error("MalformedXML");
-        keys.forEach((k) => objects.delete(k));
+        if (entries.some((o) => xmlTags(o, "VersionId").length > 0)) {
+          throw new S3Error("NotImplemented", {}, "The stand-in does not implement DeleteObjects of versions.");
+        }
+        keys.forEach((k) => remove(bucket, k));
         const quiet = /<Quiet>\s*true\s*<\/Quiet>/i.test(body);
         const deleted = quiet ? "" : keys.map((k) => `<Deleted>${el("Key", k)}</Deleted>`).join("");
         return sendXml(res, ctx, "DeleteResult", deleted);
@@ -719,21 +866,38 @@ export async function startAwsStandIn(
         const headers = keptHeaders(req);
         const p = await readPayload(req);
         const obj = store(bucket, key, p, `"${p.md5.toString("hex")}"`, headers);
-        return send(res, ctx, 200, { ETag: obj.etag, ...sseHeaders(headers), ...checksumHeaders(p) });
+        const extra = { ...sseHeaders(headers), ...checksumHeaders(p), ...versionHeader(bucket, obj) };
+        return send(res, ctx, 200, { ETag: obj.etag, ...extra });
       }
       case "CopyObject": {
         await drain(req);
-        const source = decodeURIComponent(header(req, "x-amz-copy-source")!.split("?")[0]).replace(/^\//, "");
-        const src = objectOf(source.slice(0, source.indexOf("/")), source.slice(source.indexOf("/") + 1));
+        const source = copySource(req);
+        const src = source.versionId
+          ? versionOf(source.bucket, source.key, source.versionId)
+          : objectOf(source.bucket, source.key);
+        // S3 answers a copy of a delete marker version 400 InvalidRequest.
+        if (src.deleteMarker)
+          throw new S3Error(
+            "InvalidRequest",
+            {},
+            "The source of a copy request may not specifically refer to a delete marker by version id.",
+          );
         const replace = header(req, "x-amz-metadata-directive") === "REPLACE";
         const headers = replace ? keptHeaders(req) : { ...src.headers, ...sseHeaders(keptHeaders(req)) };
         const obj = store(bucket, key, { ...src, checksums: {} }, src.etag, headers);
         const result = el("LastModified", obj.lastModified.toISOString()) + el("ETag", obj.etag);
-        return sendXml(res, ctx, "CopyObjectResult", result, sseHeaders(headers));
+        const versions = {
+          ...versionHeader(bucket, obj),
+          ...(bucketOf(source.bucket).versions ? { "x-amz-copy-source-version-id": src.versionId } : {}),
+        };
+        return sendXml(res, ctx, "CopyObjectResult", result, { ...sseHeaders(headers), ...versions });
       }
       case "GetObject":
       case "HeadObject": {
-        const obj = objectOf(bucket, key);
+        const versionId = q.get("versionId");
+        const obj = versionId !== null ? versionOf(bucket, key, versionId) : objectOf(bucket, key);
+        if (obj.deleteMarker)
+          throw new S3Error("MethodNotAllowed", { Method: req.method ?? "GET", ResourceType: "DeleteMarker" });
         const range = parseRange(header(req, "range"), obj.size);
         const [start, end] = range ?? [0, obj.size];
         const headers: http.OutgoingHttpHeaders = {
@@ -742,6 +906,7 @@ export async function startAwsStandIn(
           "Last-Modified": obj.lastModified.toUTCString(),
           "Accept-Ranges": "bytes",
           "Content-Length": end - start,
+          ...versionHeader(bucket, obj),
         };
         for (const [k, v] of q) if (k.startsWith("response-")) headers[k.slice("response-".length)] = v;
         if (range) headers["Content-Range"] = `bytes ${start}-${end - 1}/${obj.size}`;
@@ -750,10 +915,29 @@ export async function startAwsStandIn(
         if (op === "GetObject") for (const seg of slice(obj.segments, start, end)) res.write(seg);
         return void res.end();
       }
-      case "DeleteObject":
+      case "DeleteObject": {
         await drain(req);
-        bucketOf(bucket).objects.delete(key);
-        return send(res, ctx, 204, {});
+        const marker = remove(bucket, key);
+        return send(
+          res,
+          ctx,
+          204,
+          marker ? { "x-amz-delete-marker": "true", "x-amz-version-id": marker.versionId } : {},
+        );
+      }
+      case "DeleteObjectVersion": {
+        await drain(req);
+        const b = bucketOf(bucket);
+        const versionId = q.get("versionId")!;
+        const versions = (b.versions?.get(key) ?? []).filter((v) => v.versionId !== versionId);
+        if (b.versions) {
+          b.versions.set(key, versions);
+          const latest = versions.at(-1);
+          if (latest && !latest.deleteMarker) b.objects.set(key, latest);
+          else b.objects.delete(key);
+        } else if (versionId === "null") b.objects.delete(key);
+        return send(res, ctx, 204, { "x-amz-version-id": versionId });
+      }
       case "CreateMultipartUpload": {
         await drain(req);
         bucketOf(bucket);
@@ -780,11 +964,12 @@ export async function startAwsStandIn(
         const body = await readSmall(req);
         const upload = uploadOf(q.get("uploadId"), bucket, key);
         const { payload, etag } = complete(upload, body);
-        store(bucket, key, payload, etag, upload.headers);
+        const obj = store(bucket, key, payload, etag, upload.headers);
         uploads.delete(q.get("uploadId")!);
         const location = `http://${req.headers.host}/${bucket}/${encodeURI(key)}`;
         const result = el("Location", location) + el("Bucket", bucket) + el("Key", key) + el("ETag", etag);
-        return sendXml(res, ctx, "CompleteMultipartUploadResult", result, sseHeaders(upload.headers));
+        const extra = { ...sseHeaders(upload.headers), ...versionHeader(bucket, obj) };
+        return sendXml(res, ctx, "CompleteMultipartUploadResult", result, extra);
       }
       case "AbortMultipartUpload":
         await drain(req);
@@ -940,9 +1125,11 @@ export async function startAwsStandIn(
 
   return {
     endpoint: `http://${host}:${address.port}`,
-    createBucket(name) {
+    createBucket(name, o = {}) {
       if (!buckets.has(name)) buckets.set(name, { created: nowSeconds(), objects: new Map() });
+      if (o.versioned) enableVersioning(name);
     },
+    enableVersioning,
     putParameter(name, value, type) {
       put(name, value, type, true);
     },

@@ -28,7 +28,7 @@ import { HostRig, RigHost } from "./hosts";
 import { RigPostgres } from "./postgres";
 import { LocalWorld, startLocalWorld } from "./providers/localWorld";
 import { ROOT } from "./stackConfig";
-import { REGION, startStandIns } from "./world";
+import { REGION, mediaRigSettings, startStandIns } from "./world";
 
 const COMMAND = "command:remote:Command";
 const PROVIDERS_BIN = path.join(ROOT, "test", "rig", "providers", "bin");
@@ -162,6 +162,15 @@ export class Rehearsal {
       // No hosts yet: the program's instances boot them from their user data.
       const standIns = await startStandIns({ prefix: "glr", subnetIndex: 31, hosts: 0, adminAuthorizedKey: "" });
       stops.push(standIns.stop);
+      // What the instance role and AWS's endpoint give the site's media storage on a real host
+      // (the program sets MEDIA_BUCKET and MEDIA_REGION itself).
+      for (const [name, value] of Object.entries(mediaRigSettings(standIns.aws.endpoint))) {
+        standIns.aws.putParameter(
+          `/greenlight/${opts.stack}/${name}`,
+          value,
+          name.includes("SECRET") ? "SecureString" : "String",
+        );
+      }
       const alb = startAlbStandIn({ intervalMs: 500 });
       stops.push(() => alb.close());
       const world = await startLocalWorld({ ...standIns, alb, domain, log });

@@ -197,6 +197,18 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     return phases;
   };
 
+  /** The upload of release r1's step, served again after the rollback. */
+  let upload: { url: string } = { url: "/media/none" };
+  /** GETs `url` through the load balancer 2 x hosts times (it sends them round-robin): every one the upload. */
+  const servedEverywhere = async (url: string, hosts: number) => {
+    for (let i = 0; i < 2 * hosts; i++) {
+      const a = await getThrough(r.albUrl()!, url).catch((e: Error) => ({ status: 0, body: e.message }));
+      if (a.status !== 200 || a.body !== UPLOADED)
+        return { ok: false, why: `GET ${url}: ${a.status} ${a.body.slice(0, 80)}` };
+    }
+    return { ok: true, why: "" };
+  };
+
   try {
     await step("provision", "the whole environment, hosts bootstrapped one after another", async (s) => {
       const u = await up(s);
@@ -225,6 +237,15 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       for (const title of ["first", "second"]) {
         await postNote(r.albUrl()!, title);
       }
+      upload = await postUpload(r.albUrl()!, "rehearsal.txt", UPLOADED);
+      const hosts = (u.outputs.hosts as unknown[] | undefined)?.length ?? 1;
+      const served = await servedEverywhere(upload.url, hosts);
+      check(
+        s,
+        `an upload is served by every host (${hosts}; from the media bucket, through the load balancer)`,
+        served.ok,
+        served.why,
+      );
     });
 
     await step("release r2", "to the idle colour, cutover while requests flow", async (s) => {
@@ -274,6 +295,13 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
         JSON.stringify(judged)?.slice(0, 200),
       );
       check(s, "the load balancer serves r2", (await servedRelease()) === "r2");
+      const media = (u.outputs.lastBackup as { media?: { key?: string; objects?: number } } | undefined)?.media;
+      check(
+        s,
+        "the backup names the media state that goes with its dump (lastBackup.media)",
+        /\.media\.json$/.test(media?.key ?? "") && (media?.objects ?? 0) >= 1,
+        JSON.stringify(media),
+      );
     });
 
     await step("an update that is not a release", "a step setting changes: outputs keep their values", async (s) => {
@@ -328,6 +356,8 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       );
       const body = await servedRelease();
       check(s, "r1 is served at once", body === "r1", body);
+      const served = await servedEverywhere(upload.url, (u.outputs.hosts as unknown[] | undefined)?.length ?? 1);
+      check(s, "the upload made under r1 is still served by every host", served.ok, served.why);
     });
 
     if (opts.stack === "qa")
@@ -684,6 +714,17 @@ function answer(url: string, requestPath: string): Promise<Answer> {
       })
       .on("error", reject);
   });
+}
+
+const UPLOADED = "uploaded during the rehearsal\n";
+
+/** POST /api/uploads through the load balancer: the site stores the file in the stack's media bucket. */
+async function postUpload(url: string, name: string, text: string): Promise<{ url: string }> {
+  const form = new FormData();
+  form.set("file", new Blob([text]), name);
+  const res = await fetch(`${url}/api/uploads`, { method: "POST", body: form });
+  if (res.status !== 201) throw new Error(`POST /api/uploads: ${res.status} ${(await res.text()).slice(0, 200)}`);
+  return (await res.json()) as { url: string };
 }
 
 async function postNote(url: string, title: string): Promise<void> {

@@ -20,6 +20,7 @@ import { AwsStandIn, startAwsStandIn } from "./awsStandIn";
 
 /** The instance-role credentials every test host's SSH sessions carry. */
 export const HOST_ACCESS_KEY = "AKIALOCALHOSTS";
+const HOST_SECRET_KEY = "local-hosts-not-a-secret";
 import { HostRig, RigHost, generateHostKey, startHosts } from "./hosts";
 import { RigPostgres, startPostgres } from "./postgres";
 import { RigRedis, startRedis } from "./redis";
@@ -92,6 +93,8 @@ export interface World {
   parameterPath: string;
   artifactBucket: string;
   backupBucket: string;
+  /** The site's uploads (versioned), shared by every host: MEDIA_BUCKET in .env. */
+  mediaBucket: string;
   /** The generated secrets, to prove they never leak. */
   secrets: { dbPassword: string; secretKey: string; adminPath: string; redisPassword?: string };
   /** Redis playing ElastiCache (startWorld's `redis`), its URL in SSM as REDIS_URL. */
@@ -136,9 +139,26 @@ export interface World {
   stop(): Promise<void>;
 }
 
+/**
+ * What the instance role and AWS's own endpoint give the site on a real host, for the site's
+ * media storage (its .env, examples/site/greenlight_site/settings.py): the S3 stand-in's address
+ * and the hosts' credentials (held to the hosts' policy there). The app runs under supervisor,
+ * which starts it with a clean environment, so these come through SSM and .env like every other
+ * setting; on AWS the program sets none of them (boto3 takes the instance role).
+ */
+export function mediaRigSettings(endpoint: string): Record<string, string> {
+  return {
+    MEDIA_ENDPOINT_URL: endpoint,
+    MEDIA_ACCESS_KEY_ID: HOST_ACCESS_KEY,
+    MEDIA_SECRET_ACCESS_KEY: HOST_SECRET_KEY,
+  };
+}
+
 export interface StandIns {
   rig: HostRig;
   aws: AwsStandIn;
+  /** The stand-in's port, on the rig's bridge address. */
+  awsPort: number;
   pg: RigPostgres;
   stop(): Promise<void>;
 }
@@ -173,7 +193,7 @@ export async function startStandIns(opts: {
       bastion: opts.bastion,
       sshdSetEnv: {
         AWS_ACCESS_KEY_ID: HOST_ACCESS_KEY,
-        AWS_SECRET_ACCESS_KEY: "local-hosts-not-a-secret",
+        AWS_SECRET_ACCESS_KEY: HOST_SECRET_KEY,
         AWS_DEFAULT_REGION: REGION,
         GL_AWS_ENDPOINT_URL: `http://${bridgeIp}:${awsPort}`,
       },
@@ -183,7 +203,7 @@ export async function startStandIns(opts: {
     stops.push(() => aws.close());
     const pg = await startPostgres({ listen: bridgeIp });
     stops.push(() => pg.stop());
-    return { rig, aws, pg, stop };
+    return { rig, aws, awsPort, pg, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -224,8 +244,10 @@ export async function startWorld(opts: {
     await pg.createRoleAndDatabase(APP, secrets.dbPassword);
     const artifactBucket = "site-artifacts-0123abcd";
     const backupBucket = "site-backups-4567cdef";
+    const mediaBucket = "site-media-89abef01";
     aws.createBucket(artifactBucket);
-    aws.createBucket(backupBucket);
+    aws.createBucket(backupBucket, { versioned: true });
+    aws.createBucket(mediaBucket, { versioned: true });
     // The hosts' calls are held to the instance role's real policy, as on AWS: a permission
     // the scripts need and the role lacks fails these tests.
     aws.enforce(
@@ -238,6 +260,7 @@ export async function startWorld(opts: {
         kmsKeyArn: `arn:aws:kms:${REGION}:123456789012:key/${stack}`,
         artifactBucketArn: `arn:aws:s3:::${artifactBucket}`,
         backupBucketArn: `arn:aws:s3:::${backupBucket}`,
+        mediaBucketArn: `arn:aws:s3:::${mediaBucket}`,
       }),
     );
     const put = (name: string, value: string, secure: boolean) =>
@@ -252,6 +275,11 @@ export async function startWorld(opts: {
     put("DB_PASSWORD", secrets.dbPassword, true);
     put("SECRET_KEY", secrets.secretKey, true);
     put("ADMIN_PATH", secrets.adminPath, true);
+    put("MEDIA_BUCKET", mediaBucket, false);
+    put("MEDIA_REGION", REGION, false);
+    for (const [name, value] of Object.entries(mediaRigSettings(`http://${bridgeIp}:${standIns.awsPort}`))) {
+      put(name, value, name.includes("SECRET"));
+    }
     put("DATABASE_URL", `postgres://${APP}:${secrets.dbPassword}@${bridgeIp}:${pg.port}/${APP}?sslmode=require`, true);
     for (const [k, v] of Object.entries(opts.settings ?? {})) put(k, v, false);
     let redis: RigRedis | undefined;
@@ -283,6 +311,7 @@ export async function startWorld(opts: {
       parameterPath,
       artifactBucket,
       backupBucket,
+      mediaBucket,
       secrets,
       redis,
       connection,
@@ -319,7 +348,7 @@ export async function startWorld(opts: {
             workers: 2,
           }),
         backup: (release, slot = "blue", maintenance) =>
-          steps.backup({ ...common, slot, release, backupBucket, maintenance }),
+          steps.backup({ ...common, slot, release, backupBucket, mediaBucket, maintenance }),
         migrate: (release, slot = "blue", maintenance) => steps.migrate({ app: APP, slot, release, maintenance }),
         check: (release, slot = "blue", o = {}) =>
           steps.check({
@@ -333,7 +362,7 @@ export async function startWorld(opts: {
           steps.activate({ app: APP, slot, release, healthPath: "/healthz", healthTimeout, maintenance }),
         cleanup: (keep) => steps.cleanup({ app: APP, keep }),
         restore: (key, maintenance, restoreId) =>
-          steps.restore({ ...common, backupBucket, backupKey: key, restoreId, maintenance }),
+          steps.restore({ ...common, backupBucket, mediaBucket, backupKey: key, restoreId, maintenance }),
         maintenance: (mode, reason) => steps.maintenance({ app: APP, mode, reason }),
         workers: (mode, slot, release, host) => steps.workers({ app: APP, slot, release, mode, beat: host === 0 }),
       },

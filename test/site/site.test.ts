@@ -5,7 +5,9 @@ import * as assert from "assert";
 import { ChildProcess, spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { hostPolicy } from "../../components/hosts";
 import { Manifest } from "../../scripts/cli/lib/artifact";
+import { startAwsStandIn } from "../rig/awsStandIn";
 import { packageSite } from "../../scripts/cli/package-site";
 import { RigRedis, startRedis } from "../rig/redis";
 import {
@@ -190,6 +192,75 @@ describe("example site: from the artifact to a running release", () => {
 
     before(() => {
       probeDir = path.join(tmpDir("probe"), "app");
+    });
+
+    it("with MEDIA_BUCKET, uploads go to the bucket (held to the hosts' role) and the site serves them", async () => {
+      const aws = await startAwsStandIn({
+        policies: {
+          AKIASITEHOST: hostPolicy({
+            partition: "aws",
+            account: "123456789012",
+            region: "eu-west-1",
+            parameterPath: "/greenlight/qa/",
+            kmsKeyArn: "arn:aws:kms:eu-west-1:123456789012:key/qa",
+            artifactBucketArn: "arn:aws:s3:::qa-artifacts",
+            backupBucketArn: "arn:aws:s3:::qa-backups",
+            mediaBucketArn: "arn:aws:s3:::qa-media",
+          }),
+        },
+      });
+      try {
+        aws.createBucket("qa-media", { versioned: true });
+        const env = envFile({
+          SECRET_KEY: "s",
+          DATABASE_URL: "postgres://u:p@db.invalid/d",
+          ALLOWED_HOSTS: PUBLIC_HOST,
+          MEDIA_BUCKET: "qa-media",
+          MEDIA_REGION: "eu-west-1",
+          MEDIA_ENDPOINT_URL: aws.endpoint,
+          MEDIA_ACCESS_KEY_ID: "AKIASITEHOST",
+          MEDIA_SECRET_ACCESS_KEY: "not-a-secret",
+        });
+        const code = `
+import json, os
+os.environ["DJANGO_SETTINGS_MODULE"] = "greenlight_site.settings"
+import django
+django.setup()
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+c = Client(HTTP_HOST="${PUBLIC_HOST}")
+up = [c.post("/api/uploads", {"file": SimpleUploadedFile("hello.txt", body)}) for body in (b"one", b"two")]
+got = [c.get(u.json()["url"]) for u in up]
+print(json.dumps(dict(
+    up=[[u.status_code, u.json()] for u in up],
+    got=[[g.status_code, b"".join(g.streaming_content).decode(), g["Content-Type"], g["Content-Security-Policy"]] for g in got],
+    missing=c.get("/media/uploads/none.txt").status_code,
+    empty=c.post("/api/uploads", {}).status_code,
+)))
+`;
+        const r = await probe(env, { "media_probe.py": code });
+        assert.strictEqual(r.code, 0, r.stderr);
+        const run2 = await run(python(), ["media_probe.py"], { cwd: probeDir, env: DECOY_ENV });
+        assert.strictEqual(run2.code, 0, run2.stderr);
+        const out = JSON.parse(run2.stdout.trim().split("\n").at(-1)!);
+        assert.deepStrictEqual(out.up, [
+          [201, { name: "uploads/hello.txt", size: 3, url: "/media/uploads/hello.txt" }],
+          [201, { name: out.up[1][1].name, size: 3, url: `/media/${out.up[1][1].name}` }],
+        ]);
+        assert.match(out.up[1][1].name, /^uploads\/hello_\w+\.txt$/, "an upload never overwrites another");
+        assert.deepStrictEqual(out.got, [
+          [200, "one", "text/plain", "sandbox"],
+          [200, "two", "text/plain", "sandbox"],
+        ]);
+        assert.strictEqual(out.missing, 404);
+        assert.strictEqual(out.empty, 400);
+        assert.deepStrictEqual(aws.listKeys("qa-media"), ["uploads/hello.txt", out.up[1][1].name]);
+        assert.ok(!fs.existsSync(path.join(probeDir, "media", "uploads")), "nothing on the host's disk");
+        const denied = aws.requests().filter((q) => q.status === 403);
+        assert.deepStrictEqual(denied, [], "every call the site makes is in the hosts' role");
+      } finally {
+        await aws.close();
+      }
     });
 
     it("parses every key the way the hosts render them", async () => {
@@ -424,6 +495,28 @@ describe("example site: from the artifact to a running release", () => {
       );
       assert.strictEqual(rejected.status, 400);
       assert.ok(JSON.parse(rejected.body.toString()).errors.title);
+    });
+
+    it("without MEDIA_BUCKET, POST /api/uploads stores a file in shared/media and the site serves its URL", async () => {
+      const form = multipart({}, { field: "file", filename: "up load.txt", data: Buffer.from("uploaded\n") });
+      const r = await request(
+        socket,
+        "POST",
+        "/api/uploads",
+        { Host: PUBLIC_HOST, "Content-Type": form.contentType, "Content-Length": String(form.body.length) },
+        form.body,
+      );
+      assert.strictEqual(r.status, 201, r.body.toString());
+      const up = JSON.parse(r.body.toString());
+      // The name as given (Django's storage keeps the space), its URL quoted.
+      assert.deepStrictEqual(up, { name: "uploads/up load.txt", size: 9, url: "/media/uploads/up%20load.txt" });
+      assert.strictEqual(fs.readFileSync(path.join(shared, "media", "uploads", "up load.txt"), "utf8"), "uploaded\n");
+      const served = await request(socket, "GET", up.url, { Host: PUBLIC_HOST });
+      assert.strictEqual(served.status, 200);
+      assert.strictEqual(served.body.toString(), "uploaded\n");
+      assert.strictEqual(served.headers["content-security-policy"], "sandbox");
+      const outside = await request(socket, "GET", "/media/..%2f.env", { Host: PUBLIC_HOST });
+      assert.strictEqual(outside.status, 404);
     });
 
     it("serves a home page with the release id and the note count", async () => {

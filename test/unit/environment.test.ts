@@ -294,10 +294,17 @@ describe("environment under mocks", function () {
           "kms:Decrypt",
           "kms:GenerateDataKey",
           "s3:AbortMultipartUpload",
+          "s3:AbortMultipartUpload",
+          "s3:DeleteObject",
           "s3:DeleteObject",
           "s3:GetObject",
           "s3:GetObject",
+          "s3:GetObject",
+          "s3:GetObjectVersion",
           "s3:ListBucket",
+          "s3:ListBucket",
+          "s3:ListBucketVersions",
+          "s3:PutObject",
           "s3:PutObject",
           "ssm:GetParameter",
           "ssm:GetParameters",
@@ -311,7 +318,7 @@ describe("environment under mocks", function () {
     it("every bucket blocks public access, encrypts with KMS and refuses plain HTTP", async () => {
       const run = await evaluate("prod", { backupReplicaRegion: "eu-central-1" });
       const buckets = ofType(run, T.bucket);
-      assert.equal(buckets.length, 3, "artifacts, backups and the replica");
+      assert.equal(buckets.length, 4, "artifacts, backups, media and the replica");
       for (const b of buckets) {
         const pab = ofType(run, T.pab).find((p) => p.name === `${b.name}-public-access`);
         assert.ok(pab, `${b.name} has a public access block`);
@@ -339,6 +346,63 @@ describe("environment under mocks", function () {
     });
   });
 
+  describe("media", () => {
+    it("one media bucket per stack, versioned, replaced versions kept as long as backups", async () => {
+      for (const stack of ["qa", "prod"]) {
+        const run = await stackRun(stack);
+        const bucket = ofType(run, T.bucket).find((b) => b.name === `${stack}-buckets-media`);
+        assert.ok(bucket, "the media bucket");
+        assert.ok(ofType(run, T.versioning).some((v) => v.name === `${stack}-buckets-media-versioning`));
+        const rules = inputs(byName(run, `${stack}-buckets-media-lifecycle`)).rules;
+        const rule = rules.find((r: { id: string }) => r.id === "expire-replaced-media");
+        const days = inputs(byName(run, `${stack}-buckets-backups-lifecycle`)).rules.find(
+          (r: { id: string }) => r.id === "expire-backups",
+        ).expiration.days;
+        assert.equal(rule.noncurrentVersionExpiration.noncurrentDays, days, "a backup's media versions outlive it");
+        assert.equal(rule.expiration.days, undefined, "uploads themselves never expire");
+        assert.equal(inputs(bucket).forceDestroy, stack === "qa");
+      }
+    });
+
+    it("the hosts' role reaches the media bucket (its objects and versions) and no other bucket for it", async () => {
+      const run = await stackRun("prod");
+      const doc = JSON.parse(inputs(ofType(run, T.rolePolicy).find((p) => p.name === "prod-host-policy")!).policy);
+      const media = inputs(ofType(run, T.rolePolicy).find((p) => p.name === "prod-host-policy")!).policy.match(
+        /arn:aws:s3:::prod-buckets-media-[0-9a-f]+/,
+      )[0];
+      const of = (sid: string) => doc.Statement.find((s: { Sid: string }) => s.Sid === sid);
+      assert.deepEqual(of("ListMedia").Resource, media);
+      assert.deepEqual(of("ListMedia").Action, ["s3:ListBucket", "s3:ListBucketVersions"]);
+      assert.deepEqual(of("ReadAndWriteMedia").Resource, `${media}/*`);
+      const actions = doc.Statement.flatMap((s: { Action: string[] }) => s.Action);
+      assert.ok(!actions.includes("s3:DeleteObjectVersion"), "a host can hide an upload, never destroy a version");
+      for (const s of doc.Statement) {
+        if ([s.Action].flat().some((a: string) => /Version/.test(a))) {
+          for (const r of [s.Resource].flat()) assert.ok(r.startsWith(media), `${s.Sid}: ${r}`);
+        }
+      }
+    });
+
+    it("the site gets the bucket's name and region in .env; backup and restore name it", async () => {
+      const run = await evaluate("prod", {
+        restoreBackup: "db/20261121T101500Z-before-r1.dump",
+        blueRelease: "r1",
+        blueArtifact: "releases/a.tar.gz",
+        blueSha256: "a".repeat(64),
+      });
+      const param = (n: string) => inputs(ofType(run, T.ssm).find((p) => inputs(p).name === `/greenlight/prod/${n}`)!);
+      const bucket = param("MEDIA_BUCKET").insecureValue;
+      assert.match(bucket, /^prod-buckets-media-[0-9a-f]+$/);
+      assert.equal(param("MEDIA_BUCKET").type, "String");
+      assert.equal(param("MEDIA_REGION").insecureValue, "eu-west-1");
+      const commands = ofType(run, "command:remote:Command")
+        .filter((c) => /-(backup|restore)$/.test(c.name))
+        .map((c) => inputs(c).create as string);
+      assert.equal(commands.length, 2, commands.join("\n"));
+      for (const c of commands) assert.ok(c.includes(`GL_MEDIA_BUCKET='${bucket}'`), `${bucket}: ${c}`);
+    });
+  });
+
   describe("secrets", () => {
     it("generated secrets use an alphabet free of characters that break .env files, shells and URLs", async () => {
       const run = await stackRun("qa");
@@ -358,7 +422,17 @@ describe("environment under mocks", function () {
       const params = ofType(run, T.ssm);
       const byParamName = Object.fromEntries(params.map((p) => [inputs(p).name, p]));
       const secure = ["ADMIN_PATH", "DATABASE_URL", "DB_PASSWORD", "SECRET_KEY", "SENTRY_DSN"];
-      const plain = ["ALLOWED_HOSTS", "DB_HOST", "DB_NAME", "DB_PORT", "DB_USER", "HEALTH_PATH", "HTTPS"];
+      const plain = [
+        "ALLOWED_HOSTS",
+        "DB_HOST",
+        "DB_NAME",
+        "DB_PORT",
+        "DB_USER",
+        "HEALTH_PATH",
+        "HTTPS",
+        "MEDIA_BUCKET",
+        "MEDIA_REGION",
+      ];
       assert.deepEqual(Object.keys(byParamName).sort(), [...secure, ...plain].map((n) => `/greenlight/qa/${n}`).sort());
       for (const n of secure) {
         const p = byParamName[`/greenlight/qa/${n}`];

@@ -50,6 +50,30 @@ describe("host role under the IAM simulator", () => {
       assert.notEqual(await decide(host(stack), "s3:PutBucketPolicy", backups), "Allowed");
     });
 
+    it(`${stack}: media: the site's uploads (put, read, delete, list) and the backup's versions, never destroying one`, async () => {
+      const media = bucketArn(stack, "media");
+      const upload = `${media}/uploads/report.txt`;
+      for (const action of ["s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"])
+        assert.equal(await decide(host(stack), action, upload), "Allowed", action);
+      assert.equal(
+        await decide(host(stack), "s3:GetObjectVersion", upload),
+        "Allowed",
+        "a restore copies a version back",
+      );
+      assert.equal(await decide(host(stack), "s3:ListBucket", media), "Allowed", "a missing upload is a 404");
+      assert.equal(await decide(host(stack), "s3:ListBucketVersions", media), "Allowed", "the backup's manifest");
+      for (const action of ["s3:DeleteObjectVersion", "s3:PutBucketVersioning", "s3:PutLifecycleConfiguration"])
+        assert.notEqual(
+          await decide(host(stack), action, action.includes("Object") ? upload : media),
+          "Allowed",
+          action,
+        );
+      const theirs = bucketArn(other, "media");
+      for (const action of ["s3:GetObject", "s3:PutObject", "s3:GetObjectVersion"])
+        assert.notEqual(await decide(host(stack), action, `${theirs}/uploads/x`), "Allowed", action);
+      assert.notEqual(await decide(host(stack), "s3:ListBucketVersions", theirs), "Allowed");
+    });
+
     it(`${stack}: artifacts are read-only; a missing one is a 404`, async () => {
       const artifacts = bucketArn(stack, "artifacts");
       assert.equal(await decide(host(stack), "s3:GetObject", `${artifacts}/releases/a.tar.gz`), "Allowed");

@@ -111,6 +111,33 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # On hosts a symlink to shared/media, so uploads outlive releases.
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "media"
+# Uploads every host sees: with MEDIA_BUCKET (the stack's media bucket, which greenlight puts in
+# .env) they go to S3 through django-storages, with the instance role's credentials, and the
+# site serves them itself at MEDIA_URL (notes.views.media: the bucket stays private). Without
+# it, on MEDIA_ROOT (one host, or a laptop). MEDIA_ENDPOINT_URL and MEDIA_ACCESS_KEY_ID /
+# MEDIA_SECRET_ACCESS_KEY are for an S3 other than AWS's (the test rig's stand-in, MinIO); on
+# AWS leave them out: boto3 takes the instance role.
+MEDIA_BUCKET = ENV.get("MEDIA_BUCKET", "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+if MEDIA_BUCKET:
+    _media = {
+        "bucket_name": MEDIA_BUCKET,
+        "region_name": ENV.get("MEDIA_REGION") or None,
+        # Each upload keeps its own key (a suffix when the name is taken): an object is never
+        # overwritten, so a backup's list of keys and versions names what the dump refers to.
+        "file_overwrite": False,
+        # No ACL: the bucket enforces its owner (BucketOwnerEnforced) and blocks public access.
+        "default_acl": None,
+        "querystring_auth": False,
+    }
+    if ENV.get("MEDIA_ENDPOINT_URL"):
+        _media.update(endpoint_url=ENV["MEDIA_ENDPOINT_URL"], addressing_style="path")
+    if ENV.get("MEDIA_ACCESS_KEY_ID"):
+        _media.update(access_key=ENV["MEDIA_ACCESS_KEY_ID"], secret_key=_required("MEDIA_SECRET_ACCESS_KEY"))
+    STORAGES["default"] = {"BACKEND": "notes.storage.MediaStorage", "OPTIONS": _media}
 # nginx (another user) serves uploads and collected static files; the deploy user (in the
 # app's group) removes old releases, static files included. These apply to both.
 FILE_UPLOAD_PERMISSIONS = 0o664

@@ -11,13 +11,10 @@ urlpatterns = [
     path("api/tasks", background.enqueue, name="task-enqueue"),
     path("api/tasks/<str:task_id>", background.task, name="task"),
     path("api/beat", background.beat, name="beat"),
+    path("api/uploads", views.upload, name="upload"),
+    path(f"{settings.MEDIA_URL.strip('/')}/<path:name>", views.media, name="media"),
 ]
 
 # A secret path keeps the admin away from drive-by scanners; no path, no admin.
 if settings.ADMIN_PATH:
     urlpatterns.append(path(f"{settings.ADMIN_PATH}/", admin.site.urls))
-
-if settings.DEBUG:
-    from django.conf.urls.static import static
-
-    urlpatterns += static(settings.MEDIA_URL, document_root=settings.MEDIA_ROOT)

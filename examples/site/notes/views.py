@@ -1,7 +1,12 @@
 """A tiny JSON API and a status page, enough for tests to exercise a release."""
+import mimetypes
+import posixpath
+
 from django import forms
 from django.conf import settings
-from django.http import HttpResponse, JsonResponse
+from django.core.exceptions import SuspiciousOperation
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
@@ -61,3 +66,38 @@ def note_update(request, pk):
     if not form.is_valid():
         return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
     return JsonResponse(note_json(form.save()))
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField()
+
+
+# POST /api/uploads (multipart, the file as `file`): stores it in the site's media storage
+# (the stack's bucket, or MEDIA_ROOT) under uploads/, never over an existing file, and answers
+# its name and URL. The URL is on the site (MEDIA_URL), so any host serves it.
+@csrf_exempt
+@require_http_methods(["POST"])
+def upload(request):
+    form = UploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    f = form.cleaned_data["file"]
+    name = default_storage.save(posixpath.join("uploads", posixpath.basename(f.name)), f)
+    return JsonResponse({"name": name, "size": f.size, "url": default_storage.url(name)}, status=201)
+
+
+# GET /media/<name>: a stored file, streamed from the media storage. On the hosts nginx serves
+# what is in shared/media itself and passes the rest here (the bucket's files).
+@require_GET
+def media(request, name):
+    try:
+        f = default_storage.open(name, "rb")
+    except (SuspiciousOperation, FileNotFoundError):
+        raise Http404("no such file") from None
+    content_type, encoding = mimetypes.guess_type(name)
+    response = FileResponse(f, content_type=content_type or "application/octet-stream")
+    if encoding:
+        response.headers["Content-Encoding"] = encoding
+    # Uploads are the users' content on the site's own origin: never run as a page of it.
+    response.headers["Content-Security-Policy"] = "sandbox"
+    return response

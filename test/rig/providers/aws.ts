@@ -21,6 +21,7 @@ export const PLAYED = new Set([
   "aws:elasticache/replicationGroup:ReplicationGroup",
   "aws:ssm/parameter:Parameter",
   "aws:s3/bucket:Bucket",
+  "aws:s3/bucketVersioning:BucketVersioning",
   "aws:lb/loadBalancer:LoadBalancer",
   "aws:lb/targetGroup:TargetGroup",
   "aws:lb/targetGroupAttachment:TargetGroupAttachment",

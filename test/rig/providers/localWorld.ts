@@ -5,7 +5,7 @@
 //   aws:rds/instance:Instance          a role and database in the local PostgreSQL (postgres.ts)
 //   aws:elasticache/replicationGroup:ReplicationGroup  a local Redis with TLS and the AUTH token (redis.ts)
 //   aws:ssm/parameter:Parameter        the local S3/SSM stand-in (awsStandIn.ts)
-//   aws:s3/bucket:Bucket               a bucket there
+//   aws:s3/bucket:Bucket               a bucket there (versioned by aws:s3/bucketVersioning)
 //   aws:lb/*                           the local ALB stand-in (albStandIn.ts)
 import { randomBytes } from "crypto";
 import * as http from "http";
@@ -156,6 +156,9 @@ export async function startLocalWorld(o: LocalWorldOptions): Promise<LocalWorld>
         o.aws.createBucket(name);
         return { id: name, outs: { bucket: name, arn: `arn:aws:s3:::${name}` } };
       }
+      case "aws:s3/bucketVersioning:BucketVersioning create":
+        o.aws.enableVersioning(String(i.bucket));
+        return { id: String(i.bucket) };
       case "aws:lb/loadBalancer:LoadBalancer create": {
         const arn = `arn:aws:elasticloadbalancing:${REGION}:${ACCOUNT}:loadbalancer/app/${c.name}/${hex(8)}`;
         const dnsName = `${c.name}-${parseInt(hex(3), 16)}.${REGION}.elb.amazonaws.com`;
