@@ -54,7 +54,7 @@ export interface CiAccessArgs {
  * IAM checks know `aws:ResourceTag` / `aws:RequestTag`. A stack's roles are denied every
  * action on such a resource tagged for another stack, and every request that would tag one so.
  */
-export const TAGGED_SERVICES = ["ec2", "elasticloadbalancing", "rds", "acm", "kms", "sns", "cloudwatch"];
+export const TAGGED_SERVICES = ["ec2", "elasticloadbalancing", "rds", "elasticache", "acm", "kms", "sns", "cloudwatch"];
 
 const ENVIRONMENT = /^[A-Za-z0-9_.-]{1,255}$/;
 const BRANCH = /^[A-Za-z0-9._/-]{1,255}$/;
@@ -266,7 +266,7 @@ export class CiAccess extends pulumi.ComponentResource {
       {
         Sid: "NetworkAndHosts",
         Effect: "Allow",
-        Action: ["ec2:*", "elasticloadbalancing:*", "rds:*", "acm:*"],
+        Action: ["ec2:*", "elasticloadbalancing:*", "rds:*", "elasticache:*", "acm:*"],
         Resource: "*",
         Condition: inRegions,
       },
@@ -460,7 +460,13 @@ export class CiAccess extends pulumi.ComponentResource {
         Action: ["iam:CreateServiceLinkedRole"],
         Resource: iam("role/aws-service-role/*"),
         Condition: {
-          StringEquals: { "iam:AWSServiceName": ["rds.amazonaws.com", "elasticloadbalancing.amazonaws.com"] },
+          StringEquals: {
+            "iam:AWSServiceName": [
+              "rds.amazonaws.com",
+              "elasticloadbalancing.amazonaws.com",
+              "elasticache.amazonaws.com",
+            ],
+          },
         },
       },
       {

@@ -56,6 +56,18 @@ const PROBES: Probe[] = [
     context: tagged,
   },
   {
+    what: "change the cache (Redis)",
+    action: "elasticache:ModifyReplicationGroup",
+    resource: (st) => `arn:aws:elasticache:${R}:${ACCOUNT}:replicationgroup:${st}-cache-redis`,
+    context: tagged,
+  },
+  {
+    what: "delete the cache (Redis)",
+    action: "elasticache:DeleteReplicationGroup",
+    resource: (st) => `arn:aws:elasticache:${R}:${ACCOUNT}:replicationgroup:${st}-cache-redis`,
+    context: tagged,
+  },
+  {
     what: "move the listener",
     action: "elasticloadbalancing:ModifyListener",
     resource: (st) =>
