@@ -14,7 +14,7 @@ import { artifactKey } from "../../scripts/cli/lib/stack";
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
 import { AlbStandIn, startAlbStandIn } from "../rig/albStandIn";
 import { siteArtifact } from "../rig/artifacts";
-import { MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "../rig/load";
+import { MixedLoad, underMixedLoad } from "../rig/load";
 import { RigHost } from "../rig/hosts";
 import { APP, REGION, SITE_HOST, World, httpRequest, startWorld } from "../rig/world";
 
@@ -142,33 +142,22 @@ describe("background work on real hosts: Celery worker and beat across a release
 
   /** Runs `body` under the mixed load; no read and no write may fail in any phase. */
   const underLoad = async <T>(first: string, body: (load: MixedLoad) => Promise<T>): Promise<T> => {
-    const load = startMixedLoad({
-      bases: [alb.url(FORWARD)!],
-      host: SITE_HOST,
-      reads: ["/"],
-      update: (id) => `/api/notes/${id}`,
-      concurrency: 3,
-      maxRequests: 60_000,
-      maxMs: 9 * 60_000,
-      phase: first,
-      label: `b${loads.length + 1}`,
-    });
-    let result: T;
-    let phases: PhaseTally[];
-    try {
-      result = await body(load);
-    } finally {
-      phases = await load.stop();
-      loads.push(describeTallies(phases));
-    }
-    const tallies = describeTallies(phases);
-    assert.ok(!load.bounded, `the load ran for the whole scenario:\n${tallies}`);
-    for (const p of phases) {
-      for (const kind of ["read", "write"] as const) {
-        assert.deepEqual(Object.keys(p[kind].reasons), [], `no ${kind} failed in phase ${p.phase}:\n${tallies}`);
-      }
-    }
-    return result!;
+    const { result } = await underMixedLoad(
+      {
+        bases: [alb.url(FORWARD)!],
+        host: SITE_HOST,
+        reads: ["/"],
+        update: (id) => `/api/notes/${id}`,
+        concurrency: 3,
+        maxRequests: 60_000,
+        maxMs: 9 * 60_000,
+        phase: first,
+        label: `b${loads.length + 1}`,
+      },
+      body,
+      { log: loads },
+    );
+    return result;
   };
 
   /**

@@ -15,7 +15,7 @@ import { artifactKey } from "../../scripts/cli/lib/stack";
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
 import { AlbStandIn, startAlbStandIn } from "../rig/albStandIn";
 import { siteArtifact } from "../rig/artifacts";
-import { MAINTENANCE, MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "../rig/load";
+import { MixedLoad, PhaseTally, underMixedLoad } from "../rig/load";
 import { RigHost } from "../rig/hosts";
 import { REGION, SITE_HOST, World, startWorld } from "../rig/world";
 
@@ -91,39 +91,22 @@ describe("media shared by every host (prod shape: two hosts)", function () {
     body: (load: MixedLoad) => Promise<T>,
     maintenance: string[] = [],
   ): Promise<{ result: T; phases: PhaseTally[] }> => {
-    const load = startMixedLoad({
-      bases: [alb.url(FORWARD)!],
-      host: SITE_HOST,
-      reads: ["/"],
-      update: (id) => `/api/notes/${id}`,
-      concurrency: 3,
-      maxRequests: 60_000,
-      maxMs: 9 * 60_000,
-      phase: first,
-      label: `m${loads.length + 1}`,
-    });
-    let result: T;
-    let phases: PhaseTally[];
-    try {
-      result = await body(load);
-    } finally {
-      phases = await load.stop();
-      loads.push(describeTallies(phases));
-    }
-    const tallies = describeTallies(phases);
-    assert.ok(!load.bounded, `the load ran for the whole scenario:\n${tallies}`);
-    for (const p of phases) {
-      const allowed = maintenance.includes(p.phase) ? [MAINTENANCE] : [];
-      for (const kind of ["read", "write"] as const) {
-        const other = Object.keys(p[kind].reasons).filter((r) => !allowed.includes(r));
-        assert.deepEqual(other, [], `no ${kind} failed in phase ${p.phase}:\n${tallies}`);
-      }
-    }
-    assert.ok(
-      phases.some((p) => p.read.ok > 0) && phases.some((p) => p.write.ok > 0),
-      `the load read and wrote:\n${tallies}`,
+    const { result, phases } = await underMixedLoad(
+      {
+        bases: [alb.url(FORWARD)!],
+        host: SITE_HOST,
+        reads: ["/"],
+        update: (id) => `/api/notes/${id}`,
+        concurrency: 3,
+        maxRequests: 60_000,
+        maxMs: 9 * 60_000,
+        phase: first,
+        label: `m${loads.length + 1}`,
+      },
+      body,
+      { log: loads, maintenance },
     );
-    return { result: result!, phases };
+    return { result, phases };
   };
 
   before(async function () {

@@ -20,7 +20,7 @@ import { artifactKey } from "../../scripts/cli/lib/stack";
 import { uploadArtifact } from "../../scripts/cli/lib/upload";
 import { AlbStandIn, startAlbStandIn } from "../rig/albStandIn";
 import { Artifact, Variant, siteArtifact } from "../rig/artifacts";
-import { MAINTENANCE, MixedLoad, PhaseTally, describeTallies, startMixedLoad } from "../rig/load";
+import { MixedLoad, PhaseTally, underMixedLoad } from "../rig/load";
 import { RigHost } from "../rig/hosts";
 import { RunResult } from "../rig/ssh";
 import { APP, REGION, SITE_HOST, World, httpRequest, startWorld } from "../rig/world";
@@ -153,50 +153,27 @@ describe("release steps on real hosts", function () {
    * and no write failed in any phase; in `maintenance` phases only 503s with Retry-After may
    * be answered, and in `closed` ones nothing else at all (the window is fully on).
    */
-  const underLoad = async <T>(
+  const underLoad = <T>(
     first: string,
     body: (load: MixedLoad) => Promise<T>,
     o: { idle?: boolean; maintenance?: string[]; closed?: string[] } = {},
-  ): Promise<{ result: T; phases: PhaseTally[]; load: MixedLoad }> => {
-    const load = startMixedLoad({
-      bases: [alb.url(FORWARD)!, ...(o.idle ? [alb.url(TEST)!] : [])],
-      host: SITE_HOST,
-      reads: ["/"],
-      update: (id) => `/api/notes/${id}`,
-      concurrency: 3,
-      maxRequests: 60_000,
-      maxMs: 9 * 60_000,
-      phase: first,
-      // Titles of their own per scenario: what a restore discards is told apart by them.
-      label: `s${loads.length + 1}`,
-    });
-    let result: T;
-    let phases: PhaseTally[];
-    try {
-      result = await body(load);
-    } finally {
-      phases = await load.stop();
-      loads.push(describeTallies(phases));
-    }
-    const tallies = describeTallies(phases);
-    assert.ok(!load.bounded, `the load ran for the whole scenario, not up to its bound:\n${tallies}`);
-    for (const p of phases) {
-      const allowed = o.maintenance?.includes(p.phase) ? [MAINTENANCE] : [];
-      for (const kind of ["read", "write"] as const) {
-        const other = Object.keys(p[kind].reasons).filter((r) => !allowed.includes(r));
-        assert.deepEqual(
-          other,
-          [],
-          `no ${kind} failed in phase ${p.phase} but with ${allowed.join(" ") || "-"}:\n${tallies}`,
-        );
-        if (o.closed?.includes(p.phase))
-          assert.equal(p[kind].ok, 0, `only maintenance answers in ${p.phase}:\n${tallies}`);
-      }
-    }
-    const sum = (k: "read" | "write") => phases.reduce((n, p) => n + p[k].ok, 0);
-    assert.ok(sum("read") > 0 && sum("write") > 0, `the load read and wrote:\n${tallies}`);
-    return { result: result!, phases, load };
-  };
+  ): Promise<{ result: T; phases: PhaseTally[]; load: MixedLoad }> =>
+    underMixedLoad(
+      {
+        bases: [alb.url(FORWARD)!, ...(o.idle ? [alb.url(TEST)!] : [])],
+        host: SITE_HOST,
+        reads: ["/"],
+        update: (id) => `/api/notes/${id}`,
+        concurrency: 3,
+        maxRequests: 60_000,
+        maxMs: 9 * 60_000,
+        phase: first,
+        // Titles of their own per scenario: what a restore discards is told apart by them.
+        label: `s${loads.length + 1}`,
+      },
+      body,
+      { log: loads, maintenance: o.maintenance, closed: o.closed },
+    );
 
   let first: Awaited<ReturnType<typeof release>>;
 

@@ -11,6 +11,7 @@
 // clients (`ratePerClient`) keep the load the same whatever the answers.
 // A 503 that carries Retry-After (the hosts' maintenance page) is still a failure,
 // counted under its own reason, MAINTENANCE, so a scenario can tell it from every other one.
+import * as assert from "assert";
 import * as http from "http";
 import * as net from "net";
 
@@ -334,4 +335,45 @@ export function otherFailures(phases: PhaseTally[]): number {
 /** Every failure of the phases, reads and writes. */
 export function allFailures(phases: PhaseTally[]): number {
   return phases.reduce((n, p) => n + p.read.failed + p.write.failed, 0);
+}
+
+/**
+ * Runs `body` under a mixed load (`opts`) and asserts what every zero-downtime test claims:
+ * the load ran for the whole scenario, not up to its bound; no read and no write failed in any
+ * phase, except that in `maintenance` phases 503s with Retry-After (MAINTENANCE) may be
+ * answered, and in `closed` ones nothing else at all (the window is fully on); and it both read
+ * and wrote. Each scenario's tallies go to `log`, for the end of the run.
+ */
+export async function underMixedLoad<T>(
+  opts: MixedLoadOptions,
+  body: (load: MixedLoad) => Promise<T>,
+  o: { log?: string[]; maintenance?: string[]; closed?: string[] } = {},
+): Promise<{ result: T; phases: PhaseTally[]; load: MixedLoad }> {
+  const load = startMixedLoad(opts);
+  let result: T;
+  let phases: PhaseTally[];
+  try {
+    result = await body(load);
+  } finally {
+    phases = await load.stop();
+    o.log?.push(describeTallies(phases));
+  }
+  const tallies = describeTallies(phases);
+  assert.ok(!load.bounded, `the load ran for the whole scenario, not up to its bound:\n${tallies}`);
+  for (const p of phases) {
+    const allowed = o.maintenance?.includes(p.phase) ? [MAINTENANCE] : [];
+    for (const kind of ["read", "write"] as const) {
+      const other = Object.keys(p[kind].reasons).filter((r) => !allowed.includes(r));
+      assert.deepEqual(
+        other,
+        [],
+        `no ${kind} failed in phase ${p.phase} but with ${allowed.join(" ") || "-"}:\n${tallies}`,
+      );
+      if (o.closed?.includes(p.phase))
+        assert.equal(p[kind].ok, 0, `only maintenance answers in ${p.phase}:\n${tallies}`);
+    }
+  }
+  const sum = (k: "read" | "write") => phases.reduce((n, p) => n + p[k].ok, 0);
+  assert.ok(sum("read") > 0 && sum("write") > 0, `the load read and wrote:\n${tallies}`);
+  return { result: result!, phases, load };
 }
