@@ -62,7 +62,15 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       "local hosts, PostgreSQL, S3/SSM and ALB stand-ins",
   );
   // keepReleases 2 so the cleanup at the end has something to remove.
-  const r = await Rehearsal.start({ stack: opts.stack, log, overrides: { keepReleases: "2" } });
+  const r = await Rehearsal.start({
+    stack: opts.stack,
+    log,
+    overrides: {
+      keepReleases: "2",
+      // Beat ticks every 5 s here (60 s by default), so that a rehearsal sees it tick across moves.
+      settings: JSON.stringify({ BEAT_INTERVAL_SECONDS: String(BEAT_INTERVAL) }),
+    },
+  });
   log(`${stamp()} stand-ins up; stack file copied to ${r.stackFile}`);
 
   const step = async (name: string, about: string, body: (s: StepResult) => Promise<void>) => {
@@ -209,6 +217,27 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     return { ok: true, why: "" };
   };
 
+  /** Enqueued tasks (through the load balancer), by the step that enqueued them. */
+  const enqueued: string[] = [];
+  /** Waits (bounded) until every task in `ids` has run, then checks each started and ran exactly once. */
+  const ranOnce = async (s: StepResult, ids: string[], what: string) => {
+    const url = r.albUrl()!;
+    let seen: Awaited<ReturnType<typeof taskOf>>[] = [];
+    for (let i = 0; i < 600; i++) {
+      seen = await Promise.all(ids.map((id) => taskOf(url, id)));
+      if (seen.every((t) => t.runs > 0)) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    const wrong = seen.filter((t) => t.runs !== 1 || t.starts !== 1);
+    check(
+      s,
+      `${what}: ${ids.length} tasks, each started and ran exactly once (ran by ${[...new Set(seen.map((t) => t.ranBy))].join(", ")})`,
+      ids.length > 0 && seen.length === ids.length && wrong.length === 0,
+      JSON.stringify(wrong.length ? wrong : seen).slice(0, 300),
+    );
+    return seen;
+  };
+
   try {
     await step("provision", "the whole environment, hosts bootstrapped one after another", async (s) => {
       const u = await up(s);
@@ -246,6 +275,12 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
         served.ok,
         served.why,
       );
+      if (u.outputs.redisEndpoint) {
+        const id = await enqueueTask(r.albUrl()!);
+        enqueued.push(id);
+        const [t] = await ranOnce(s, [id], "a task enqueued through the load balancer (Redis, the workers)");
+        check(s, "it ran on r1's worker", t?.ranBy === "r1", JSON.stringify(t));
+      }
     });
 
     await step("release r2", "to the idle colour, cutover while requests flow", async (s) => {
@@ -266,7 +301,19 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       shows("the release's migrations, named (green-check's trigger)", /notes\.0003_note_pinned/);
       shows("the listener change", /aws:lb\/listener:Listener|lb:Listener/);
       const m = mixedLoad("fetch");
-      const u = await up(s, m.onStep);
+      const redis = !!r.outputs().redisEndpoint;
+      const tryEnqueue = () =>
+        enqueueTask(r.albUrl()!).then(
+          (id) => ({ id, error: "" }),
+          (e: Error) => ({ id: "", error: e.message }),
+        );
+      const tasks: Promise<{ id: string; error: string }>[] = redis ? [tryEnqueue()] : [];
+      const u = await up(s, (name, type) => {
+        m.onStep(name, type);
+        // Tasks enqueued as the listener moves, by either release, while the workers switch.
+        if (redis && phaseOf(name, type) === "cutover") tasks.push(tryEnqueue(), tryEnqueue());
+      });
+      if (redis) tasks.push(tryEnqueue());
       m.phase("after");
       // Keep the load on for a moment after the cutover, so it sees the new release too.
       for (let i = 0; i < 50 && (await servedRelease()) !== "r2"; i++) await new Promise((res) => setTimeout(res, 100));
@@ -295,6 +342,19 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
         JSON.stringify(judged)?.slice(0, 200),
       );
       check(s, "the load balancer serves r2", (await servedRelease()) === "r2");
+      if (redis) {
+        const got = await Promise.all(tasks);
+        const refused = got.filter((g) => g.error);
+        check(
+          s,
+          `every task was accepted (${got.length})`,
+          refused.length === 0,
+          refused.map((g) => g.error).join("; "),
+        );
+        const ids = got.filter((g) => g.id).map((g) => g.id);
+        enqueued.push(...ids);
+        await ranOnce(s, ids, "tasks enqueued before, during and after the cutover");
+      }
       const media = (u.outputs.lastBackup as { media?: { key?: string; objects?: number } } | undefined)?.media;
       check(
         s,
@@ -358,6 +418,28 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
       check(s, "r1 is served at once", body === "r1", body);
       const served = await servedEverywhere(upload.url, (u.outputs.hosts as unknown[] | undefined)?.length ?? 1);
       check(s, "the upload made under r1 is still served by every host", served.ok, served.why);
+      if (redis) {
+        const id = await enqueueTask(r.albUrl()!);
+        const seen = await ranOnce(s, [...enqueued, id], "every task enqueued so far, and one after the rollback");
+        const last = seen[seen.length - 1];
+        check(s, "the rollback's task ran on r1's worker again", last?.ranBy === "r1", JSON.stringify(last));
+        const { ticks } = await beatTicks(r.albUrl()!);
+        const sent = [...new Set(ticks.map((k) => k.sent))].sort((a, b) => a - b);
+        const gaps = sent.slice(1).map((x, i) => x - sent[i]);
+        const releases = [...new Set(ticks.map((k) => k.release))];
+        check(
+          s,
+          `beat ticked all along (${ticks.length} ticks), on r1 and on r2`,
+          sent.length >= 5 && ["r1", "r2"].every((x) => releases.includes(x)),
+          releases.join(" "),
+        );
+        check(
+          s,
+          `one beat in the environment: no tick twice, ticks ${BEAT_INTERVAL} s apart, never in between`,
+          sent.length === ticks.length && gaps.length > 0 && Math.min(...gaps) >= BEAT_INTERVAL * 0.6,
+          gaps.map((g) => g.toFixed(1)).join(" "),
+        );
+      }
     });
 
     if (opts.stack === "qa")
@@ -725,6 +807,30 @@ async function postUpload(url: string, name: string, text: string): Promise<{ ur
   const res = await fetch(`${url}/api/uploads`, { method: "POST", body: form });
   if (res.status !== 201) throw new Error(`POST /api/uploads: ${res.status} ${(await res.text()).slice(0, 200)}`);
   return (await res.json()) as { url: string };
+}
+
+/** The example site's beat interval in the rehearsal (its BEAT_INTERVAL_SECONDS setting). */
+const BEAT_INTERVAL = 5;
+
+/** POST /api/tasks through the load balancer: the example site enqueues a task (Celery on Redis). */
+async function enqueueTask(url: string): Promise<string> {
+  const res = await fetch(`${url}/api/tasks`, { method: "POST", body: new FormData() });
+  if (res.status !== 202) throw new Error(`POST /api/tasks: ${res.status} ${(await res.text()).slice(0, 200)}`);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** GET /api/tasks/<id>: how often the task started and ran, and which release ran it. */
+async function taskOf(url: string, id: string): Promise<{ id: string; starts: number; runs: number; ranBy?: string }> {
+  const res = await fetch(`${url}/api/tasks/${id}`);
+  if (res.status !== 200) throw new Error(`GET /api/tasks/${id}: ${res.status}`);
+  return (await res.json()) as { id: string; starts: number; runs: number; ranBy?: string };
+}
+
+/** GET /api/beat: every tick beat sent, with the release that ran it. */
+async function beatTicks(url: string): Promise<{ ticks: { sent: number; release: string }[] }> {
+  const res = await fetch(`${url}/api/beat`);
+  if (res.status !== 200) throw new Error(`GET /api/beat: ${res.status}`);
+  return (await res.json()) as { ticks: { sent: number; release: string }[] };
 }
 
 async function postNote(url: string, title: string): Promise<void> {
