@@ -231,7 +231,9 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
 
   it("the SSH connection dropped in the middle of each step; the same step retried finishes the release and repeats nothing", async () => {
     const a = await artifact("fixed-migration"); // notes.0004_untitled_notes: a migration to run once
-    const backupsBefore = w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r3")).length;
+    const backupsBefore = w.aws
+      .listKeys(w.backupBucket)
+      .filter((k) => k.includes("before-r3") && k.endsWith(".dump")).length;
     await underLoad("drops", async (load) => {
       // fetch: dropped while the artifact downloads (the stand-in answers slowly).
       load.phase("fetch");
@@ -262,7 +264,7 @@ describe("faults on real hosts: the serving colour answers throughout, nothing i
       assert.deepEqual(backedUp.result, recorded, "the retry prints the backup the first run took");
       assert.match(await logOf(h0, backedUp), /already done for release r3 .*: not running it again/);
       assert.equal(
-        w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r3")).length,
+        w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r3") && k.endsWith(".dump")).length,
         backupsBefore + 1,
         "one backup for r3, not two",
       );

@@ -335,7 +335,10 @@ describe("release steps on real hosts", function () {
     await same(h0, w.values.migrate("r1", "blue"), first.migrate);
     assert.match(String(first.backup.takenAt), /^\d{4}-/, "lastBackup has what the restore runbook picks from");
     // Nothing ran again: still one backup of r1 in the bucket.
-    assert.equal(w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r1")).length, 1);
+    assert.equal(
+      w.aws.listKeys(w.backupBucket).filter((k) => k.includes("before-r1") && k.endsWith(".dump")).length,
+      1,
+    );
     // No record (a step that never ran here): the update fails and says why, on which host.
     const u = await w.update(h1, w.values.migrate("r1", "blue"));
     assert.notEqual(u.code, 0);
