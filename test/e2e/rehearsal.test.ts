@@ -2,7 +2,7 @@
 // Pulumi CLI and engine, with every remote command run over SSH on local hosts (see
 // test/rig/rehearsal.ts for what is real and what stands in).
 import * as assert from "assert";
-import { RehearsalResult, rehearse } from "../rig/scenario";
+import { PREVIEW_BUDGET, RehearsalResult, rehearse } from "../rig/scenario";
 
 function failedChecks(result: RehearsalResult): string[] {
   return result.steps.flatMap((s) =>
@@ -54,7 +54,7 @@ for (const stack of ["qa", "prod"]) {
 
     it("the preview of a release fits a PR comment and shows what will happen", () => {
       assert.ok(result.preview.length > 0);
-      assert.ok(result.preview.length < 20_000, `${result.preview.length} characters`);
+      assert.ok(result.preview.length < PREVIEW_BUDGET, `${result.preview.length} characters`);
       assert.match(result.preview, /notes\.0003_note_pinned/, "it names the release's migrations");
     });
 
