@@ -119,13 +119,16 @@ export interface BucketsArgs {
 /**
  * Artifacts (content-addressed release archives), backups (versioned, expiring) and media (the
  * site's uploads, shared by every host; versioned, so a backup's media manifest can name the
- * version of each object), with an optional replica of the backups in another region.
+ * version of each object), with optional replicas of the backups and media in another region.
  */
 export class Buckets extends pulumi.ComponentResource {
   readonly artifacts: SecureBucket;
   readonly backups: SecureBucket;
   readonly media: SecureBucket;
+  /** The backups' replica in `replicaRegion`. */
   readonly replica?: SecureBucket;
+  /** The media bucket's replica in `replicaRegion`. */
+  readonly mediaReplica?: SecureBucket;
 
   constructor(name: string, args: BucketsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("greenlight:buckets:Buckets", name, {}, opts);
@@ -189,17 +192,30 @@ export class Buckets extends pulumi.ComponentResource {
         { description: "greenlight backup replica", enableKeyRotation: true, deletionWindowInDays: 30 },
         { parent: this, provider },
       );
-      this.replica = new SecureBucket(
-        `${name}-backups-replica`,
+      const replicaOf = (which: string, lifecycle: aws.types.input.s3.BucketLifecycleConfigurationRule[]) =>
+        new SecureBucket(
+          `${name}-${which}-replica`,
+          { kmsKeyArn: replicaKey.arn, versioned: true, forceDestroy: !args.protect, lifecycle, provider },
+          parent,
+        );
+      this.replica = replicaOf("backups", [
+        { id: "expire-backups", status: "Enabled", filter: {}, expiration: { days } },
+      ]);
+      // Deletes are not replicated, so every upload stays current here; a version replaced in
+      // the source is kept as long as the source keeps it, so any kept backup's manifest
+      // (its version ids, which replication preserves) can be restored from the replica.
+      this.mediaReplica = replicaOf("media", [
         {
-          kmsKeyArn: replicaKey.arn,
-          versioned: true,
-          forceDestroy: !args.protect,
-          lifecycle: [{ id: "expire-backups", status: "Enabled", filter: {}, expiration: { days } }],
-          provider,
+          id: "expire-replaced-media",
+          status: "Enabled",
+          filter: {},
+          noncurrentVersionExpiration: { noncurrentDays: days },
         },
-        parent,
-      );
+      ]);
+      const pairs = [
+        { which: "backups", source: this.backups, replica: this.replica },
+        { which: "media", source: this.media, replica: this.mediaReplica },
+      ];
       const role = new aws.iam.Role(
         `${name}-replication`,
         {
@@ -210,7 +226,9 @@ export class Buckets extends pulumi.ComponentResource {
         },
         parent,
       );
-      new aws.iam.RolePolicy(
+      // Exactly the two sources and their replicas. No s3:ReplicateDelete: neither rule
+      // replicates delete markers, so a delete in a source never reaches its offsite copy.
+      const policy = new aws.iam.RolePolicy(
         `${name}-replication`,
         {
           role: role.id,
@@ -220,17 +238,17 @@ export class Buckets extends pulumi.ComponentResource {
               {
                 Effect: "Allow",
                 Action: ["s3:GetReplicationConfiguration", "s3:ListBucket"],
-                Resource: this.backups.arn,
+                Resource: pairs.map((p) => p.source.arn),
               },
               {
                 Effect: "Allow",
                 Action: ["s3:GetObjectVersionForReplication", "s3:GetObjectVersionAcl", "s3:GetObjectVersionTagging"],
-                Resource: pulumi.interpolate`${this.backups.arn}/*`,
+                Resource: pairs.map((p) => pulumi.interpolate`${p.source.arn}/*`),
               },
               {
                 Effect: "Allow",
-                Action: ["s3:ReplicateObject", "s3:ReplicateDelete", "s3:ReplicateTags"],
-                Resource: pulumi.interpolate`${this.replica.arn}/*`,
+                Action: ["s3:ReplicateObject", "s3:ReplicateTags"],
+                Resource: pairs.map((p) => pulumi.interpolate`${p.replica.arn}/*`),
               },
               { Effect: "Allow", Action: ["kms:Decrypt"], Resource: args.kmsKeyArn },
               { Effect: "Allow", Action: ["kms:Encrypt", "kms:GenerateDataKey"], Resource: replicaKey.arn },
@@ -239,27 +257,27 @@ export class Buckets extends pulumi.ComponentResource {
         },
         parent,
       );
-      new aws.s3.BucketReplicationConfig(
-        `${name}-backups-replication`,
-        {
-          bucket: this.backups.bucket.id,
-          role: role.arn,
-          rules: [
-            {
-              id: "replicate-backups",
-              status: "Enabled",
-              filter: {},
-              deleteMarkerReplication: { status: "Disabled" },
-              sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: "Enabled" } },
-              destination: {
-                bucket: this.replica.arn,
-                encryptionConfiguration: { replicaKmsKeyId: replicaKey.arn },
+      for (const { which, source, replica } of pairs) {
+        new aws.s3.BucketReplicationConfig(
+          `${name}-${which}-replication`,
+          {
+            bucket: source.bucket.id,
+            role: role.arn,
+            rules: [
+              {
+                id: `replicate-${which}`,
+                status: "Enabled",
+                filter: {},
+                deleteMarkerReplication: { status: "Disabled" },
+                sourceSelectionCriteria: { sseKmsEncryptedObjects: { status: "Enabled" } },
+                destination: { bucket: replica.arn, encryptionConfiguration: { replicaKmsKeyId: replicaKey.arn } },
               },
-            },
-          ],
-        },
-        { parent: this, dependsOn: [this.backups.versioning!, this.replica.versioning!] },
-      );
+            ],
+          },
+          // A version written before the role may act fails to replicate, and S3 never retries it.
+          { parent: this, dependsOn: [source.versioning!, replica.versioning!, policy] },
+        );
+      }
     }
 
     this.registerOutputs({
@@ -267,6 +285,7 @@ export class Buckets extends pulumi.ComponentResource {
       backupBucket: this.backups.name,
       mediaBucket: this.media.name,
       replicaBucket: this.replica?.name,
+      mediaReplicaBucket: this.mediaReplica?.name,
     });
   }
 }

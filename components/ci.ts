@@ -28,7 +28,7 @@ export interface CiAccessArgs {
   stateKeyPrefix?: string;
   /** /<project>/<stack>/ : the SSM path the deploy role may write. */
   parameterPath: string;
-  /** The stack's region, and any other region it creates resources in (the backup replica). */
+  /** The stack's region, and any other region it creates resources in (the backup and media replicas). */
   region: string;
   extraRegions?: string[];
   /** The environment's KMS key: the only key the deploy role may encrypt and decrypt with. */

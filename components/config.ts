@@ -340,7 +340,7 @@ export const CONFIG_SCHEMA = {
   ),
   backupRetentionDays: int("Days the backup bucket keeps each pre-migration backup.", 30, 1, 3650),
   backupReplicaRegion: optionalStr(
-    "Replicate the backup bucket to this region.",
+    "Replicate the backup and media buckets to this region (deletes are not replicated).",
     "an AWS region (aws partition) other than aws:region, such as eu-central-1",
     isRegion,
   ),

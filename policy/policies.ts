@@ -528,10 +528,11 @@ export const s3BucketTlsOnly = bucketCompanionPolicy(
 );
 
 /**
- * The media bucket (the site's uploads, a `<name>-media` bucket): versioned, so each backup's
- * media manifest can name the version of every upload and a restore can put it back, and no
+ * The media bucket (the site's uploads, a `<name>-media` bucket) and its offsite replica
+ * (`<name>-media-replica`, with backupReplicaRegion): versioned, so each backup's media manifest
+ * can name the version of every upload and a restore can put it back, from either, and no
  * lifecycle rule that expires current objects (uploads are the users' data; replaced versions may
- * expire). Its public access block, encryption and TLS-only policy are the rules above, as for
+ * expire). Their public access block, encryption and TLS-only policy are the rules above, as for
  * every bucket.
  */
 const VERSIONING_TYPES = ["aws:s3/bucketVersioning:BucketVersioning", "aws:s3/bucketVersioningV2:BucketVersioningV2"];
@@ -539,11 +540,11 @@ const LIFECYCLE_TYPES = [
   "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
   "aws:s3/bucketLifecycleConfigurationV2:BucketLifecycleConfigurationV2",
 ];
-const isMediaBucket = (b: PolicyResource) => /-media$/.test(b.name);
+const isMediaBucket = (b: PolicyResource) => /-media(-replica)?$/.test(b.name);
 export const s3MediaBucketVersioned: StackValidationPolicy = {
   name: "s3-media-bucket-versioned",
   description:
-    "The media bucket (<name>-media) is versioned and no lifecycle rule expires its current objects: backups name upload versions.",
+    "The media bucket (<name>-media) and its replica (<name>-media-replica) are versioned and no lifecycle rule expires their current objects: backups name upload versions.",
   enforcementLevel: "mandatory",
   severity: "high",
   validateStack: (args, report) => {

@@ -457,6 +457,41 @@ describe("policy pack: the rules", () => {
         assert.match(expiring.violations[0]?.message ?? "", /lifecycle rule tidy expires uploads/);
       });
 
+      it("s3-media-bucket-versioned: the media replica too (it keeps what a backup's manifest names)", async () => {
+        const ok = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("prod-buckets-media", "known"),
+          versioning("prod-buckets-media", "Enabled"),
+          ...bucketSet("prod-buckets-media-replica", "known"),
+          versioning("prod-buckets-media-replica", "Enabled"),
+          lifecycle("prod-buckets-media-replica", [{ ...keepRule, expiration: undefined }]),
+        ]);
+        assert.deepEqual(ok.violations, []);
+        const bad = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("prod-buckets-media", "known"),
+          versioning("prod-buckets-media", "Enabled"),
+          ...bucketSet("prod-buckets-media-replica", "known"),
+          lifecycle("prod-buckets-media-replica", [
+            { id: "expire-copies", status: "Enabled", expiration: { days: 90 } },
+          ]),
+        ]);
+        assert.deepEqual(
+          bad.violations.map((v) => v.message.replace(/ \(expiration.*/, "")),
+          [
+            'bucket prod-buckets-media-replica: no BucketVersioning with status "Enabled" points at it',
+            "bucket prod-buckets-media-replica: lifecycle rule expire-copies expires uploads",
+          ],
+        );
+        const backupsReplica = await stack(P.s3MediaBucketVersioned, [
+          ...bucketSet("prod-buckets-media", "known"),
+          versioning("prod-buckets-media", "Enabled"),
+          ...bucketSet("prod-buckets-backups-replica", "known"),
+          lifecycle("prod-buckets-backups-replica", [
+            { id: "expire-backups", status: "Enabled", expiration: { days: 90 } },
+          ]),
+        ]);
+        assert.deepEqual(backupsReplica.violations, [], "the backups' replica expires its dumps");
+      });
+
       it("s3-media-bucket-versioned: only the media bucket (other buckets may expire objects); none is not applicable", async () => {
         const other = await stack(P.s3MediaBucketVersioned, [
           ...bucketSet("qa-buckets-media", "known"),

@@ -31,6 +31,8 @@ const T = {
   rolePolicy: "aws:iam/rolePolicy:RolePolicy",
   password: "random:index/randomPassword:RandomPassword",
   kms: "aws:kms/key:Key",
+  role: "aws:iam/role:Role",
+  replication: "aws:s3/bucketReplicationConfig:BucketReplicationConfig",
 };
 
 const runs = new Map<string, Promise<ProgramRun>>();
@@ -318,7 +320,7 @@ describe("environment under mocks", function () {
     it("every bucket blocks public access, encrypts with KMS and refuses plain HTTP", async () => {
       const run = await evaluate("prod", { backupReplicaRegion: "eu-central-1" });
       const buckets = ofType(run, T.bucket);
-      assert.equal(buckets.length, 4, "artifacts, backups, media and the replica");
+      assert.equal(buckets.length, 5, "artifacts, backups, media and their two replicas");
       for (const b of buckets) {
         const pab = ofType(run, T.pab).find((p) => p.name === `${b.name}-public-access`);
         assert.ok(pab, `${b.name} has a public access block`);
@@ -343,6 +345,153 @@ describe("environment under mocks", function () {
       assert.equal(rules.find((r: { id: string }) => r.id === "expire-backups").expiration.days, 90);
       for (const b of ofType(run, T.bucket)) assert.equal(inputs(b).forceDestroy, false);
       for (const b of ofType(await stackRun("qa"), T.bucket)) assert.equal(inputs(b).forceDestroy, true);
+    });
+  });
+
+  describe("offsite replicas (backupReplicaRegion)", () => {
+    let run: Promise<ProgramRun> | undefined;
+    const replicated = () => (run ??= evaluate("prod", { backupReplicaRegion: "eu-central-1" }));
+    const find = (run: ProgramRun, type: string, name: string) => {
+      const r = run.resources.find((x) => x.type === type && x.name === name);
+      assert.ok(r?.state, `${type} ${name}`);
+      return r;
+    };
+    const arnOf = (run: ProgramRun, name: string, type = T.bucket) => String(find(run, type, name).state!.arn);
+
+    it("exist only with backupReplicaRegion: a replica of the backups and one of media", async () => {
+      for (const stack of ["qa", "prod"]) {
+        const run = await stackRun(stack);
+        assert.deepEqual(
+          run.resources.filter((r) => /replica|replication/.test(r.name)).map((r) => r.name),
+          [],
+          `${stack} has no replica without backupReplicaRegion`,
+        );
+      }
+      const run = await replicated();
+      assert.deepEqual(
+        ofType(run, T.bucket)
+          .map((b) => b.name)
+          .filter((n) => n.endsWith("-replica"))
+          .sort(),
+        ["prod-buckets-backups-replica", "prod-buckets-media-replica"],
+      );
+      assert.deepEqual(
+        ofType(run, T.replication)
+          .map((r) => r.name)
+          .sort(),
+        ["prod-buckets-backups-replication", "prod-buckets-media-replication"],
+      );
+    });
+
+    it("the media replica: versioned, the replica region's key, replaced versions kept as long as the source keeps them", async () => {
+      const run = await replicated();
+      const key = arnOf(run, "prod-buckets-replica-key", T.kms);
+      assert.notEqual(key, arnOf(run, "prod-secrets-key", T.kms));
+      assert.equal(inputs(byName(run, "prod-buckets-replica-region")).region, "eu-central-1");
+      assert.equal(
+        inputs(byName(run, "prod-buckets-media-replica-versioning")).versioningConfiguration.status,
+        "Enabled",
+      );
+      const sse = inputs(byName(run, "prod-buckets-media-replica-sse")).rules[0];
+      assert.deepEqual(sse.applyServerSideEncryptionByDefault, { sseAlgorithm: "aws:kms", kmsMasterKeyId: key });
+      const rule = (bucket: string, id: string) =>
+        inputs(byName(run, `${bucket}-lifecycle`)).rules.find((r: { id: string }) => r.id === id);
+      const source = rule("prod-buckets-media", "expire-replaced-media");
+      const replica = rule("prod-buckets-media-replica", "expire-replaced-media");
+      assert.equal(
+        replica.noncurrentVersionExpiration.noncurrentDays,
+        source.noncurrentVersionExpiration.noncurrentDays,
+      );
+      assert.equal(replica.noncurrentVersionExpiration.noncurrentDays, 90);
+      assert.equal(replica.expiration, undefined, "an upload's offsite copy never expires");
+      assert.equal(
+        inputs(find(run, T.bucket, "prod-buckets-media-replica")).forceDestroy,
+        false,
+        "prod keeps it on destroy",
+      );
+    });
+
+    it("media replicates every object, KMS-encrypted ones with the replica's key; a delete never reaches the copy", async () => {
+      const run = await replicated();
+      for (const which of ["backups", "media"]) {
+        const config = find(run, T.replication, `prod-buckets-${which}-replication`);
+        const c = inputs(config);
+        assert.equal(c.bucket, `prod-buckets-${which}-id`);
+        assert.equal(c.role, arnOf(run, "prod-buckets-replication", T.role));
+        assert.equal(c.rules.length, 1);
+        const [r] = c.rules;
+        assert.equal(r.id, `replicate-${which}`);
+        assert.equal(r.status, "Enabled");
+        assert.deepEqual(r.filter, {}, "every object");
+        assert.deepEqual(r.deleteMarkerReplication, { status: "Disabled" });
+        assert.deepEqual(r.sourceSelectionCriteria, { sseKmsEncryptedObjects: { status: "Enabled" } });
+        assert.deepEqual(r.destination, {
+          bucket: arnOf(run, `prod-buckets-${which}-replica`),
+          encryptionConfiguration: { replicaKmsKeyId: arnOf(run, "prod-buckets-replica-key", T.kms) },
+        });
+        const after = config.options.dependencies;
+        for (const dep of [`prod-buckets-${which}-versioning`, `prod-buckets-${which}-replica-versioning`]) {
+          assert.ok(
+            after.some((u) => u.endsWith(`::${dep}`)),
+            `${which}: after ${dep}`,
+          );
+        }
+        assert.ok(
+          after.some((u) => u.endsWith("aws:iam/rolePolicy:RolePolicy::prod-buckets-replication")),
+          `${which}: after the role's policy`,
+        );
+      }
+    });
+
+    it("the replication role's policy names exactly the two sources, the two replicas and the two keys", async () => {
+      const run = await replicated();
+      const policy = inputs(find(run, T.rolePolicy, "prod-buckets-replication"));
+      assert.equal(policy.role, "prod-buckets-replication-id");
+      const doc = JSON.parse(policy.policy);
+      const [backups, media, backupsReplica, mediaReplica] = [
+        "backups",
+        "media",
+        "backups-replica",
+        "media-replica",
+      ].map((b) => arnOf(run, `prod-buckets-${b}`));
+      const on = (action: string) =>
+        doc.Statement.filter((s: { Action: string[] }) => s.Action.includes(action))
+          .flatMap((s: { Resource: string | string[] }) => [s.Resource].flat())
+          .sort();
+      for (const action of ["s3:GetReplicationConfiguration", "s3:ListBucket"])
+        assert.deepEqual(on(action), [backups, media].sort(), action);
+      for (const action of [
+        "s3:GetObjectVersionForReplication",
+        "s3:GetObjectVersionAcl",
+        "s3:GetObjectVersionTagging",
+      ])
+        assert.deepEqual(on(action), [`${backups}/*`, `${media}/*`].sort(), action);
+      for (const action of ["s3:ReplicateObject", "s3:ReplicateTags"])
+        assert.deepEqual(on(action), [`${backupsReplica}/*`, `${mediaReplica}/*`].sort(), action);
+      assert.deepEqual(on("kms:Decrypt"), [arnOf(run, "prod-secrets-key", T.kms)]);
+      for (const action of ["kms:Encrypt", "kms:GenerateDataKey"])
+        assert.deepEqual(on(action), [arnOf(run, "prod-buckets-replica-key", T.kms)], action);
+      assert.deepEqual(
+        doc.Statement.flatMap((s: { Action: string[] }) => s.Action).sort(),
+        [
+          "kms:Decrypt",
+          "kms:Encrypt",
+          "kms:GenerateDataKey",
+          "s3:GetObjectVersionAcl",
+          "s3:GetObjectVersionForReplication",
+          "s3:GetObjectVersionTagging",
+          "s3:GetReplicationConfiguration",
+          "s3:ListBucket",
+          "s3:ReplicateObject",
+          "s3:ReplicateTags",
+        ],
+        "nothing more; no s3:ReplicateDelete, since no rule replicates delete markers",
+      );
+      for (const s of doc.Statement) {
+        assert.equal(s.Effect, "Allow");
+        assert.equal(s.Condition, undefined);
+        for (const r of [s.Resource].flat()) assert.ok(!/\*$/.test(r) || /^arn:aws:s3:::[^*]+\/\*$/.test(r), r);
+      }
     });
   });
 

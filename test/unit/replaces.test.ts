@@ -9,9 +9,9 @@ describe("the rehearsal's aws stand-in knows what replaces every resource the pr
   this.timeout(120_000);
   for (const [stack, overrides] of [
     ["qa", {}],
-    ["prod", { redis: "on" }],
+    ["prod", { redis: "on", backupReplicaRegion: "eu-central-1" }],
   ] as const) {
-    it(`${stack}${"redis" in overrides ? " (with Redis)" : ""}`, async () => {
+    it(`${stack}${"redis" in overrides ? " (with Redis and the backup replica region)" : ""}`, async () => {
       const run = await evaluate(stack, overrides);
       const types = [...new Set(run.resources.filter((r) => r.custom && r.type.startsWith("aws:")).map((r) => r.type))];
       assert.ok(
