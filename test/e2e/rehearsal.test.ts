@@ -20,12 +20,12 @@ for (const stack of ["qa", "prod"]) {
       result = await rehearse({ stack, log: (l) => lines.push(l) });
     });
 
-    it("provision, release, cutover under reads and writes, a non-release update, rollback, (qa: an unsafe release refused,) failed migration, fixed release, cleanup (qa: a maintenance release, a restore)", () => {
+    it("provision, release, cutover under reads and writes, a non-release update, rollback, (qa: an unsafe release refused,) failed migration, fixed release, cleanup, (qa: a maintenance release,) a restore with its media", () => {
       assert.deepEqual(failedChecks(result), [], lines.join("\n"));
-      assert.equal(result.steps.length, stack === "qa" ? 12 : 8);
+      assert.equal(result.steps.length, stack === "qa" ? 12 : 9);
       assert.ok(result.ok);
-      // qa ends with the restore and the rollback to r4 that goes with it; prod with the fixed release r4.
-      assert.equal(result.outputs.liveRelease, "r4");
+      // Both end with the restore and the rollback that goes with it: qa to r4 (behind r5), prod to r1.
+      assert.equal(result.outputs.liveRelease, stack === "qa" ? "r4" : "r1");
       assert.ok(lines.some((l) => l.includes("stopped every process")));
     });
 
@@ -70,19 +70,22 @@ for (const stack of ["qa", "prod"]) {
         assert.match(Object.values(unsafe.up.errors).join("\n"), /notes\.0004_note_priority, operation 1 AddField/);
       });
 
-    if (stack === "qa")
-      it("a restore requested through config runs once, under maintenance mode, and leaves the backup's data", () => {
-        const restore = result.steps.find((s) => s.name === "restore");
-        assert.ok(restore, "the scenario has the step");
-        assert.deepEqual(
-          restore.checks.filter((c) => !c.ok),
-          [],
-        );
-        assert.ok(restore.up?.ok);
-        assert.deepEqual(
-          restore.up.commands.filter((c) => c.endsWith("-restore")),
-          ["qa-release-restore"],
-        );
-      });
+    it("a restore requested through config runs once, under maintenance mode, and leaves the backup's data and media", () => {
+      const restore = result.steps.find((s) => s.name === "restore");
+      assert.ok(restore, "the scenario has the step");
+      assert.deepEqual(
+        restore.checks.filter((c) => !c.ok),
+        [],
+      );
+      assert.ok(
+        restore.checks.some((c) => /upload made after the backup is gone/.test(c.what)),
+        "it checked the media restore",
+      );
+      assert.ok(restore.up?.ok);
+      assert.deepEqual(
+        restore.up.commands.filter((c) => c.endsWith("-restore")),
+        [`${stack}-release-restore`],
+      );
+    });
   });
 }

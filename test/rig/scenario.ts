@@ -216,6 +216,14 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
     }
     return { ok: true, why: "" };
   };
+  /** GETs `url` through the load balancer 2 x hosts times: every one a 404 (no host serves it). */
+  const goneEverywhere = async (url: string, hosts: number) => {
+    for (let i = 0; i < 2 * hosts; i++) {
+      const a = await getThrough(r.albUrl()!, url).catch((e: Error) => ({ status: 0, body: e.message }));
+      if (a.status !== 404) return { ok: false, why: `GET ${url}: ${a.status} ${a.body.slice(0, 80)}` };
+    }
+    return { ok: true, why: "" };
+  };
 
   /** Enqueued tasks (through the load balancer), by the step that enqueued them. */
   const enqueued: string[] = [];
@@ -643,124 +651,165 @@ export async function rehearse(opts: { stack: string; log?: (line: string) => vo
           check(s, "the load balancer serves r5", (await servedRelease()) === "r5");
         },
       );
-    if (opts.stack === "qa")
-      await step(
-        "restore",
-        "the backup taken before r4, through config, with a rollback to r4 (its schema): 503 with Retry-After meanwhile, then the backup's data",
-        async (s) => {
-          const fs = await import("fs");
-          const { writeConfig } = await import("../../scripts/cli/lib/stack");
-          // As the README's runbook does: pick the key from the backups output.
-          const outputs = r.outputs();
-          const bucket = String(outputs.backupBucket);
-          const key = (outputs.backups as Record<string, { key?: string }> | undefined)?.green?.key ?? "";
-          check(s, "the backups output names the backup taken before r4 (green)", /-before-r4\.dump$/.test(key), key);
-          const m = mixedLoad("config", { listener: "rollback" });
-          fs.writeFileSync(r.stackFile, writeConfig(fs.readFileSync(r.stackFile, "utf8"), { restoreBackup: key }));
-          log(`   $ pulumi config set restoreBackup ${key} (in ${r.stackFile})`);
-          // The release that matches the restored schema (r5's column is not in the backup).
-          const back = await r.rollback();
-          check(s, "npm run rollback goes back to r4 (green)", back.to === "green" && back.release === "r4", back.text);
-          // Writes the restore discards: acknowledged after the backup was taken (by r5 too).
-          for (let i = 0; i < 300 && m.load.acknowledged().filter((a) => a.op === "create").length < 5; i++)
-            await new Promise((res) => setTimeout(res, 100));
-          let page: Answer | undefined;
-          const u = await up(s, (name, type) => {
-            m.onStep(name, type);
-            const p = phaseOf(name, type);
-            if (p === "restore" && !page) void answer(r.albUrl()!, "/").then((a) => (page = a));
-            // The listener moves once the restore is done: the rows the load created are gone.
-            if (p === "cutover") m.load.forget();
-          });
-          m.phase("after");
-          await settle(m.load);
-          await finish(s, m, { window: true, closed: ["restore", "rollback"] });
-          // Every write it acknowledged, up to its last (the load has stopped).
-          const wrote = m.load.acknowledged();
-          check(s, "pulumi up succeeds", u.ok, u.error);
-          check(
-            s,
-            "the restore ran once, inside maintenance mode on every host; nothing else ran",
-            commandsOf(u, /-restore$/).length === 1 &&
-              commandsOf(u, /-maintenance-on-\d+$/).length > 0 &&
-              commandsOf(u, /-maintenance-off-\d+$/).length > 0 &&
-              u.commands.every((c) => /-(restore|maintenance-(on|off)-\d+)$/.test(c)),
-            u.commands.join(" "),
-          );
-          check(
-            s,
-            "a visitor got the maintenance page while it restored: 503, Retry-After",
-            page?.status === 503 && !!page.retryAfter,
-            page ? `${page.status} retry-after ${page.retryAfter}` : "no answer",
-          );
-          const result = JSON.parse(
-            String((await r.resource(`${opts.stack}-release-restore`))?.outputs.stdout ?? "{}"),
-          ) as { restored?: string; safetyBackup?: { key?: string } };
-          check(s, "the step reports the key it restored", result.restored === key, JSON.stringify(result));
-          // The data is the backup's: each of its notes as it was, and no other but those written after.
-          const backup = r.backupRows(bucket, key, "notes_note").map((x) => `${x.id}\t${x.title}`);
-          const live = (await r.sql("select id || E'\\t' || title from notes_note order by id")).trim().split("\n");
-          const after = new Set(
-            wrote.filter((a) => ["rollback", "maintenance off", "after"].includes(a.phase)).map((a) => a.title),
-          );
-          const liveSet = new Set(live);
-          check(
-            s,
-            `every note of the backup is back as it was (${backup.length})`,
-            backup.length > 0 && backup.every((row) => liveSet.has(row)),
-          );
-          const others = live.filter((row) => !backup.includes(row));
-          check(
-            s,
-            `and the only other notes are the ${others.length} written after the restore`,
-            others.every((row) => after.has(row.slice(row.indexOf("\t") + 1))),
-            others.slice(0, 3).join(" | "),
-          );
-          // Every write acknowledged before the window (creates and updates): gone from the
-          // database, and each note in the safety backup as its last acknowledged write left it.
-          const before = wrote.filter((a) => !after.has(a.title));
-          const titles = new Set(live.map((row) => row.slice(row.indexOf("\t") + 1)));
-          check(
-            s,
-            `the ${before.length} writes made after the backup are gone from the database`,
-            before.some((a) => a.op === "create") && before.every((a) => !titles.has(a.title)),
-          );
-          const safety = result.safetyBackup?.key ?? "";
-          const kept = new Map(
-            (/-before-restore\.dump$/.test(safety) ? r.backupRows(bucket, safety, "notes_note") : []).map(
-              (x) => [Number(x.id), x.title] as const,
-            ),
-          );
-          const lost = before.filter(
-            (a) => a.id !== undefined && !before.some((b) => b.id === a.id && b.title === kept.get(a.id!)),
-          );
-          check(
-            s,
-            "and each of them is in the safety backup taken before the restore, as its last write left it",
-            kept.size > 0 && lost.length === 0,
-            `${safety}${
-              lost.length
-                ? `; missing: ${lost
-                    .slice(0, 3)
-                    .map((a) => `${a.id} ${a.title}`)
-                    .join(", ")}`
-                : ""
-            }`,
-          );
+    // qa restores behind r5 (live on blue) and rolls back to r4 (green), whose schema the backup
+    // has; prod, whose r4 is live on green, rolls back to r1 (blue), which runs on that schema too.
+    const back = opts.stack === "qa" ? { colour: "green", release: "r4" } : { colour: "blue", release: "r1" };
+    await step(
+      "restore",
+      `the backup taken before r4, through config, with a rollback to ${back.release} (${back.colour}): 503 with Retry-After meanwhile, then the backup's data and media`,
+      async (s) => {
+        const fs = await import("fs");
+        const { writeConfig } = await import("../../scripts/cli/lib/stack");
+        // As the README's runbook does: pick the key from the backups output.
+        const outputs = r.outputs();
+        const bucket = String(outputs.backupBucket);
+        const hosts = (outputs.hosts as unknown[] | undefined)?.length ?? 1;
+        const redis = !!outputs.redisEndpoint;
+        const key = (outputs.backups as Record<string, { key?: string }> | undefined)?.green?.key ?? "";
+        check(s, "the backups output names the backup taken before r4 (green)", /-before-r4\.dump$/.test(key), key);
+        // An upload made after that backup: the media restore takes it away again.
+        const later = await postUpload(r.albUrl()!, "after-the-backup.txt", UPLOADED);
+        const m = mixedLoad("config", { listener: "rollback" });
+        fs.writeFileSync(r.stackFile, writeConfig(fs.readFileSync(r.stackFile, "utf8"), { restoreBackup: key }));
+        log(`   $ pulumi config set restoreBackup ${key} (in ${r.stackFile})`);
+        // The release that matches the restored schema.
+        const rolled = await r.rollback();
+        check(
+          s,
+          `npm run rollback goes back to ${back.release} (${back.colour})`,
+          rolled.to === back.colour && rolled.release === back.release,
+          rolled.text,
+        );
+        // Writes the restore discards: acknowledged after the backup was taken (by r5 too).
+        for (let i = 0; i < 300 && m.load.acknowledged().filter((a) => a.op === "create").length < 5; i++)
+          await new Promise((res) => setTimeout(res, 100));
+        let page: Answer | undefined;
+        const u = await up(s, (name, type) => {
+          m.onStep(name, type);
+          const p = phaseOf(name, type);
+          if (p === "restore" && !page) void answer(r.albUrl()!, "/").then((a) => (page = a));
+          // The listener moves once the restore is done: the rows the load created are gone.
+          if (p === "cutover") m.load.forget();
+        });
+        m.phase("after");
+        await settle(m.load);
+        await finish(s, m, { window: true, closed: ["restore", "rollback"] });
+        // Every write it acknowledged, up to its last (the load has stopped).
+        const wrote = m.load.acknowledged();
+        check(s, "pulumi up succeeds", u.ok, u.error);
+        // With Redis the workers follow the listener back, as in any rollback.
+        const allowed = redis
+          ? /-(restore|maintenance-(on|off)-\d+|workers-(stop|start)-\d+)$/
+          : /-(restore|maintenance-(on|off)-\d+)$/;
+        check(
+          s,
+          `the restore ran once, inside maintenance mode on every host; nothing else ran${redis ? " but the workers' stop and start" : ""}`,
+          commandsOf(u, /-restore$/).length === 1 &&
+            commandsOf(u, /-maintenance-on-\d+$/).length === hosts &&
+            commandsOf(u, /-maintenance-off-\d+$/).length === hosts &&
+            u.commands.every((c) => allowed.test(c)),
+          u.commands.join(" "),
+        );
+        check(
+          s,
+          "a visitor got the maintenance page while it restored: 503, Retry-After",
+          page?.status === 503 && !!page.retryAfter,
+          page ? `${page.status} retry-after ${page.retryAfter}` : "no answer",
+        );
+        const result = JSON.parse(
+          String((await r.resource(`${opts.stack}-release-restore`))?.outputs.stdout ?? "{}"),
+        ) as {
+          restored?: string;
+          safetyBackup?: { key?: string };
+          media?: { manifest?: string; removed?: number };
+        };
+        check(s, "the step reports the key it restored", result.restored === key, JSON.stringify(result));
+        check(
+          s,
+          "and the media state its manifest names, removing what was uploaded since",
+          result.media?.manifest === key.replace(/\.dump$/, ".media.json") && (result.media?.removed ?? 0) >= 1,
+          JSON.stringify(result.media),
+        );
+        const kept = await servedEverywhere(upload.url, hosts);
+        check(s, `r1's upload, in the backup, is served by every host (${hosts})`, kept.ok, kept.why);
+        const gone = await goneEverywhere(later.url, hosts);
+        check(s, "the upload made after the backup is gone: a 404 on every host", gone.ok, gone.why);
+        // The data is the backup's: each of its notes as it was, and no other but those written after.
+        const backup = r.backupRows(bucket, key, "notes_note").map((x) => `${x.id}\t${x.title}`);
+        const live = (await r.sql("select id || E'\\t' || title from notes_note order by id")).trim().split("\n");
+        const after = new Set(
+          wrote.filter((a) => ["rollback", "maintenance off", "after"].includes(a.phase)).map((a) => a.title),
+        );
+        const liveSet = new Set(live);
+        check(
+          s,
+          `every note of the backup is back as it was (${backup.length})`,
+          backup.length > 0 && backup.every((row) => liveSet.has(row)),
+        );
+        const others = live.filter((row) => !backup.includes(row));
+        check(
+          s,
+          `and the only other notes are the ${others.length} written after the restore`,
+          others.every((row) => after.has(row.slice(row.indexOf("\t") + 1))),
+          others.slice(0, 3).join(" | "),
+        );
+        // Every write acknowledged before the window (creates and updates): gone from the
+        // database, and each note in the safety backup as its last acknowledged write left it.
+        const before = wrote.filter((a) => !after.has(a.title));
+        const titles = new Set(live.map((row) => row.slice(row.indexOf("\t") + 1)));
+        check(
+          s,
+          `the ${before.length} writes made after the backup are gone from the database`,
+          before.some((a) => a.op === "create") && before.every((a) => !titles.has(a.title)),
+        );
+        const safety = result.safetyBackup?.key ?? "";
+        const saved = new Map(
+          (/-before-restore\.dump$/.test(safety) ? r.backupRows(bucket, safety, "notes_note") : []).map(
+            (x) => [Number(x.id), x.title] as const,
+          ),
+        );
+        const lost = before.filter(
+          (a) => a.id !== undefined && !before.some((b) => b.id === a.id && b.title === saved.get(a.id!)),
+        );
+        check(
+          s,
+          "and each of them is in the safety backup taken before the restore, as its last write left it",
+          saved.size > 0 && lost.length === 0,
+          `${safety}${
+            lost.length
+              ? `; missing: ${lost
+                  .slice(0, 3)
+                  .map((a) => `${a.id} ${a.title}`)
+                  .join(", ")}`
+              : ""
+          }`,
+        );
+        if (opts.stack === "qa") {
           const schema = await r.sql(
             "select count(*) from information_schema.columns where table_name = 'notes_note' and column_name = 'rank'",
           );
           check(s, "the schema is the backup's too: r5's column is gone", schema.trim() === "0", schema.trim());
-          check(s, "the load balancer serves r4", (await servedRelease()) === "r4");
-        },
-      );
+        } else {
+          const applied = await r.sql(
+            "select count(*) from django_migrations where app = 'notes' and name = '0004_untitled_notes'",
+          );
+          check(
+            s,
+            "the schema is the backup's too: r4's migration 0004_untitled_notes is not applied",
+            applied.trim() === "0",
+            applied.trim(),
+          );
+        }
+        check(s, `the load balancer serves ${back.release}`, (await servedRelease()) === back.release);
+      },
+    );
   } finally {
     const outputs = r.outputs();
     await r.stop();
     log(`\n${stamp()} stopped every process and removed the work directory`);
     printSummary(log, steps, outputs);
     const ok =
-      steps.length === (opts.stack === "qa" ? 12 : 8) &&
+      steps.length === (opts.stack === "qa" ? 12 : 9) &&
       steps.every((s) => s.checks.length > 0 && s.checks.every((c) => c.ok));
     log(`\nrehearsal ${ok ? "passed" : "FAILED"} in ${seconds(Date.now() - begun)}`);
     result = { ok, stack: opts.stack, steps, outputs, preview: previewText };
