@@ -26,7 +26,7 @@
 #
 # A host whose processes already run the release changes nothing (stop and start are no-ops).
 # Prints {"mode":...,"host":...,"release":...,"worker":...,"beat":...,"seconds":...}
-# (stop and off: what they stopped).
+# (stop and off: what they stopped; off: whether the record named its slot and release, "matched").
 #
 # Values: GL_APP GL_MODE (stop|start|off); for start and off: GL_SLOT GL_RELEASE;
 # for start: [GL_BEAT=1: this host runs beat].
@@ -119,17 +119,17 @@ case $GL_MODE in
       why="no record, background points at ${current:-nothing}"
     fi
     stopped=()
-    changed=false
+    matched=false
     if ((mine)); then
-      changed=true
+      matched=true
       rm -f -- "$record"
       stop_all stopped
       log "off for $GL_SLOT release $GL_RELEASE ($why): stopped ${stopped[*]:-nothing}, no record"
     else
       log "off for $GL_SLOT release $GL_RELEASE: $why, not this one: nothing changed"
     fi
-    printf '{"mode":"off","host":"%s","release":"%s","stopped":"%s","changed":%s,"seconds":%s}\n' \
-      "$(hostname)" "$GL_RELEASE" "${stopped[*]}" "$changed" "$((SECONDS - started))"
+    printf '{"mode":"off","host":"%s","release":"%s","stopped":"%s","matched":%s,"seconds":%s}\n' \
+      "$(hostname)" "$GL_RELEASE" "${stopped[*]}" "$matched" "$((SECONDS - started))"
     exit 0
     ;;
   start)
