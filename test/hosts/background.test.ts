@@ -354,13 +354,17 @@ describe("background work on real hosts: Celery worker and beat across a release
     assert.equal(await state(h0, "beat"), "RUNNING");
     assert.equal(await state(h1, "beat"), "STOPPED", "one beat per environment, after a reboot too");
     // The slots came back by themselves (autostart); a task through the site runs once on r1.
-    await until("the load balancer serving r1 again", async () => {
-      try {
-        return (await lbServes()) === "r1";
-      } catch {
-        return false;
-      }
-    });
+    for (const h of [h0, h1]) {
+      await until(`${h.name}'s blue slot answering again`, async () => {
+        try {
+          return (await w.get(h, PORT.blue, "/healthz")).body === "r1";
+        } catch {
+          return false;
+        }
+      });
+    }
+    await until("blue's targets healthy again", () => Object.values(alb.health(TG.blue)).every(Boolean));
+    assert.equal(await lbServes(), "r1");
     const id = await enqueue();
     await until("the task after the reboot ran", async () => (await task(id)).runs === 1);
     const t = await task(id);
