@@ -211,6 +211,12 @@ export class Release extends pulumi.ComponentResource {
    * has stopped, `workers-start-<i>` (beat on the first host only). Triggered by the live colour
    * and its release, so a release and a rollback run them, after the listener has moved (its
    * move waits for none of this). Called once, by the environment, when the stack has Redis.
+   *
+   * `workers-start-<i>` has a `delete`: workers.sh `off` with its slot and release. It runs when
+   * the stack switches Redis off (the step leaves the graph: the workers stop) and when a newer
+   * release's step replaces it (created first, so the host's record names the newer release and
+   * the old step's delete changes nothing). Each start also leaves the record a reboot starts
+   * from (supervisor's <app>-background-boot, bootstrap.sh).
    */
   switchWorkers(after: pulumi.Resource[]): void {
     const cfg = this.args.config;
@@ -218,7 +224,7 @@ export class Release extends pulumi.ComponentResource {
     if (this.workersStop.length || !slot) return;
     const hosts = this.args.hosts.hosts;
     const triggers = (i: number) => [cfg.live, slot.release, slot.sha256, hosts[i].instance.id];
-    const call = (mode: "stop" | "start", i: number) =>
+    const call = (mode: "stop" | "start" | "off", i: number) =>
       steps.workers({ app: cfg.app, slot: cfg.live, release: slot.release, mode, beat: i === 0 });
     hosts.forEach((_, i) => {
       this.workersStop.push(
@@ -235,6 +241,7 @@ export class Release extends pulumi.ComponentResource {
           triggers: triggers(i),
           dependsOn: [...this.workersStop],
           updateIsNoop: true,
+          delete: call("off", i),
         }),
       );
     });
@@ -459,23 +466,28 @@ export class Release extends pulumi.ComponentResource {
       dependsOn: pulumi.Resource[];
       /** Re-running on an input change (not a new release) would repeat work: print its result. */
       updateIsNoop?: boolean;
+      /** What runs on the host when the step leaves the graph or is replaced (the old inputs'). */
+      delete?: pulumi.Input<StepCall>;
     },
   ): remote.Command {
     const step = stepOf(id);
-    const c = pulumi.output(call).apply((x) => {
+    const checked = (x: StepCall) => {
       if (x.step !== step) throw new Error(`${id} builds a ${x.step} step`);
-      return x as StepCall;
-    });
+      return x;
+    };
+    const c = pulumi.output(call).apply(checked);
     const minutes = this.args.config.commandTimeoutMinutes;
     const timeout = `${minutes}m`;
+    const command = (x: StepCall) => createCommand(x, { timeoutSeconds: minutes * 60 });
     // Output that may come from the app's own code stays out of the logs and is secret.
     const quiet = QUIET_STEPS.includes(step);
     return new remote.Command(
       `${this.name}-${id}`,
       {
         connection: this.args.hosts.connection(host, stepUser(step)),
-        create: c.apply((x) => createCommand(x, { timeoutSeconds: minutes * 60 })),
+        create: c.apply(command),
         update: o.updateIsNoop ? c.apply((x) => updateCommand(x)) : undefined,
+        delete: o.delete ? pulumi.output(o.delete).apply((x) => command(checked(x))) : undefined,
         triggers: o.triggers,
         addPreviousOutputInEnv: false,
         logging: quiet ? "stdout" : "stdoutAndStderr",

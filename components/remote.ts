@@ -77,8 +77,14 @@ export function scriptsId(dir: string = SCRIPT_DIR): string {
   return h.digest("hex").slice(0, 16);
 }
 
-/** What one step runs besides lib.sh, step.sh and its own script. */
-const STEP_EXTRA: Partial<Record<Step, string[]>> = { check: ["migration_check.py"] };
+/**
+ * What one step runs besides lib.sh, step.sh and its own script (the bootstrap: what it installs
+ * outside the scripts' directory, so that a change of it prepares the host again).
+ */
+const STEP_EXTRA: Partial<Record<Step, string[]>> = {
+  check: ["migration_check.py"],
+  bootstrap: ["background-boot.sh"],
+};
 
 /** A short, stable id of what one step runs (lib.sh, step.sh and its script): a trigger. */
 export function scriptId(step: Step, dir: string = SCRIPT_DIR): string {
@@ -243,9 +249,17 @@ export const steps = {
   /**
    * The background processes of one host (workers.sh) move to the live release: `stop` (warm
    * shutdown of the worker, and beat) on every host, then `start` on every host, beat only
-   * where `beat` (the first host: one beat per environment).
+   * where `beat` (the first host: one beat per environment). `off` is the delete of a start
+   * step (Redis switched off, or the step replaced by a newer release's): it stops them only
+   * while the host's record (/srv/<app>/background.json) still names this slot and release.
    */
-  workers: (a: { app: string; slot: Colour; release: string; mode: "stop" | "start"; beat: boolean }): StepCall =>
+  workers: (a: {
+    app: string;
+    slot: Colour;
+    release: string;
+    mode: "stop" | "start" | "off";
+    beat?: boolean;
+  }): StepCall =>
     deploy(
       "workers",
       // stop names no release: its command is the same for every release, so a preview shows
@@ -256,8 +270,8 @@ export const steps = {
             GL_APP: a.app,
             GL_SLOT: a.slot,
             GL_RELEASE: a.release,
-            GL_MODE: "start",
-            ...(a.beat ? { GL_BEAT: "1" } : {}),
+            GL_MODE: a.mode,
+            ...(a.mode === "start" && a.beat ? { GL_BEAT: "1" } : {}),
           },
     ),
   /** Maintenance mode on (with why) or off on one host (maintenance.sh). */

@@ -216,7 +216,8 @@ EOF
 }
 # The background processes (greenlight.json's worker and beat) run the release that
 # $ROOT/background points at (workers.sh moves it after each cutover and rollback). Started only
-# by workers.sh (autostart=false): beat must run on one host, which only the release graph knows.
+# by workers.sh, and after a reboot by $APP-background-boot from workers.sh's record
+# (autostart=false): beat must run on one host, which only the release graph knows.
 # TERM is Celery's warm shutdown (running tasks finish); stopwaitsecs is the limit, after which
 # the group is killed and its unacknowledged tasks go back to the queue (acks_late).
 background_conf() {
@@ -246,6 +247,26 @@ environment=PYTHONDONTWRITEBYTECODE="1",HOME="/nonexistent"
 EOF
   done
 }
+# After a reboot (supervisor starting), the worker and beat come back only as the last
+# workers-start left them: <app>-background-boot runs background-boot.sh once, as deploy, which
+# starts what /srv/<app>/background.json (written by workers.sh) names, and nothing without it.
+background_boot_conf() {
+  cat <<EOF
+[program:$APP-background-boot]
+command=$ROOT/bin/background-boot $APP
+directory=$ROOT
+user=deploy
+autostart=true
+autorestart=false
+startsecs=0
+startretries=0
+redirect_stderr=true
+stdout_logfile=/var/log/$APP/background-boot.log
+stdout_logfile_maxbytes=0
+environment=HOME="/home/deploy"
+
+EOF
+}
 # What the programs run: the declared argv of the release's manifest, with its venv's python or
 # console script, from the release's directory (resolved once: a later move of the link leaves a
 # running process on its release); beat with its schedule in shared/beat.
@@ -272,11 +293,13 @@ EOF
 }
 install -d -o root -g root -m 0755 "$ROOT/bin"
 background_runner | write_file "$ROOT/bin/background" 0755 root:root || true
+write_file "$ROOT/bin/background-boot" 0755 root:root <"$scripts/background-boot.sh" || true
 
 ensure_running supervisor
 {
   supervisor_conf
   background_conf
+  background_boot_conf
 } | write_file "/etc/supervisor/conf.d/greenlight-$APP.conf" 0644 root:root || true
 # A changed program is applied at once only to a slot that is not running: `supervisorctl
 # update` would restart a running one, and this host cannot know which colour the load balancer
@@ -284,7 +307,7 @@ ensure_running supervisor
 # before it restarts it).
 mapfile -t reread < <(supervisorctl reread 2>&1)
 for line in "${reread[@]}"; do
-  [[ $line =~ ^($APP-(blue|green|worker|beat)):\ (changed|available)$ ]] || continue
+  [[ $line =~ ^($APP-(blue|green|worker|beat|background-boot)):\ (changed|available)$ ]] || continue
   program=${BASH_REMATCH[1]}
   if [[ ${BASH_REMATCH[3]} == changed ]] && supervisorctl status "$program" 2>/dev/null | grep -q RUNNING; then
     log "$program is running: its new supervisor program applies at its next activation, not now"

@@ -2,8 +2,10 @@
 // with Redis playing ElastiCache (TLS, AUTH), under the mixed load through the load balancer
 // stand-in: the example site's Celery worker (every host) and beat (host 0 only), declared in
 // its greenlight.json, moved to the live release by workers-stop / workers-start after each
-// cutover exactly as the program sends them (components/remote.ts). The site records in Redis
-// each task's starts and completed runs, and each tick beat sent (notes/tasks.py).
+// cutover exactly as the program sends them (components/remote.ts); then a reboot (supervisor
+// starting again brings back what each host recorded) and Redis switched off (workers-start's
+// delete). The site records in Redis each task's starts and completed runs, and each tick beat
+// sent (notes/tasks.py).
 import { S3Client } from "@aws-sdk/client-s3";
 import * as assert from "assert";
 import * as fs from "fs";
@@ -72,9 +74,32 @@ describe("background work on real hosts: Celery worker and beat across a release
     assert.equal(r.code, 0, `${script}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  /** supervisor's state of the host's worker and beat: "RUNNING", "STOPPED", ... */
-  const state = async (host: RigHost, program: "worker" | "beat") =>
+  /** supervisor's state of the host's worker, beat or background-boot: "RUNNING", "STOPPED", ... */
+  const state = async (host: RigHost, program: "worker" | "beat" | "background-boot") =>
     (await host.exec(["supervisorctl", "status", `${APP}-${program}`])).stdout.trim().split(/\s+/)[1];
+  /** The host's record of what it runs (workers.sh start), null when there is none. */
+  const record = async (host: RigHost) => {
+    const r = await host.exec(["cat", `/srv/${APP}/background.json`]);
+    return r.code === 0 ? (JSON.parse(r.stdout) as Record<string, unknown>) : null;
+  };
+  /**
+   * A reboot as far as the rig's hosts can play one (they have no kernel of their own):
+   * supervisord stops, and every program with it, then starts again as it does at boot, and
+   * <app>-background-boot has run. Returns what background-boot logged.
+   */
+  const reboot = async (host: RigHost) => {
+    await sh(host, "service supervisor stop");
+    await until(
+      `supervisord on ${host.name} gone`,
+      async () => (await host.exec(["pgrep", "-x", "supervisord"])).code === 1,
+    );
+    await sh(host, `: >/var/log/${APP}/background-boot.log && service supervisor start`);
+    await until(
+      `background-boot on ${host.name} done`,
+      async () => (await state(host, "background-boot")) === "EXITED",
+    );
+    return sh(host, `cat /var/log/${APP}/background-boot.log`);
+  };
 
   let artifact: { key: string; sha256: string };
   /** A whole release into `slot`: fetch everywhere, check, backup + migrate on h0, activate everywhere. */
@@ -315,6 +340,82 @@ describe("background work on real hosts: Celery worker and beat across a release
       const during = sent.filter((s) => s >= m.switched.startedAt - 60 && s <= m.switched.endedAt + 60);
       assert.ok(during.length >= 5, `beat ticked around the move to ${m.switched.starts[0].release}`);
     }
+  });
+
+  it("a reboot: the worker comes back on the live release on every host, and beat on the first host only", async () => {
+    // Live is blue r1 (the rollback): what each host recorded when its workers started.
+    assert.deepEqual(await record(h0), { slot: "blue", release: "r1", worker: true, beat: true });
+    assert.deepEqual(await record(h1), { slot: "blue", release: "r1", worker: true, beat: false });
+    const before = (await ticks()).length;
+    const booted = await Promise.all([h0, h1].map(reboot));
+    assert.match(booted[0], /release r1 \(blue\): started worker beat/);
+    assert.match(booted[1], /release r1 \(blue\): started worker \(/);
+    for (const h of [h0, h1]) assert.equal(await state(h, "worker"), "RUNNING", h.name);
+    assert.equal(await state(h0, "beat"), "RUNNING");
+    assert.equal(await state(h1, "beat"), "STOPPED", "one beat per environment, after a reboot too");
+    // The slots came back by themselves (autostart); a task through the site runs once on r1.
+    for (const h of [h0, h1]) {
+      await until(`${h.name}'s blue slot answering again`, async () => {
+        try {
+          return (await w.get(h, PORT.blue, "/healthz")).body === "r1";
+        } catch {
+          return false;
+        }
+      });
+    }
+    await until("blue's targets healthy again", () => Object.values(alb.health(TG.blue)).every(Boolean));
+    assert.equal(await lbServes(), "r1");
+    const id = await enqueue();
+    await until("the task after the reboot ran", async () => (await task(id)).runs === 1);
+    const t = await task(id);
+    assert.deepEqual([t.starts, t.runs, t.enqueuedBy, t.ranBy], [1, 1, "r1", "r1"]);
+    // Beat ticks again, on r1, and still once per interval (one beat).
+    await until("beat ticking after the reboot", async () => (await ticks()).length >= before + 3);
+    const all = await ticks();
+    assert.ok(
+      all.slice(before).every((x) => x.release === "r1"),
+      "the ticks after the reboot ran on r1",
+    );
+    const sent = [...new Set(all.map((x) => x.sent))].sort((a, b) => a - b);
+    assert.equal(sent.length, all.length, "no tick ran twice");
+    const gaps = sent.slice(1).map((x, i) => x - sent[i]);
+    assert.ok(Math.min(...gaps) >= INTERVAL * 0.6, `ticks about ${INTERVAL} s apart: ${gaps.map((g) => g.toFixed(2))}`);
+  });
+
+  it("Redis switched off: workers-start's delete stops them for its own release; a stale one's changes nothing", async () => {
+    // The delete of a step a newer one replaced (green r2's, after the rollback to blue r1).
+    const stale = await Promise.all([h0, h1].map((h, i) => ok(h, w.values.workers("off", "green", "r2", i))));
+    assert.deepEqual(
+      stale.map((x) => [x.matched, x.stopped]),
+      [
+        [false, ""],
+        [false, ""],
+      ],
+    );
+    for (const h of [h0, h1]) assert.equal(await state(h, "worker"), "RUNNING", `${h.name}: r1's worker runs on`);
+    assert.equal(await state(h0, "beat"), "RUNNING");
+    assert.equal((await record(h0))?.release, "r1");
+    assert.equal((await record(h1))?.release, "r1");
+    // The delete of the live release's steps (the stack no longer has Redis): stopped, no record.
+    const off = await Promise.all([h0, h1].map((h, i) => ok(h, w.values.workers("off", "blue", "r1", i))));
+    assert.deepEqual(
+      off.map((x) => [x.matched, x.stopped]),
+      [
+        [true, "beat worker"],
+        [true, "worker"],
+      ],
+    );
+    for (const h of [h0, h1]) {
+      assert.equal(await state(h, "worker"), "STOPPED", h.name);
+      assert.equal(await state(h, "beat"), "STOPPED", h.name);
+      assert.equal(await record(h), null, `${h.name}: no record`);
+    }
+    // A retried delete: nothing left to stop.
+    assert.equal((await ok(h1, w.values.workers("off", "blue", "r1", 1))).stopped, "");
+    // And a reboot now starts nothing.
+    assert.match(await reboot(h0), /no record \S+: nothing to start/);
+    assert.equal(await state(h0, "worker"), "STOPPED");
+    assert.equal(await state(h0, "beat"), "STOPPED");
   });
 
   it("no step printed the Redis password", () => {

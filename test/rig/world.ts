@@ -131,8 +131,11 @@ export interface World {
     cleanup(keep: number): StepCall;
     restore(key: string, maintenance?: string, restoreId?: string): StepCall;
     maintenance(mode: "on" | "off", reason?: string): StepCall;
-    /** The background processes of host `host` to the live `release` (beat on host 0). */
-    workers(mode: "stop" | "start", slot: "blue" | "green", release: string, host: number): StepCall;
+    /**
+     * The background processes of host `host` to the live `release` (beat on host 0); `off`:
+     * the delete of workers-start for `slot` and `release`.
+     */
+    workers(mode: "stop" | "start" | "off", slot: "blue" | "green", release: string, host: number): StepCall;
   };
   /** GET http://<host>:<port><path> from the machine (the ALB's side). */
   get(host: RigHost, port: number, path: string): Promise<{ status: number; body: string }>;

@@ -116,6 +116,33 @@ describe("release graph", () => {
         assert.ok(!listener.options.dependencies.includes(c.urn), `the listener does not wait for ${c.name}`);
       }
     });
+    it("workers-start's delete is workers.sh off for its own slot and release: a short line with no secret", async () => {
+      for (const i of [0, 1]) {
+        const start = inputs(byName(prod, p(`workers-start-${i}`)));
+        assert.equal(typeof start.delete, "string", `workers-start-${i} has a delete`);
+        assert.ok(start.delete.length < MAX_COMMAND && !start.delete.includes("\n"), start.delete);
+        assert.deepEqual(values(start.delete), {
+          GL_APP: "site",
+          GL_SLOT: "green",
+          GL_RELEASE: "r2",
+          GL_MODE: "off",
+          GL_TIMEOUT: "1200",
+        });
+        // It runs the same installed scripts as the create: it calls the script, inlines nothing.
+        const runner = (cmd: string) => cmd.split(" ").slice(0, 3).join(" ");
+        assert.equal(runner(start.delete), runner(start.create));
+        assert.match(start.delete, /^bash \/srv\/greenlight-scripts\/[0-9a-f]{16}\/step\.sh workers /);
+        assert.ok(start.delete.length < 200, `${start.delete.length} characters: the preview stays small`);
+      }
+      // Nothing else deletes anything on a host.
+      for (const c of commands(prod).filter((x) => !/-workers-start-\d$/.test(x.name))) {
+        assert.equal(inputs(c).delete, undefined, c.name);
+      }
+      // Rolling back: the new steps' delete names the release they start.
+      const back = await evaluate("prod", { ...both, live: "blue" });
+      const d = values(inputs(byName(back, p("workers-start-1"))).delete);
+      assert.deepEqual([d.GL_SLOT, d.GL_RELEASE, d.GL_MODE], ["blue", "r1", "off"]);
+    });
     it("a stack without Redis has no worker steps", async () => {
       assert.ok(!names(qa).some((n) => n.startsWith("workers-")));
       const off = await evaluate("prod", { ...both, redis: "off" });
@@ -397,6 +424,7 @@ describe("release graph", () => {
       const i = inputs(c);
       assert.ok(i.create.length < MAX_COMMAND && !i.create.includes("\n"), `${c.name}: ${i.create.length} characters`);
       assert.equal(values(i.create).GL_TIMEOUT, "1200", c.name);
+      if (i.delete) assert.equal(values(i.delete).GL_TIMEOUT, "1200", `${c.name}'s delete`);
     }
     const short = await evaluate("qa", { ...slot("blue", "r1"), commandTimeoutMinutes: "5" });
     for (const c of commands(short)) assert.equal(values(inputs(c).create).GL_TIMEOUT, "300", c.name);
@@ -463,7 +491,10 @@ describe("release graph", () => {
       const i = inputs(c);
       assert.equal(i.environment, undefined, `${c.name} uses no environment map`);
       assert.equal(i.addPreviousOutputInEnv, false);
-      for (const s of secrets) assert.ok(!i.create.includes(s), `${c.name} carries a secret`);
+      for (const s of secrets) {
+        assert.ok(!i.create.includes(s), `${c.name} carries a secret`);
+        assert.ok(!(i.delete ?? "").includes(s), `${c.name}'s delete carries a secret`);
+      }
     }
     const migrate = byName(prod, "prod-release-green-migrate");
     assert.equal(inputs(migrate).logging, "stdout");

@@ -47,6 +47,8 @@ const calls: StepCall[] = [
   steps.migrate({ app: "site", slot: "green", release }),
   steps.activate({ app: "site", slot: "green", release, healthPath: "/healthz" }),
   steps.cleanup({ app: "site", keep: 5 }),
+  steps.workers({ app: "site", slot: "green", release, mode: "start", beat: true }),
+  steps.workers({ app: "site", slot: "green", release, mode: "off" }),
   steps.restore({
     ...common,
     backupBucket: "prod-buckets-backups-0123abcd4567ef89",
@@ -109,6 +111,14 @@ describe("remote command builder", () => {
     }
   });
 
+  it("the workers' off (workers-start's delete) names the slot and release it may stop, and nothing else", () => {
+    const off = steps.workers({ app: "site", slot: "blue", release: "r7", mode: "off", beat: true });
+    assert.deepEqual(off.values, { GL_APP: "site", GL_SLOT: "blue", GL_RELEASE: "r7", GL_MODE: "off" });
+    assert.equal(recordPath(off), "/srv/site/steps/blue.r7.workers.off.json");
+    const runner = fs.readFileSync(path.join(SCRIPT_DIR, "step.sh"), "utf8");
+    assert.match(runner, /GL_MODE =~ \^\(on\|off\|stop\|start\)\$/, "step.sh takes mode off");
+  });
+
   it("quoted values reach step.sh unexpanded", () => {
     const call = steps.migrate({ app: "site", slot: "blue", release: "r1'$(touch /tmp/pwned)" });
     assert.ok(words(createCommand(call, { timeoutSeconds: 60 })).includes("GL_RELEASE=r1'$(touch /tmp/pwned)"));
@@ -155,6 +165,8 @@ describe("remote command builder", () => {
       fs.appendFileSync(path.join(dir, "cleanup.sh"), "\n");
       assert.notEqual(scriptsId(dir), scriptsId(), "any script's change is a new version");
       assert.equal(scriptId("bootstrap", dir), scriptId("bootstrap"), "the bootstrap's own id is unchanged");
+      fs.appendFileSync(path.join(dir, "background-boot.sh"), "\n");
+      assert.notEqual(scriptId("bootstrap", dir), scriptId("bootstrap"), "the bootstrap installs background-boot");
       fs.appendFileSync(path.join(dir, "lib.sh"), "\n");
       assert.notEqual(scriptId("bootstrap", dir), scriptId("bootstrap"), "lib.sh is part of every step");
     } finally {
