@@ -104,6 +104,14 @@ describe("one definition of each value, shared by config and the host scripts", 
     for (const v of [...Object.keys(byVariable), "$1"]) assert.ok(seen.has(v), `no script checks ${v}`);
   });
 
+  it("background-boot.sh (which runs without lib.sh, at supervisor's start) checks the app and release ids with the definitions' regexes", () => {
+    const text = fs.readFileSync(path.join(REMOTE, "background-boot.sh"), "utf8");
+    const tests = [...text.matchAll(/=~ (\^[^ ]+\$)/g)].map((m) => m[1]);
+    assert.ok(tests.includes(VALUES.app.pattern.source), `its app test: ${tests.join(" ")}`);
+    assert.ok(tests.includes(VALUES.release.pattern.source), `its release test: ${tests.join(" ")}`);
+    assert.ok(VALUES.release.noDotDot && /\$release != \*\.\.\*/.test(text), "and it refuses .. in a release id");
+  });
+
   it("LINE_SEPARATORS are exactly what Python's str.splitlines splits on (plus NUL)", function () {
     const py = spawnSync(
       "/usr/bin/python3",
